@@ -1,0 +1,228 @@
+"""The `calls` asset: one daily partition = one window synced, normalized and upserted.
+
+Each partition reads its window [local midnight, next local midnight) through the RecentCalls
+client, normalizes the records into the calls table's Arrow schema, and upserts them into DuckDB in
+one transaction. Checks of the partition are evaluated in the same step, right after the load, so
+they see exactly what the load wrote; the blocking ones (completeness, key uniqueness) keep the
+day's models from being rebuilt when they fail.
+"""
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from pipelines.jambonz.client import JambonzError, Scope, Window, WindowResult
+from pipelines.jambonz.records import normalize
+from pipelines.partitions import day_window, partition_day
+from pipelines.resources import JambonzResource, WarehouseResource
+from pipelines.settings import Settings
+from warehouse.checks import CheckOutcome, run_check
+from warehouse.load import LoadResult, Warehouse
+
+POOL = "duckdb_warehouse"
+
+# (check name, blocking, severity, description)
+CALL_CHECKS: tuple[tuple[str, bool, dg.AssetCheckSeverity, str], ...] = (
+    (
+        "calls_complete",
+        True,
+        dg.AssetCheckSeverity.ERROR,
+        "Every call the API returned for the window (after in-window filtering) is in `calls` "
+        "or in `calls_quarantine`.",
+    ),
+    ("call_key_unique", True, dg.AssetCheckSeverity.ERROR, "call_key is unique across `calls`."),
+    (
+        "timestamps_ordered",
+        False,
+        dg.AssetCheckSeverity.ERROR,
+        "attempted_at <= answered_at <= terminated_at where present.",
+    ),
+    (
+        "duration_consistent",
+        False,
+        dg.AssetCheckSeverity.ERROR,
+        "duration >= 0, 0 when unanswered, within a second of terminated_at - answered_at.",
+    ),
+    (
+        "answered_sip_200",
+        False,
+        dg.AssetCheckSeverity.ERROR,
+        "Answered calls have sip_status 200.",
+    ),
+    (
+        "nothing_quarantined",
+        False,
+        dg.AssetCheckSeverity.WARN,
+        "No record of the window was quarantined (see calls_quarantine for reasons).",
+    ),
+    (
+        "api_still_has_window",
+        False,
+        dg.AssetCheckSeverity.WARN,
+        "The API still returns calls for a window the warehouse holds: a total of 0 where the "
+        "warehouse has calls means jambonz forgot them (nothing was deleted here).",
+    ),
+)
+
+SQL_CHECKS = ("call_key_unique", "timestamps_ordered", "duration_consistent", "answered_sip_200")
+
+
+def evaluate_call_checks(
+    wh: Warehouse,
+    window: Window,
+    *,
+    fetched_keys: pa.Array,
+    in_window: int,
+    quarantined: int,
+    api_total: int,
+    rows_in_window: int,
+) -> list[CheckOutcome]:
+    """Every check of CALL_CHECKS for one window, after its load. Pure over the warehouse."""
+    wh.con.register("fetched_keys", pa.table({"call_key": fetched_keys}))
+    try:
+        complete = run_check(wh.con, "calls_complete", start=window.start, end=window.end)
+    finally:
+        wh.con.unregister("fetched_keys")
+    # A record counts as accounted for when it loaded or was quarantined.
+    shortfall = in_window - (len(fetched_keys) + quarantined)
+    outcomes = [
+        CheckOutcome(
+            "calls_complete",
+            complete.violations + abs(shortfall),
+            complete.sample + ([f"shortfall {shortfall}"] if shortfall else []),
+        )
+    ]
+    outcomes += [run_check(wh.con, n, start=window.start, end=window.end) for n in SQL_CHECKS]
+    outcomes.append(CheckOutcome("nothing_quarantined", quarantined, []))
+    forgotten = rows_in_window if api_total == 0 and rows_in_window > 0 else 0
+    outcomes.append(
+        CheckOutcome(
+            "api_still_has_window",
+            forgotten,
+            [f"API total 0; warehouse holds {rows_in_window} calls"] if forgotten else [],
+        )
+    )
+    return outcomes
+
+
+def _metadata(
+    scope: Scope, window: Window, result: WindowResult, load: LoadResult, rows: int, started: float
+) -> dict[str, Any]:
+    return {
+        "dagster/row_count": rows,
+        "scope": f"{scope.kind} {scope.sid}",
+        "window_start_utc": window.start.isoformat(),
+        "window_end_utc": window.end.isoformat(),
+        "inserted": load.inserted,
+        "updated": load.updated,
+        "unchanged": load.unchanged,
+        "quarantined": load.quarantined,
+        "api_total": result.total,
+        "api_in_window": len(result.records),
+        "requests": result.requests,
+        "pages": result.pages,
+        "repairs": result.repairs,
+        "duplicates_dropped": result.duplicates_dropped,
+        "out_of_window_dropped": result.out_of_window_dropped,
+        "retries": dg.MetadataValue.json(dict(sorted(result.retries.items()))),
+        "rate_limit_wait_s": round(result.rate_limit_wait_s, 3),
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+
+
+def build_calls_asset(
+    settings: Settings, partitions: dg.DailyPartitionsDefinition
+) -> dg.AssetsDefinition:
+    specs = [
+        dg.AssetCheckSpec(
+            name,
+            asset="calls",
+            blocking=blocking,
+            description=description,
+            partitions_def=partitions,
+        )
+        for name, blocking, _, description in CALL_CHECKS
+    ]
+    severities = {name: severity for name, _, severity, _ in CALL_CHECKS}
+
+    @dg.asset(
+        name="calls",
+        partitions_def=partitions,
+        check_specs=specs,
+        pool=POOL,
+        group_name="jambonz",
+        kinds={"duckdb", "python"},
+        description=(
+            "One row per call (call_key), upserted by day window from jambonz RecentCalls; "
+            "never deleted. Columns: see README 'The calls table'."
+        ),
+    )
+    def calls(
+        context: dg.AssetExecutionContext,
+        jambonz: JambonzResource,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        scope = jambonz.scope()
+        day = partition_day(context.partition_key)
+        window = day_window(day, settings.partitions_timezone)
+        context.log.info(
+            f"syncing {scope.kind} {scope.sid} for {day} "
+            f"[{window.start.isoformat()}, {window.end.isoformat()})"
+        )
+        try:
+            with jambonz.client() as client:
+                result = client.fetch_window(scope, window)
+        except JambonzError as exc:
+            raise dg.Failure(description=f"partition {day}: {exc}") from None
+        normalized = normalize(
+            result.records,
+            synced_at=datetime.now(UTC),
+            scope_sid=scope.sid,
+            window_start=window.start,
+            window_end=window.end,
+        )
+        account = scope.sid if scope.kind == "account" else None
+        with warehouse.open() as wh:
+            load = wh.load_window(
+                normalized.calls,
+                normalized.raw,
+                normalized.quarantine,
+                window_start=window.start,
+                window_end=window.end,
+            )
+            rows = wh.count_calls(window.start, window.end, account)
+            outcomes = evaluate_call_checks(
+                wh,
+                window,
+                fetched_keys=normalized.calls.column("call_key").combine_chunks(),
+                in_window=len(result.records),
+                quarantined=normalized.quarantine.num_rows,
+                api_total=result.total,
+                rows_in_window=rows,
+            )
+        if result.total == 0 and rows > 0:
+            context.log.warning(
+                f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of it: "
+                "the API no longer has this day. Nothing was deleted."
+            )
+        elif result.total == 0:
+            context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
+        return dg.MaterializeResult(
+            metadata=_metadata(scope, window, result, load, rows, started),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=o.name,
+                    passed=o.passed,
+                    severity=severities[o.name],
+                    metadata={"violations": o.violations, "sample": json.dumps(o.sample)},
+                )
+                for o in outcomes
+            ],
+        )
+
+    return calls

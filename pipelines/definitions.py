@@ -1,0 +1,54 @@
+"""The code location: merges assets, checks, the job, the schedule, sensors and resources.
+
+Loads with no environment set (the UI must open on a fresh checkout): missing credentials fail a
+run at its first step, naming the variable, not the load.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.calls import build_calls_asset
+from pipelines.models import MODELS, build_model_asset
+from pipelines.partitions import daily_partitions
+from pipelines.resources import JambonzResource, WarehouseResource
+from pipelines.schedules import build_schedule
+from pipelines.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions = daily_partitions(settings)
+    calls = build_calls_asset(settings, partitions)
+    models = [build_model_asset(name, settings, partitions, calls) for name in MODELS]
+    daily_sync = dg.define_asset_job(
+        "daily_sync",
+        selection=dg.AssetSelection.assets(calls, *models),
+        partitions_def=partitions,
+        description="Sync a day of calls, check it, and rebuild that day's models.",
+    )
+    return dg.Definitions(
+        assets=[calls, *models],
+        jobs=[daily_sync],
+        schedules=[build_schedule(daily_sync, settings)],
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                "models_follow_calls",
+                target=dg.AssetSelection.assets(*models),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+            )
+        ],
+        resources={
+            "jambonz": JambonzResource(
+                base_url=settings.base_url,
+                api_key=dg.EnvVar("JAMBONZ_API_KEY"),
+                account_sid=settings.account_sid,
+                service_provider_sid=settings.service_provider_sid,
+                reserve=settings.rate_limit_reserve,
+            ),
+            "warehouse": WarehouseResource(path=settings.warehouse_path),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,99 @@
+"""One asset per warehouse model: each partition rebuilds only its own day.
+
+The models follow `calls` on their own: their automation condition is eager (a day's model is
+rebuilt when that day of `calls` changes) gated on `calls`' blocking checks having passed. The
+daily job also includes them, so a scheduled run leaves calls and models in step without waiting
+for the automation sensor.
+"""
+
+import json
+
+import dagster as dg
+
+from pipelines.calls import POOL
+from pipelines.partitions import day_window, partition_day
+from pipelines.resources import WarehouseResource
+from pipelines.settings import Settings
+from warehouse.checks import run_check
+from warehouse.reports import run_report
+
+MODELS: dict[str, str] = {
+    "call_durations_daily": (
+        "Per day (partition time zone), account, direction and trunk: answered calls, talk "
+        "seconds, mean, median, p90, p99 and max duration of answered calls."
+    ),
+    "answer_rates_daily": (
+        "Per day (partition time zone), account, direction and trunk: attempts, answered, "
+        "answer_rate, failures by SIP class (4xx/5xx/6xx) and the most frequent termination reason."
+    ),
+}
+
+MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "answer_rates_daily": (
+        ("answer_rate_bounds", "answer_rate lies in [0, 1]."),
+        ("model_attempts_match", "The day's attempts equal the calls attempted in the day."),
+    ),
+}
+
+
+def _markdown(columns: list[str], rows: list[tuple[object, ...]]) -> str:
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(str(v) for v in r) + " |\n" for r in rows)
+
+
+def build_model_asset(
+    name: str,
+    settings: Settings,
+    partitions: dg.DailyPartitionsDefinition,
+    calls: dg.AssetsDefinition,
+) -> dg.AssetsDefinition:
+    checks = MODEL_CHECKS.get(name, ())
+    specs = [
+        dg.AssetCheckSpec(check, asset=name, description=desc, partitions_def=partitions)
+        for check, desc in checks
+    ]
+
+    @dg.asset(
+        name=name,
+        deps=[calls],
+        partitions_def=partitions,
+        check_specs=specs,
+        pool=POOL,
+        group_name="models",
+        kinds={"duckdb", "sql"},
+        description=MODELS[name],
+        automation_condition=dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    )
+    def model(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        day = partition_day(context.partition_key)
+        tz = settings.partitions_timezone
+        window = day_window(day, tz)
+        with warehouse.open() as wh:
+            rows = wh.rebuild_model(
+                name, day=day, tz=tz, window_start=window.start, window_end=window.end
+            )
+            columns, report = run_report(wh.con, "by_trunk", start=window.start, end=window.end)
+            outcomes = [
+                run_check(wh.con, check, start=window.start, end=window.end, day=day, tz=tz)
+                for check, _ in checks
+            ]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "day": day.isoformat(),
+                "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=o.name,
+                    passed=o.passed,
+                    metadata={"violations": o.violations, "sample": json.dumps(o.sample)},
+                )
+                for o in outcomes
+            ],
+        )
+
+    return model

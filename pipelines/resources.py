@@ -1,0 +1,93 @@
+"""Dagster resources: one per external system, the jambonz API and the DuckDB warehouse.
+
+The API key enters through `EnvVar("JAMBONZ_API_KEY")` where these are wired
+(pipelines/definitions.py); it is never logged, never part of run config, and the resource's
+repr leaves it out. Configuration mistakes fail a run at its first step with a message naming the
+variable to fix, before any request is sent or any file is opened for writing.
+"""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines.jambonz.client import RecentCallsClient, Scope
+from warehouse.load import Warehouse
+
+_SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+class JambonzResource(dg.ConfigurableResource):
+    """The jambonz RecentCalls API of one account, or of every account of a service provider."""
+
+    base_url: str = Field(description="JAMBONZ_BASE_URL, e.g. https://api.jambonz.cloud")
+    api_key: str = Field(default="", repr=False, description="JAMBONZ_API_KEY (via EnvVar)")
+    account_sid: str | None = Field(default=None, description="JAMBONZ_ACCOUNT_SID")
+    service_provider_sid: str | None = Field(
+        default=None,
+        description="JAMBONZ_SERVICE_PROVIDER_SID: when set, the service-provider route syncs "
+        "every account of it",
+    )
+    reserve: float = Field(default=0.2, description="share of the rate limit left to others")
+    concurrency: int = Field(default=1, description="pages in flight at once, inside the pacing")
+    timeout_s: float = Field(default=30.0, description="per-request timeout")
+    pace_without_headers: bool = Field(
+        default=True,
+        description="pace to 600 requests / 5 minutes when the server sends no RateLimit headers",
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"JambonzResource(base_url={self.base_url!r}, account_sid={self.account_sid!r}, "
+            f"service_provider_sid={self.service_provider_sid!r})"
+        )
+
+    def scope(self) -> Scope:
+        """The scope to sync, or a Failure naming the variable that is missing or malformed."""
+        if not self.api_key.strip():
+            raise dg.Failure(
+                "JAMBONZ_API_KEY is not set: export the API key of the account (or service "
+                "provider) to sync; see README 'Pointing it at jambonz'."
+            )
+        if self.service_provider_sid:
+            if not _SID.match(self.service_provider_sid):
+                raise dg.Failure(
+                    f"JAMBONZ_SERVICE_PROVIDER_SID={self.service_provider_sid!r} is not a "
+                    "jambonz sid (a UUID such as 43a6715f-583b-41e0-a086-b4f8cc677771)."
+                )
+            return Scope.service_provider(self.service_provider_sid)
+        if not self.account_sid:
+            raise dg.Failure(
+                "JAMBONZ_ACCOUNT_SID is not set (nor JAMBONZ_SERVICE_PROVIDER_SID): "
+                "set the account whose calls to sync."
+            )
+        if not _SID.match(self.account_sid):
+            raise dg.Failure(
+                f"JAMBONZ_ACCOUNT_SID={self.account_sid!r} is not a jambonz sid (a UUID such as "
+                "173c3dbf-acbb-4e31-9668-a4f3445cb971)."
+            )
+        return Scope.account(self.account_sid)
+
+    def client(self) -> RecentCallsClient:
+        return RecentCallsClient(
+            self.base_url,
+            self.api_key,
+            reserve=self.reserve,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+            fallback_rate=(600, 300.0) if self.pace_without_headers else None,
+        )
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file (WAREHOUSE_PATH). One writing process at a time: see README."""
+
+    path: str = Field(description="WAREHOUSE_PATH")
+    lock_timeout_s: float = Field(
+        default=120.0, description="how long a run waits for another process to release the file"
+    )
+
+    def open(self, *, read_only: bool = False) -> Warehouse:
+        return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only)

@@ -1,0 +1,87 @@
+"""Settings read from the environment when the definitions load.
+
+Only non-secret settings live here. The API key is never read here: it enters through Dagster's
+`EnvVar` where the resources are wired (pipelines/definitions.py). Every setting has a default so
+the definitions load, and the UI opens, on a fresh checkout with nothing set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BASE_URL = "https://api.jambonz.cloud"
+DEFAULT_WAREHOUSE_PATH = REPO_ROOT / "var" / "warehouse.duckdb"
+# jambonz keeps at most about 30 days: older partitions would only ever read `total: 0`.
+DEFAULT_HISTORY_DAYS = 30
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    account_sid: str | None
+    service_provider_sid: str | None
+    warehouse_path: str
+    partitions_start_date: str
+    partitions_timezone: str
+    settle_minutes: int
+    lookback_days: int
+    rate_limit_reserve: float
+
+
+def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+def load_settings(env: dict[str, str] | None = None, *, today: date | None = None) -> Settings:
+    """Read the settings from `env` (default: os.environ), validating each one."""
+    env = dict(os.environ if env is None else env)
+    tz = env.get("PARTITIONS_TIMEZONE", "").strip() or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"PARTITIONS_TIMEZONE={tz!r} is not an IANA time zone") from None
+    start = env.get("PARTITIONS_START_DATE", "").strip()
+    if start:
+        try:
+            date.fromisoformat(start)
+        except ValueError:
+            raise SettingsError(f"PARTITIONS_START_DATE={start!r} is not YYYY-MM-DD") from None
+    else:
+        today = today or datetime.now(UTC).date()
+        start = (today - timedelta(days=DEFAULT_HISTORY_DAYS)).isoformat()
+    reserve_raw = env.get("JAMBONZ_RATE_LIMIT_RESERVE", "").strip()
+    try:
+        reserve = float(reserve_raw) if reserve_raw else 0.2
+    except ValueError:
+        raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve_raw!r} is not a number") from None
+    if not 0.0 <= reserve < 1.0:
+        raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve} is outside [0, 1)")
+    return Settings(
+        base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
+        account_sid=env.get("JAMBONZ_ACCOUNT_SID", "").strip() or None,
+        service_provider_sid=env.get("JAMBONZ_SERVICE_PROVIDER_SID", "").strip() or None,
+        warehouse_path=env.get("WAREHOUSE_PATH", "").strip() or str(DEFAULT_WAREHOUSE_PATH),
+        partitions_start_date=start,
+        partitions_timezone=tz,
+        settle_minutes=_int(env, "SYNC_SETTLE_MINUTES", 60, 0, 23 * 60 + 59),
+        lookback_days=_int(env, "SYNC_LOOKBACK_DAYS", 2, 0, 30),
+        rate_limit_reserve=reserve,
+    )
