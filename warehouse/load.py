@@ -1,21 +1,68 @@
 """Upsert one window's Arrow tables into the DuckDB file, in one transaction.
 
-CONTRACT SKELETON: the public surface below is what the Dagster layer and the tests use.
+Tables (DDL in warehouse/schema/NNN_*.sql, applied in order on open, recorded in
+`schema_version`; shapes in warehouse/tables.py):
+- `calls`: one row per call_key (contract: CALLS_SCHEMA).
+- `calls_raw`: the API's JSON of every row inserted or changed in `calls`, written in the same
+  transaction, so normalization can be replayed without re-fetching: one row per call_key, the
+  payload as last received when the row last changed.
+- `calls_quarantine`: records that could not become a row, with the reason, keyed by a hash of the
+  record's canonical JSON and the window: quarantining the same record twice is one row.
+- model tables (warehouse/models/<table>.sql), rebuilt a day at a time by `rebuild_model`.
 
-No PRIMARY KEY: the delete of changed rows is scoped by the window's attempted_at range and the
+No PRIMARY KEY: the delete of changed rows is scoped by the batch's attempted_at range and the
 batch's keys together, so loading one day costs the same into 1M or 30M rows. Never deletes a call
-the API no longer returns. Knows nothing of HTTP or Dagster.
+the API no longer returns. Values are always bound as parameters; SQL text lives in
+warehouse/sql/<table>_<operation>.sql. Knows nothing of HTTP or Dagster.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@cache
+def sql(name: str, folder: str = "sql") -> str:
+    """The text of warehouse/{folder}/{name}.sql."""
+    if not _NAME.match(name):
+        raise ValueError(f"bad SQL file name {name!r}")
+    path = resources.files("warehouse").joinpath(folder, f"{name}.sql")
+    if not path.is_file():
+        raise KeyError(f"no SQL file warehouse/{folder}/{name}.sql")
+    return path.read_text(encoding="utf-8")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, DDL) of warehouse/schema/NNN_name.sql, in order."""
+    found = []
+    for entry in resources.files("warehouse").joinpath("schema").iterdir():
+        m = _MIGRATION.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def model_names() -> list[str]:
+    """Every model: warehouse/models/<table>.sql."""
+    folder = resources.files("warehouse").joinpath("models")
+    return sorted(e.name[:-4] for e in folder.iterdir() if e.name.endswith(".sql"))
 
 
 @dataclass(frozen=True)
@@ -30,6 +77,10 @@ class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file; the message says what to do."""
 
 
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return "lock" in str(exc).lower()
+
+
 class Warehouse:
     """The DuckDB file. Opening applies the schema migrations idempotently.
 
@@ -42,10 +93,65 @@ class Warehouse:
     def __init__(
         self, path: str | Path, *, lock_timeout_s: float = 60.0, read_only: bool = False
     ) -> None:
-        raise NotImplementedError
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con: duckdb.DuckDBPyConnection | None = self._connect(lock_timeout_s)
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._con.execute("SET enable_progress_bar = false")
+            if not read_only:
+                self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WarehouseLockedError(
+                        f"The warehouse file {self.path} is locked by another process (waited "
+                        f"{lock_timeout_s:g} s). DuckDB lets one process write a file at a time: "
+                        "another process holds it, e.g. a Dagster run or a DuckDB CLI/notebook "
+                        "session. Close that session (or wait for the run to finish) and retry; "
+                        "to read while it runs, open a copy of the file, or open with "
+                        f"read_only=True once no writer holds it. DuckDB said: {exc}"
+                    ) from exc
+                time.sleep(min(delay, left))  # backoff between attempts, not synchronization
+                delay = min(delay * 2, 1.0)
+
+    def _migrate(self) -> None:
+        con = self.con
+        con.execute(sql("schema_version_create"))
+        applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
+        for version, name, ddl in migrations():
+            if version in applied:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(ddl)
+                con.execute(sql("schema_version_insert"), {"version": version, "name": name})
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def __enter__(self) -> Warehouse:
-        raise NotImplementedError
+        return self
 
     def __exit__(
         self,
@@ -53,11 +159,27 @@ class Warehouse:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        raise NotImplementedError
+        self.close()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        raise NotImplementedError
+        if self._con is None:
+            raise RuntimeError(f"the warehouse {self.path} is closed")
+        return self._con
+
+    def query(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run warehouse/sql/{name}.sql with bound params; works on a read-only warehouse."""
+        return self.con.execute(sql(name), params or {}).fetchall()
+
+    def count_calls(
+        self, window_start: datetime, window_end: datetime, account_sid: str | None = None
+    ) -> int:
+        """Calls attempted in [window_start, window_end), of one account when given."""
+        rows = self.query(
+            "count_calls",
+            {"window_start": window_start, "window_end": window_end, "account_sid": account_sid},
+        )
+        return int(rows[0][0])
 
     def load_window(
         self,
@@ -68,11 +190,82 @@ class Warehouse:
         window_start: datetime,
         window_end: datetime,
     ) -> LoadResult:
-        """Upsert calls (+ raw payloads) and append new quarantine rows, in one transaction."""
-        raise NotImplementedError
+        """Upsert calls (+ raw payloads) and append new quarantine rows, in one transaction.
+
+        New calls are inserted, changed ones (any column but synced_at differs) deleted and
+        inserted again, unchanged ones left alone (they keep their synced_at). Existing rows are
+        looked up by attempted_at within the batch's range and call_key in the batch. Any error
+        rolls everything back.
+        """
+        if calls.schema != CALLS_SCHEMA:
+            raise ValueError(f"calls must have CALLS_SCHEMA, got:\n{calls.schema}")
+        if raw.schema != RAW_SCHEMA:
+            raise ValueError(f"raw must have RAW_SCHEMA, got:\n{raw.schema}")
+        if quarantine.schema != QUARANTINE_SCHEMA:
+            raise ValueError(f"quarantine must have QUARANTINE_SCHEMA, got:\n{quarantine.schema}")
+        keys = calls.column("call_key")
+        if pc.count_distinct(keys).as_py() != calls.num_rows:
+            raise ValueError("calls has duplicate call_key values: normalize() dedupes them")
+
+        con = self.con
+        con.register("batch_calls", calls)
+        con.register("batch_raw", raw)
+        con.register("batch_quarantine", quarantine)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                inserted = updated = 0
+                if calls.num_rows:
+                    span = pc.min_max(calls.column("attempted_at"))
+                    rng = {"lo": span["min"].as_py(), "hi": span["max"].as_py()}
+                    con.execute(sql("calls_existing"), rng)
+                    con.execute(sql("calls_diff"))
+                    inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
+                    con.execute(sql("calls_delete_changed"), rng)
+                    con.execute(sql("calls_insert"))
+                    con.execute(sql("calls_raw_delete"), rng)
+                    con.execute(sql("calls_raw_insert"))
+                    con.execute("DROP TABLE IF EXISTS _existing")
+                    con.execute("DROP TABLE IF EXISTS _diff")
+                quarantined = 0
+                if quarantine.num_rows:
+                    window = {"window_start": window_start, "window_end": window_end}
+                    row = con.execute(sql("calls_quarantine_insert"), window).fetchone()
+                    quarantined = int(row[0]) if row else 0
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            for view in ("batch_calls", "batch_raw", "batch_quarantine"):
+                con.unregister(view)
+        return LoadResult(
+            inserted=int(inserted),
+            updated=int(updated),
+            unchanged=calls.num_rows - int(inserted) - int(updated),
+            quarantined=quarantined,
+        )
 
     def rebuild_model(
         self, name: str, *, day: date, tz: str, window_start: datetime, window_end: datetime
     ) -> int:
-        """Replace one day's rows of model `name` (warehouse/models/{name}.sql); returns rows."""
-        raise NotImplementedError
+        """Replace one day's rows of model `name` (warehouse/models/{name}.sql); returns rows.
+
+        The day's rows are deleted and the model's query inserted, in one transaction; the query
+        reads only calls attempted in [window_start, window_end) (the caller's UTC bounds of
+        `day` in `tz`). `name` is an identifier checked against the model files, not a value.
+        """
+        if name not in model_names():
+            raise KeyError(f"no model {name!r}; known: {', '.join(model_names())}")
+        select = sql(name, "models")
+        params = {"tz": tz, "day": day, "window_start": window_start, "window_end": window_end}
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f'DELETE FROM "{name}" WHERE day = $day', {"day": day})  # noqa: S608
+            row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(row[0]) if row else 0

@@ -42,3 +42,30 @@ CALLS_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
 
 CALLS_SCHEMA: pa.Schema = pa.schema([pa.field(name, typ) for name, typ, _ in CALLS_COLUMNS])
 CALL_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CALLS_COLUMNS)
+
+# `calls_raw`: the API's JSON of every row loaded into `calls` (inserted or changed), so the
+# normalization can be replayed without re-fetching. One row per call_key, like `calls`.
+RAW_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("call_key", pa.string(), "the row of `calls` this payload became"),
+    ("attempted_at", UTC_US, "the call's attempted_at (scopes the upsert, like `calls`)"),
+    ("account_sid", pa.string(), "account the call belongs to"),
+    ("payload", pa.string(), "the record exactly as received, as JSON text (DuckDB JSON)"),
+    ("synced_at", UTC_US, "when this payload was written"),
+)
+RAW_SCHEMA: pa.Schema = pa.schema([pa.field(name, typ) for name, typ, _ in RAW_COLUMNS])
+
+# `calls_quarantine`: records that could not become a row, and why. One row per (record, window).
+QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("quarantine_key", pa.string(), "hash of the canonical JSON and the window: one row each"),
+    ("record_key", pa.string(), "records.record_identity of the record (may be 'invalid:...')"),
+    ("scope_sid", pa.string(), "the account or service provider whose window was synced"),
+    ("account_sid", pa.string(), "the record's own account_sid when it had a string one"),
+    ("window_start", UTC_US, "the synced window's start (inclusive)"),
+    ("window_end", UTC_US, "the synced window's end (exclusive)"),
+    ("reason", pa.string(), "the field and what is wrong with its value"),
+    ("payload", pa.string(), "the record as canonical JSON text (sorted keys)"),
+    ("quarantined_at", UTC_US, "when it was first quarantined"),
+)
+QUARANTINE_SCHEMA: pa.Schema = pa.schema(
+    [pa.field(name, typ) for name, typ, _ in QUARANTINE_COLUMNS]
+)

@@ -1,0 +1,3 @@
+DELETE FROM calls
+WHERE attempted_at BETWEEN $lo AND $hi
+  AND call_key IN (SELECT d.call_key FROM _diff AS d WHERE NOT d.is_new);
