@@ -3,7 +3,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/var/dagster_home
 
 .PHONY: test lint typecheck unit demo dev sim bench clean
 
@@ -26,11 +25,10 @@ test: lint typecheck
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.demo
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)} $(BIN)/python -m pipelines.demo
 
 dev: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pipelines.demo --ui
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)} $(BIN)/python -m pipelines.demo --ui
 
 sim: $(STAMP)
 	$(BIN)/python -m pipelines.jambonz.simulator --port 8765

@@ -23,7 +23,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     daily_sync = dg.define_asset_job(
         "daily_sync",
         selection=dg.AssetSelection.assets(calls, *models),
-        partitions_def=partitions,
         description="Sync a day of calls, check it, and rebuild that day's models.",
     )
     return dg.Definitions(

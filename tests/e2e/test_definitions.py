@@ -1,0 +1,110 @@
+"""The code location loads with nothing set, and its partitions, schedule and checks are right."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import build_definitions
+from pipelines.partitions import day_window
+from pipelines.schedules import days_for_tick
+from pipelines.settings import SettingsError, load_settings
+
+
+def test_definitions_load_with_nothing_set(clean_env: None) -> None:
+    today = date(2026, 11, 27)
+    settings = load_settings({}, today=today)
+    defs = build_definitions(settings)
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert keys == {"calls", "call_durations_daily", "answer_rates_daily"}
+    calls = defs.resolve_assets_def("calls")
+    partitions = calls.partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    assert partitions.timezone == "UTC"
+    assert partitions.get_first_partition_key() == "2026-10-28"  # 30 days of jambonz retention
+    assert settings.base_url == "https://api.jambonz.cloud"
+    check_names = {spec.name for name in keys for spec in defs.resolve_assets_def(name).check_specs}
+    assert {"calls_complete", "call_key_unique", "answer_rate_bounds"} <= check_names
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_blocking_checks_are_completeness_and_uniqueness(clean_env: None) -> None:
+    defs = build_definitions(load_settings({}))
+    calls = defs.resolve_assets_def("calls")
+    blocking = {spec.name for spec in calls.check_specs if spec.blocking}
+    assert blocking == {"calls_complete", "call_key_unique"}
+
+
+def test_models_follow_calls_and_wait_for_blocking_checks(clean_env: None) -> None:
+    defs = build_definitions(load_settings({}))
+    for name in ("call_durations_daily", "answer_rates_daily"):
+        model = defs.resolve_assets_def(name)
+        assert dg.AssetKey("calls") in model.dependency_keys
+        condition = model.automation_conditions_by_key[dg.AssetKey(name)]
+        assert condition is not None
+        assert "blocking" in str(condition).lower() or "checks" in str(condition).lower()
+
+
+def test_schedule_cron_timezone_and_lookback_requests(clean_env: None) -> None:
+    env = {
+        "PARTITIONS_TIMEZONE": "America/New_York",
+        "PARTITIONS_START_DATE": "2026-11-01",
+        "SYNC_SETTLE_MINUTES": "90",
+        "SYNC_LOOKBACK_DAYS": "2",
+    }
+    settings = load_settings(env)
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def("daily_calls_sync")
+    assert schedule.cron_schedule == "30 1 * * *"
+    assert schedule.execution_timezone == "America/New_York"
+    tick = datetime(2026, 11, 25, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    ) as context:
+        requests = schedule.evaluate_tick(context).run_requests or []
+    assert [r.partition_key for r in requests] == ["2026-11-22", "2026-11-23", "2026-11-24"]
+    assert requests[-1].tags["jambonz/sync"] == "settled"
+    assert len({r.run_key for r in requests}) == 3
+
+
+def test_schedule_never_requests_a_day_before_it_settled() -> None:
+    settings = load_settings({"SYNC_SETTLE_MINUTES": "60", "PARTITIONS_START_DATE": "2026-11-01"})
+    # Ten minutes past midnight is before the settle delay: the newest day is the one before.
+    early = datetime(2026, 11, 25, 0, 10, tzinfo=UTC)
+    assert days_for_tick(early, settings)[-1] == date(2026, 11, 23)
+    on_time = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+    assert days_for_tick(on_time, settings)[-1] == date(2026, 11, 24)
+
+
+def test_schedule_clips_lookback_at_the_first_partition() -> None:
+    settings = load_settings({"PARTITIONS_START_DATE": "2026-11-24", "SYNC_LOOKBACK_DAYS": "5"})
+    tick = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    assert days_for_tick(tick, settings) == [date(2026, 11, 24), date(2026, 11, 25)]
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [(date(2026, 3, 8), 23), (date(2026, 11, 1), 25), (date(2026, 11, 2), 24)],
+)
+def test_partition_windows_follow_daylight_saving(day: date, hours: int) -> None:
+    window = day_window(day, "America/New_York")
+    assert window.end - window.start == timedelta(hours=hours)
+    assert window.start.tzinfo == UTC
+    assert day_window(day + timedelta(days=1), "America/New_York").start == window.end
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"PARTITIONS_TIMEZONE": "Mars/Olympus"}, "PARTITIONS_TIMEZONE"),
+        ({"PARTITIONS_START_DATE": "27/11/2026"}, "PARTITIONS_START_DATE"),
+        ({"SYNC_LOOKBACK_DAYS": "many"}, "SYNC_LOOKBACK_DAYS"),
+        ({"JAMBONZ_RATE_LIMIT_RESERVE": "1.5"}, "JAMBONZ_RATE_LIMIT_RESERVE"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        load_settings(env)
