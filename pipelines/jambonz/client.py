@@ -1,7 +1,5 @@
 """A complete, polite RecentCalls client.
 
-CONTRACT SKELETON: the public surface below is what the Dagster layer and tests use.
-
 Given a scope (an account or a service provider) and a half-open UTC window [start, end), return
 every call attempted in it exactly once: pacing from the RateLimit headers (leaving a reserve to
 the operator's web UI), retries with a written rule, window paging with completeness against
@@ -11,9 +9,40 @@ line, a repr or a traceback. Knows nothing of Dagster or DuckDB.
 
 from __future__ import annotations
 
+import itertools
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+import httpx
+
+from pipelines.jambonz.pacing import (
+    RESET_MARGIN_S,
+    Pacer,
+    backoff_delay,
+    parse_rate_headers,
+    parse_retry_after,
+)
+from pipelines.jambonz.paging import (
+    BadBodyError,
+    Page,
+    error_message,
+    format_ns,
+    is_query_parse_error,
+    pages_for,
+    parse_envelope,
+    parse_instant,
+    record_identity,
+    split_points,
+    to_ns,
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +118,99 @@ class IncompleteWindowError(JambonzError):
     """The window could not be made complete within bounded attempts; names the shortfall."""
 
 
+USER_AGENT = "jambonz-warehouse/0.1 (RecentCalls sync; +https://github.com/jambonz)"
+REPAIR_COUNT = 500  # the largest page the server serves: one request verifies up to 500 calls
+REPAIR_LEAF = 450  # aim sub-windows below a full page, leaving room for late landings
+MAX_REPAIR_ROUNDS = 4
+
+log = logging.getLogger("pipelines.jambonz.client")
+
+
+def describe(scope: Scope, window: Window) -> str:
+    """`account <sid> [start, end)` for messages: what a person needs to find the sync."""
+    kind = "account" if scope.kind == "account" else "service provider"
+    return f"{kind} {scope.sid} window [{window.start.isoformat()}, {window.end.isoformat()})"
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the Bearer header per request; its repr never shows the key."""
+
+    def __init__(self, api_key: str) -> None:
+        self.__key = api_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.__key}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(<redacted>)"
+
+
+class _Retry(Exception):
+    """Internal signal: this attempt failed transiently; never escapes the client."""
+
+    def __init__(self, cause: str, detail: str, *, wait_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.detail = detail
+        self.wait_s = wait_s  # a server-given wait (429), else backoff applies
+
+
+@dataclass
+class _Run:
+    """State of one fetch_window: collected records and what they cost. Guarded by `lock`."""
+
+    scope: Scope
+    window: Window
+    lo: int
+    hi: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    known: dict[str, tuple[int | None, dict[str, Any]]] = field(default_factory=dict)
+    outside: set[str] = field(default_factory=set)
+    requests: int = 0
+    pages: int = 0
+    records_seen: int = 0
+    duplicates: int = 0
+    out_of_window: int = 0
+    repairs: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+    wait_s: float = 0.0
+
+    def absorb(self, data: list[dict[str, Any]]) -> tuple[int, int]:
+        """Add a page's records; returns (new distinct in-window, duplicates)."""
+        new = dups = 0
+        with self.lock:
+            self.pages += 1
+            for record in data:
+                self.records_seen += 1
+                ident = record_identity(record)
+                if ident in self.known or ident in self.outside:
+                    dups += 1
+                    continue
+                try:
+                    ns: int | None = parse_instant(record.get("attempted_at"))
+                except ValueError:
+                    ns = None  # kept: records.py quarantines it, dropping it would hide it
+                if ns is not None and not self.lo <= ns < self.hi:
+                    self.outside.add(ident)
+                    self.out_of_window += 1
+                    continue
+                self.known[ident] = (ns, record)
+                new += 1
+            self.duplicates += dups
+        return new, dups
+
+    def count_in(self, a: int, b: int) -> int:
+        with self.lock:
+            if a <= self.lo and b >= self.hi:
+                return len(self.known)
+            return sum(1 for ns, _ in self.known.values() if ns is not None and a <= ns < b)
+
+    def times_in(self, a: int, b: int) -> list[int]:
+        with self.lock:
+            return sorted(ns for ns, _ in self.known.values() if ns is not None and a <= ns < b)
+
+
 class RecentCallsClient:
     """Reads RecentCalls windows. Thread-safe; one instance may serve several windows.
 
@@ -120,17 +242,302 @@ class RecentCallsClient:
         backoff_cap_s: float = 30.0,
         concurrency: int = 1,
         page_size: int = 500,
+        _sleep: Callable[[float], None] = time.sleep,
+        _monotonic: Callable[[], float] = time.monotonic,
+        _random: Callable[[], float] = random.random,
+        _transport: httpx.BaseTransport | None = None,
     ) -> None:
-        raise NotImplementedError
+        if not 25 <= page_size <= 500:
+            raise ValueError(f"page_size must be within 25..500 (the server's bounds): {page_size}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1: {concurrency}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1: {max_attempts}")
+        if not api_key:
+            raise ValueError("api_key is empty: set JAMBONZ_API_KEY")
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.max_retry_s = max_retry_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.timeout_s = timeout_s
+        self._sleep = _sleep
+        self._monotonic = _monotonic
+        self._random = _random
+        self.pacer = Pacer(
+            reserve=reserve, fallback_rate=fallback_rate, sleep=_sleep, monotonic=_monotonic
+        )
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=_BearerAuth(api_key),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_s),
+            transport=_transport,
+            follow_redirects=False,
+        )
 
-    def fetch_window(self, scope: Scope, window: Window) -> WindowResult:
-        raise NotImplementedError
+    def __repr__(self) -> str:
+        return (
+            f"RecentCallsClient(base_url={self.base_url!r}, page_size={self.page_size}, "
+            f"concurrency={self.concurrency}, reserve={self.pacer.reserve})"
+        )
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._http.close()
 
     def __enter__(self) -> RecentCallsClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- one window ---------------------------------------------------------------------------
+
+    def fetch_window(self, scope: Scope, window: Window) -> WindowResult:
+        started = self._monotonic()
+        lo, hi = to_ns(window.start), to_ns(window.end)
+        if hi <= lo:
+            raise ValueError(f"empty or reversed window: {describe(scope, window)}")
+        run = _Run(scope, window, lo, hi)
+
+        first = self._page(run, lo, hi, 1, self.page_size)
+        run.absorb(first.data)
+        total = first.total
+        suspicious = len(first.data) < min(self.page_size, total)
+        n_pages = pages_for(total, self.page_size) if total else 1
+        totals = [total]
+        for number, page in self._rest(run, lo, hi, n_pages):
+            _, dups = run.absorb(page.data)
+            totals.append(page.total)
+            short = len(page.data) < self.page_size and number < n_pages
+            suspicious = suspicious or dups > 0 or short or page.total != total
+        latest = totals[-1] if self.concurrency == 1 else max(totals)
+        if suspicious or run.count_in(lo, hi) != latest:
+            log.info(
+                "%s: paging pass collected %d of %d (totals %d..%d); repairing",
+                describe(scope, window),
+                run.count_in(lo, hi),
+                latest,
+                min(totals),
+                max(totals),
+            )
+            latest = self._repair(run)
+        result = WindowResult(
+            scope=scope,
+            window=window,
+            records=[record for _, record in run.known.values()],
+            total=latest,
+            requests=run.requests,
+            pages=run.pages,
+            records_seen=run.records_seen,
+            duplicates_dropped=run.duplicates,
+            out_of_window_dropped=run.out_of_window,
+            repairs=run.repairs,
+            retries=dict(run.retries),
+            rate_limit_wait_s=run.wait_s,
+            elapsed_s=self._monotonic() - started,
+        )
+        log.info(
+            "%s: %d calls (total %d) in %d requests, %d pages, %d repairs, retries %s, "
+            "%.1fs waiting on the rate limit, %.1fs",
+            describe(scope, window),
+            len(result.records),
+            result.total,
+            result.requests,
+            result.pages,
+            result.repairs,
+            result.retries or "none",
+            result.rate_limit_wait_s,
+            result.elapsed_s,
+        )
+        return result
+
+    def _rest(self, run: _Run, lo: int, hi: int, n_pages: int) -> Iterator[tuple[int, Page]]:
+        """Pages 2..n_pages, in order; concurrently when asked, all through the one pacer."""
+        numbers = range(2, n_pages + 1)
+        if self.concurrency == 1 or n_pages <= 2:
+            for n in numbers:
+                yield n, self._page(run, lo, hi, n, self.page_size)
+            return
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="recentcalls")
+        try:
+            futures = [pool.submit(self._page, run, lo, hi, n, self.page_size) for n in numbers]
+            for n, future in zip(numbers, futures, strict=True):
+                yield n, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- repair ------------------------------------------------------------------------------
+
+    def _repair(self, run: _Run) -> int:
+        """Make the window complete against its total; returns the total last confirmed.
+
+        Each round verifies the whole window top-down: a sub-window is complete when one page of
+        500 is not full (it is the whole content) or when the distinct calls known inside it
+        account for its total; otherwise it is split at quantiles of the known attempt times
+        (as many parts as the shortfall suggests, up to pieces of ~REPAIR_LEAF calls) and each
+        part is verified the same way. A round ends with the window confirmed or the shortfalls
+        chased; the next round starts from a fresh total.
+        """
+        lo, hi = run.lo, run.hi
+        budget = 4 * pages_for(run.count_in(lo, hi) + 1, REPAIR_LEAF) + 40
+        spent_at_start = run.repairs
+        total = shortfall = 0
+        for _ in range(MAX_REPAIR_ROUNDS):
+            ok, total = self._verify(run, lo, hi, budget + spent_at_start)
+            if ok:
+                return total
+            shortfall = total - run.count_in(lo, hi)
+            if run.repairs - spent_at_start >= budget:
+                break
+        raise IncompleteWindowError(
+            f"{describe(run.scope, run.window)} at {self.base_url}: the server counts {total} "
+            f"calls but {run.count_in(lo, hi)} were collected (short by {max(shortfall, 0)}) "
+            f"after {run.repairs} repair requests; records are still landing or paging is "
+            "unstable: retry the window later"
+        )
+
+    def _verify(self, run: _Run, a: int, b: int, limit: int) -> tuple[bool, int]:
+        """Verify [a, b); returns (confirmed by its own answer, the total it answered)."""
+        if run.repairs >= limit:
+            return False, 0
+        page = self._page(run, a, b, 1, REPAIR_COUNT, repair=True)
+        run.absorb(page.data)
+        if len(page.data) < REPAIR_COUNT and len(page.data) >= page.total:
+            return True, page.total
+        known = run.count_in(a, b)
+        if known >= page.total:
+            return True, page.total
+        if b - a < 2:
+            return False, page.total
+        parts = min(max(2, page.total - known + 1), max(2, -(-page.total // REPAIR_LEAF)))
+        cuts = split_points(a, b, run.times_in(a, b), parts)
+        edges = [a, *cuts, b]
+        for lo, hi in itertools.pairwise(edges):
+            self._verify(run, lo, hi, limit)
+        return False, page.total
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _page(
+        self, run: _Run, a: int, b: int, number: int, count: int, *, repair: bool = False
+    ) -> Page:
+        """One page of [a, b) (ns, half-open), with pacing and the retry rule."""
+        params = {
+            "page": str(number),
+            "count": str(count),
+            "start": format_ns(a),
+            "end": format_ns(b - 1),
+        }
+        attempt = 0
+        first_try = self._monotonic()
+        while True:
+            waited = self.pacer.acquire()
+            with run.lock:
+                run.wait_s += waited
+                run.requests += 1
+                if repair:
+                    run.repairs += 1
+            try:
+                return self._send(run, params)
+            except _Retry as retry:
+                attempt += 1
+                with run.lock:
+                    run.retries[retry.cause] += 1
+                spent = self._monotonic() - first_try
+                if retry.wait_s is not None:
+                    delay = retry.wait_s
+                else:
+                    delay = backoff_delay(
+                        attempt - 1, self.backoff_base_s, self.backoff_cap_s, self._random
+                    )
+                if attempt >= self.max_attempts or spent + delay > self.max_retry_s:
+                    raise JambonzUnavailableError(
+                        f"jambonz at {self.base_url} is unavailable for "
+                        f"{describe(run.scope, run.window)}: gave up after {attempt} attempts "
+                        f"in {spent:.1f}s; last cause: {retry.cause}: {retry.detail}"
+                    ) from None
+                log.warning(
+                    "%s page %d: %s (%s); retry %d/%d in %.2fs",
+                    describe(run.scope, run.window),
+                    number,
+                    retry.cause,
+                    retry.detail,
+                    attempt,
+                    self.max_attempts - 1,
+                    delay,
+                )
+                if retry.cause == "429":
+                    self.pacer.on_429(delay)  # the wait happens in acquire, counted there
+                else:
+                    self._sleep(delay)
+
+    def _send(self, run: _Run, params: dict[str, str]) -> Page:
+        info = None
+        answered = False
+        try:
+            try:
+                response = self._http.get(run.scope.path, params=params)
+            except httpx.TimeoutException as exc:
+                raise _Retry("timeout", _cause(exc)) from None
+            except httpx.ConnectError as exc:
+                raise _Retry("connect", _cause(exc)) from None
+            except httpx.RemoteProtocolError as exc:
+                kind = "truncated" if "message body" in str(exc) else "reset"
+                raise _Retry(kind, _cause(exc)) from None
+            except httpx.TransportError as exc:
+                raise _Retry("reset", _cause(exc)) from None
+            answered = True
+            info = parse_rate_headers(response.headers)
+        finally:
+            self.pacer.release(info, answered=answered)
+        return self._interpret(run, response)
+
+    def _interpret(self, run: _Run, response: httpx.Response) -> Page:
+        status = response.status_code
+        where = f"{describe(run.scope, run.window)} at {self.base_url}"
+        if status == 200:
+            try:
+                return parse_envelope(response.content)
+            except BadBodyError as exc:
+                raise _Retry("bad_body", f"200 with a bad body: {exc}") from None
+        body = response.content
+        message = error_message(body)
+        if status == 429:
+            wait = parse_retry_after(response.headers.get("retry-after"))
+            if wait is None:
+                info = parse_rate_headers(response.headers)
+                wait = info.reset_s + RESET_MARGIN_S if info and info.remaining == 0 else None
+            raise _Retry("429", f"429 Too Many Requests: {message[:80]}", wait_s=wait)
+        if status == 401:
+            raise JambonzAuthError(
+                f"jambonz at {self.base_url} refused the API key (401 Unauthorized) for "
+                f"{describe(run.scope, run.window)}: check JAMBONZ_API_KEY"
+            )
+        if status == 403:
+            what = "account" if run.scope.kind == "account" else "service provider"
+            env = (
+                "JAMBONZ_ACCOUNT_SID" if run.scope.kind == "account" else "the service provider sid"
+            )
+            raise JambonzForbiddenError(
+                f"jambonz at {self.base_url} answered 403 ({message}): the API key may not read "
+                f"{what} {run.scope.sid} ({describe(run.scope, run.window)}); check the key's "
+                f"scope (account, service provider or admin) and {env}"
+            )
+        if status == 500 and is_query_parse_error(body):
+            raise JambonzBadRequestError(
+                f"jambonz at {self.base_url} could not parse the query for {where}: {message}"
+            )
+        if 400 <= status < 500:
+            raise JambonzBadRequestError(
+                f"jambonz at {self.base_url} rejected the request for {where} ({status}): {message}"
+            )
+        kind = "html" if body.lstrip()[:1] == b"<" else "body"
+        raise _Retry("5xx", f"{status} from the server ({kind}: {message[:80]!r})")
+
+
+def _cause(exc: httpx.HTTPError) -> str:
+    """An httpx error as text: its type and message, never its request's headers."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
