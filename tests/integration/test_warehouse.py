@@ -1,0 +1,221 @@
+"""The loader over real DuckDB files: upsert, quarantine, rollback, lock, migrations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import warehouse.load as load_module
+from pipelines.jambonz.records import Normalized, normalize
+from tests.conftest import load_capture
+from warehouse.load import Warehouse, WarehouseLockedError, migrations
+from warehouse.tables import CALL_COLUMN_NAMES
+
+WS = datetime(2026, 11, 21, tzinfo=UTC)
+WE = datetime(2026, 11, 22, tzinfo=UTC)
+T1 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+T2 = T1 + timedelta(hours=1)
+ACCOUNT = "173c3dbf-acbb-4e31-9668-a4f3445cb971"
+TABLES = ("calls", "calls_raw", "calls_quarantine")
+
+
+def real_records() -> list[dict[str, Any]]:
+    return list(load_capture("52_acctA_count0.http").json()["data"])
+
+
+def norm(records: list[dict[str, Any]], synced_at: datetime = T1) -> Normalized:
+    return normalize(
+        records, synced_at=synced_at, scope_sid=ACCOUNT, window_start=WS, window_end=WE
+    )
+
+
+def load(wh: Warehouse, n: Normalized) -> load_module.LoadResult:
+    return wh.load_window(n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
+
+
+def snapshot(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: wh.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}  # noqa: S608
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Iterator[Warehouse]:
+    with Warehouse(tmp_path / "nested" / "wh.duckdb", lock_timeout_s=5) as w:
+        yield w
+
+
+def test_load_real_window_then_reload_is_identical(wh: Warehouse) -> None:
+    records = real_records()
+    records.append(dict(records[0], call_sid=None, sip_callid=None))  # quarantined
+    first = load(wh, norm(records))
+    assert (first.inserted, first.updated, first.unchanged, first.quarantined) == (948, 0, 0, 1)
+    before = snapshot(wh)
+    assert [len(before[t]) for t in TABLES] == [948, 948, 1]
+    columns = [r[0] for r in wh.con.execute("DESCRIBE calls").fetchall()]
+    assert tuple(columns) == CALL_COLUMN_NAMES
+
+    again = load(wh, norm(list(reversed(records)), synced_at=T2))
+    assert (again.inserted, again.updated, again.unchanged, again.quarantined) == (0, 0, 948, 0)
+    assert snapshot(wh) == before  # synced_at included: unchanged rows keep theirs
+    assert wh.count_calls(WS, WE) == 948
+    assert wh.count_calls(WS, WE, ACCOUNT) == 948
+    assert wh.count_calls(WS, WE, "someone-else") == 0
+    assert wh.count_calls(WE, WE + timedelta(days=1)) == 0
+
+
+def test_changed_call_is_replaced_with_its_raw_payload(wh: Warehouse) -> None:
+    records = real_records()
+    load(wh, norm(records))
+    changed = dict(records[5], duration=records[5]["duration"] + 1, cost=0.5)
+    records[5] = changed
+    result = load(wh, norm(records, synced_at=T2))
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 947)
+    sid = changed["call_sid"]
+    duration, extra, synced = wh.con.execute(
+        "SELECT duration, extra, synced_at FROM calls WHERE call_key = $k", {"k": sid}
+    ).fetchone() or (None, None, None)
+    assert (duration, extra, synced) == (changed["duration"], '{"cost":0.5}', T2)
+    assert wh.con.execute("SELECT count(*) FROM calls").fetchone() == (948,)
+    payload, raw_synced = wh.con.execute(
+        "SELECT payload->>'$.cost', synced_at FROM calls_raw WHERE call_key = $k", {"k": sid}
+    ).fetchone() or (None, None)
+    assert (payload, raw_synced) == ("0.5", T2)
+    assert wh.con.execute("SELECT count(*) FROM calls_raw").fetchone() == (948,)
+    others = wh.con.execute("SELECT DISTINCT synced_at FROM calls WHERE call_key <> $k", {"k": sid})
+    assert others.fetchall() == [(T1,)]
+
+
+def test_calls_no_longer_returned_are_never_deleted(wh: Warehouse) -> None:
+    records = real_records()
+    load(wh, norm(records))
+    before = snapshot(wh)
+    fewer = records[::10]
+    result = load(wh, norm(fewer, synced_at=T2))
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, len(fewer))
+    assert snapshot(wh) == before
+
+
+def test_quarantine_is_idempotent_and_the_rest_loads(wh: Warehouse) -> None:
+    records = real_records()
+    records[1] = dict(records[1], duration="abc")
+    records[2] = dict(records[2], answered="yes")
+    records[3] = dict(records[3], sip_status=99999999999)
+    records[4] = dict(records[4], attempted_at="notadate")
+    first = load(wh, norm(records))
+    assert (first.inserted, first.quarantined) == (944, 4)
+    second = load(wh, norm(records, synced_at=T2))
+    assert (second.unchanged, second.quarantined) == (944, 0)
+    rows = wh.con.execute(
+        "SELECT reason, scope_sid, window_start, window_end, quarantined_at FROM calls_quarantine "
+        "ORDER BY reason"
+    ).fetchall()
+    assert [r[0].split(":")[0] for r in rows] == [
+        "answered",
+        "attempted_at",
+        "duration",
+        "sip_status",
+    ]
+    assert {r[1:] for r in rows} == {(ACCOUNT, WS, WE, T1)}
+    # the same record in another window is another quarantine row
+    n = normalize(records, synced_at=T2, scope_sid=ACCOUNT, window_start=WS, window_end=T1)
+    other = wh.load_window(n.calls, n.raw, n.quarantine, window_start=WS, window_end=T1)
+    assert other.quarantined == 4
+
+
+def _changed_batch() -> Normalized:
+    records = real_records()
+    records[0] = dict(records[0], duration=1)  # changed
+    records.append(dict(records[1], call_sid="brand-new"))  # new
+    records.append(dict(records[2], duration="abc"))  # quarantined
+    return norm(records, synced_at=T2)
+
+
+def test_exception_after_the_delete_rolls_everything_back(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(wh, norm(real_records()))
+    before = snapshot(wh)
+    real_sql = load_module.sql
+    reached = []
+
+    def failing_sql(name: str, folder: str = "sql") -> str:
+        if name == "calls_raw_insert":  # after calls were deleted and re-inserted
+            reached.append(name)
+            return "SELECT error('injected failure')"
+        return real_sql(name, folder)
+
+    monkeypatch.setattr(load_module, "sql", failing_sql)
+    with pytest.raises(duckdb.Error, match="injected failure"):
+        load(wh, _changed_batch())
+    assert reached == ["calls_raw_insert"]
+    assert snapshot(wh) == before
+    monkeypatch.undo()
+    result = load(wh, _changed_batch())  # and the connection is usable afterwards
+    assert (result.inserted, result.updated, result.quarantined) == (1, 1, 1)
+
+
+def test_quarantine_table_with_wrong_schema_rolls_everything_back(wh: Warehouse) -> None:
+    load(wh, norm(real_records()))
+    wh.con.execute("ALTER TABLE calls_quarantine DROP COLUMN reason")
+    before = snapshot(wh)
+    with pytest.raises(duckdb.Error):
+        load(wh, _changed_batch())
+    assert snapshot(wh) == before
+
+
+def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    with Warehouse(path) as w:
+        load(w, norm(real_records()[:10]))
+    for _ in range(2):
+        with Warehouse(path) as w:
+            versions = w.con.execute("SELECT version, name FROM schema_version ORDER BY 1")
+            assert versions.fetchall() == [(v, name) for v, name, _ in migrations()]
+            assert w.count_calls(WS, WE) == 10
+    with Warehouse(path, read_only=True) as ro:
+        assert ro.count_calls(WS, WE) == 10
+        assert ro.query("count_calls", {"window_start": WS, "window_end": WE, "account_sid": None})
+        with pytest.raises(duckdb.Error):
+            ro.con.execute("DELETE FROM calls")
+
+
+HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.read()
+con.close()
+"""
+
+
+def test_lock_error_names_the_file_and_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    Warehouse(path).close()
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseLockedError) as info:
+            Warehouse(path, lock_timeout_s=0.3)
+        message = str(info.value)
+        assert str(path) in message
+        assert "another process" in message
+        assert "Dagster run" in message
+        assert "read_only" in message
+        assert "copy" in message
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    with Warehouse(path, lock_timeout_s=5) as w:  # released: opens at once
+        assert w.count_calls(WS, WE) == 0
