@@ -1,0 +1,285 @@
+"""Partitions materialized in-process through the real definitions, the simulator and DuckDB."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.calls import evaluate_call_checks
+from pipelines.jambonz import simulator as simmod
+from pipelines.partitions import day_window
+from tests.conftest import NOW
+from tests.e2e.conftest import Pipeline
+from warehouse.checks import run_check
+from warehouse.load import Warehouse
+
+DAY = NOW.date() - timedelta(days=2)
+
+
+def _meta(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, Any]:
+    mats = result.asset_materializations_for_node(node)
+    assert len(mats) == 1
+    return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def _keys(pipeline: Pipeline, day: date) -> list[str]:
+    w = day_window(day, pipeline.settings.partitions_timezone)
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT call_key FROM calls WHERE attempted_at >= $s AND attempted_at < $e",
+            {"s": w.start, "e": w.end},
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _truth_keys(pipeline: Pipeline, day: date) -> set[str]:
+    from pipelines.jambonz.records import record_identity
+
+    return {record_identity(r) for r in pipeline.truth(day)}
+
+
+def test_a_day_loads_every_call_once_with_metadata_and_passing_checks(pipeline: Pipeline) -> None:
+    result = pipeline.run_day(DAY)
+    assert result.success
+    keys = _keys(pipeline, DAY)
+    assert len(keys) == len(set(keys))
+    assert set(keys) == _truth_keys(pipeline, DAY)
+    meta = _meta(result)
+    assert meta["dagster/row_count"] == len(keys)
+    assert meta["inserted"] == len(keys)
+    assert meta["updated"] == 0
+    assert meta["api_total"] == len(keys)
+    assert meta["requests"] >= 1
+    for name in ("repairs", "quarantined", "rate_limit_wait_s", "elapsed_s", "retries"):
+        assert name in meta
+    checks = _checks(result)
+    for name in ("calls_complete", "call_key_unique", "timestamps_ordered", "duration_consistent"):
+        assert checks[name].passed, name
+    assert checks["answer_rate_bounds"].passed
+    assert checks["model_attempts_match"].passed
+    model_meta = _meta(result, "answer_rates_daily")
+    assert "| trunk |" in model_meta["by_trunk"]
+    assert model_meta["dagster/row_count"] > 0
+
+
+def test_resync_is_idempotent(pipeline: Pipeline) -> None:
+    assert pipeline.run_day(DAY).success
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        before = con.execute("SELECT * EXCLUDE (synced_at) FROM calls ORDER BY call_key").fetchall()
+    again = pipeline.run_day(DAY)
+    meta = _meta(again)
+    assert (meta["inserted"], meta["updated"]) == (0, 0)
+    assert meta["unchanged"] == len(before)
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        after = con.execute("SELECT * EXCLUDE (synced_at) FROM calls ORDER BY call_key").fetchall()
+    assert after == before
+
+
+def test_calls_still_up_at_the_first_sync_arrive_on_the_resync(pipeline: Pipeline) -> None:
+    day = NOW.date() - timedelta(days=1)
+    end_of_day = day_window(day, "UTC").end
+    # Synced while the day's last calls are still up: their CDRs are written when they end.
+    pipeline.sim.set_clock(end_of_day - timedelta(minutes=30))
+    first = _meta(pipeline.run_day(day))
+    pipeline.sim.set_clock(end_of_day + timedelta(hours=6))
+    late = _truth_keys(pipeline, day)
+    assert len(late) > first["dagster/row_count"], "the simulator should have late calls"
+    second = _meta(pipeline.run_day(day))
+    assert second["inserted"] == len(late) - first["dagster/row_count"]
+    assert set(_keys(pipeline, day)) == late
+
+
+def test_a_day_the_api_forgot_keeps_its_calls_and_warns(pipeline: Pipeline) -> None:
+    assert pipeline.run_day(DAY).success
+    held = len(_keys(pipeline, DAY))
+    pipeline.sim.set_clock(NOW + timedelta(days=60))  # past jambonz's retention
+    result = pipeline.run_day(DAY)
+    assert result.success
+    meta = _meta(result)
+    assert meta["api_total"] == 0
+    assert meta["dagster/row_count"] == held
+    assert len(_keys(pipeline, DAY)) == held
+    check = _checks(result)["api_still_has_window"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    warnings = [
+        e for e in result.all_events if e.event_type_value == "ENGINE_EVENT" or e.is_step_event
+    ]
+    assert warnings  # the run logged; the warning text is asserted through the check above
+
+
+def test_missing_api_key_fails_first_step_naming_the_variable(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JAMBONZ_API_KEY", "")
+    result = pipeline.run_day(DAY)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "JAMBONZ_API_KEY" in message
+    assert "httpx" not in message
+    assert not pipeline.warehouse.exists()
+    assert pipeline.sim.request_log == []
+
+
+def test_malformed_account_sid_fails_naming_the_variable(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import load_settings
+
+    monkeypatch.setenv("JAMBONZ_ACCOUNT_SID", "not-a-sid")
+    pipeline.defs = build_definitions(load_settings())
+    result = pipeline.run_day(DAY)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "JAMBONZ_ACCOUNT_SID='not-a-sid'" in str(failure.step_failure_data.error)
+    assert pipeline.sim.request_log == []
+
+
+def test_wrong_api_key_fails_with_the_cause_and_writes_nothing(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JAMBONZ_API_KEY", "wrong-key-5f3c9a")
+    result = pipeline.run_day(DAY)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "401" in message
+    assert "wrong-key-5f3c9a" not in message
+    assert len(pipeline.sim.request_log) == 1  # no retry storm
+    assert not pipeline.warehouse.exists()
+
+
+# --- each check fails on data built to break it -------------------------------------------------
+
+
+def _record(call_sid: str, day: date, **overrides: Any) -> dict[str, Any]:
+    at = f"{day.isoformat()}T12:00:00.000Z"
+    record: dict[str, Any] = {
+        "attempted_at": at,
+        "account_sid": simmod.ACCOUNT_SID,
+        "answered": True,
+        "answered_at": f"{day.isoformat()}T12:00:05.000Z",
+        "application_sid": None,
+        "call_sid": call_sid,
+        "direction": "inbound",
+        "duration": 60,
+        "from": "+15085550100",
+        "host": "10.0.0.11",
+        "recording_url": None,
+        "remote_host": "3.3.3.3",
+        "service_provider_sid": simmod.SERVICE_PROVIDER_SID,
+        "sip_callid": f"{call_sid}@10.0.0.1",
+        "sip_parent_callid": None,
+        "sip_status": 200,
+        "terminated_at": f"{day.isoformat()}T12:01:05.000Z",
+        "termination_reason": "caller hungup",
+        "to": "15085550199",
+        "trace_id": None,
+        "trunk": "twilio",
+    }
+    record.update(overrides)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("check", "overrides"),
+    [
+        ("answered_sip_200", {"sip_status": 486}),
+        ("timestamps_ordered", {"answered_at": f"{DAY.isoformat()}T11:59:00.000Z"}),
+        ("duration_consistent", {"duration": 600}),
+    ],
+)
+def test_record_checks_fail_on_records_built_to_break_them(
+    pipeline: Pipeline, check: str, overrides: dict[str, Any]
+) -> None:
+    bad_sid = "00000000-0000-4000-8000-00000000bad1"
+    pipeline.sim.add_records([_record(bad_sid, DAY, **overrides)])
+    result = pipeline.run_day(DAY)
+    evaluation = _checks(result)[check]
+    assert not evaluation.passed
+    assert bad_sid in json.loads(str(evaluation.metadata["sample"].value))
+
+
+def test_duplicate_call_key_fails_the_blocking_check_and_skips_the_models(
+    pipeline: Pipeline,
+) -> None:
+    assert pipeline.run_day(DAY).success
+    key = _keys(pipeline, DAY)[0]
+    other = DAY - timedelta(days=3)
+    with duckdb.connect(str(pipeline.warehouse)) as con:
+        # The same call held twice: the second copy on another day, as a botched replay would.
+        con.execute(
+            "INSERT INTO calls SELECT * REPLACE (attempted_at - INTERVAL 3 DAY AS attempted_at) "
+            "FROM calls WHERE call_key = $k",
+            {"k": key},
+        )
+    result = pipeline.run_day(DAY)
+    checks = _checks(result)
+    assert not checks["call_key_unique"].passed
+    assert key in str(checks["call_key_unique"].metadata["sample"].value)
+    # Blocking: the day's models did not run.
+    assert result.asset_materializations_for_node("answer_rates_daily") == []
+    assert result.asset_materializations_for_node("call_durations_daily") == []
+    assert other < DAY
+
+
+def test_completeness_fails_when_a_fetched_call_is_not_in_the_table(pipeline: Pipeline) -> None:
+    import pyarrow as pa
+
+    assert pipeline.run_day(DAY).success
+    window = day_window(DAY, "UTC")
+    keys = _keys(pipeline, DAY)
+    with Warehouse(pipeline.warehouse) as wh:
+        ok = evaluate_call_checks(
+            wh,
+            window,
+            fetched_keys=pa.array(keys),
+            in_window=len(keys),
+            quarantined=0,
+            api_total=len(keys),
+            rows_in_window=len(keys),
+        )
+        assert {o.name: o.passed for o in ok}["calls_complete"]
+        broken = evaluate_call_checks(
+            wh,
+            window,
+            fetched_keys=pa.array([*keys, "never-loaded-sid"]),
+            in_window=len(keys) + 2,
+            quarantined=0,
+            api_total=len(keys) + 2,
+            rows_in_window=len(keys),
+        )
+    complete = {o.name: o for o in broken}["calls_complete"]
+    assert not complete.passed
+    assert "never-loaded-sid" in complete.sample
+
+
+def test_model_checks_fail_on_rows_built_to_break_them(pipeline: Pipeline) -> None:
+    assert pipeline.run_day(DAY).success
+    window = day_window(DAY, "UTC")
+    with Warehouse(pipeline.warehouse) as wh:
+        for name in ("answer_rate_bounds", "model_attempts_match"):
+            assert run_check(wh.con, name, start=window.start, end=window.end, day=DAY).passed
+        wh.con.execute(
+            "UPDATE answer_rates_daily SET answer_rate = 1.5, attempts = attempts + 1 "
+            "WHERE day = $d AND trunk = (SELECT min(trunk) FROM answer_rates_daily WHERE day = $d)",
+            {"d": DAY},
+        )
+        bounds = run_check(
+            wh.con, "answer_rate_bounds", start=window.start, end=window.end, day=DAY
+        )
+        match = run_check(
+            wh.con, "model_attempts_match", start=window.start, end=window.end, day=DAY
+        )
+    assert not bounds.passed
+    assert match.violations == 1
