@@ -194,7 +194,9 @@ class Faults:
     truncated_bodies: int = 0  # next N 200 answers send half the body and close
     non_json_bodies: int = 0  # next N 200 answers send an HTML page with status 200
     reset_connections: int = 0  # next N requests: the socket is closed without an answer
-    landing_per_request: int = 0  # after each data query, N new CDRs land inside the queried range
+    # Not a countdown: while > 0, every RecentCalls request lands N new (already ended) CDRs
+    # inside its queried range, after its count and before its data query.
+    landing_per_request: int = 0
     repeat_previous_page: int = 0  # next N pages > 1 repeat the records of the previous page
     short_pages: int = 0  # next N pages > 1 drop their last record (short page before the end)
 
@@ -681,6 +683,7 @@ class Simulator:
         self._landings = 0
         self._log: list[dict[str, Any]] = []
         self._count_429 = 0
+        self._connections = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -835,6 +838,16 @@ class Simulator:
         with self._lock:
             return self._count_429
 
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (keep-alive reuse shows as fewer than requests)."""
+        with self._lock:
+            return self._connections
+
+    def _connected(self) -> None:
+        with self._lock:
+            self._connections += 1
+
     # ------------------------------------------------------------------------------------------
     # the store
 
@@ -856,7 +869,7 @@ class Simulator:
             hi = min(hi, q.hi_ns)
         return lo, hi
 
-    def _select(self, q: _Query) -> _Hits:
+    def _select(self, q: _Query, *, ordered: bool = True) -> _Hits:
         """Matching visible records as (source, index), attempt time descending."""
         if q.nothing or not q.accounts:
             return _Hits.none()
@@ -927,6 +940,8 @@ class Simulator:
         t = np.concatenate(times)
         s = np.concatenate(src_ids)
         r = np.concatenate(rows)
+        if not ordered:  # a count needs no order
+            return _Hits(sources, s, r)
         order = np.argsort(-t, kind="stable")
         return _Hits(sources, s[order], r[order])
 
@@ -1184,7 +1199,7 @@ class Simulator:
 
         with self._lock:
             # The server counts first, then reads the page: the two are not atomic.
-            total = len(self._select(q))
+            total = len(self._select(q, ordered=False))
             self._land(q, self.faults.landing_per_request)
             if self.faults.landing_per_request > 0:
                 entry["fault"] = "landing_per_request"
@@ -1256,6 +1271,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 5  # the keep-alive timeout the real server advertises
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sim._connected()
 
     def do_GET(self) -> None:
         response = self.server.sim.handle(self.path, self.headers.get("Authorization"))

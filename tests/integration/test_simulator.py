@@ -651,3 +651,11 @@ def test_cli_starts_answers_and_stops() -> None:
         _out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert ACCOUNT_KEY not in err
+
+
+def test_keep_alive_lets_httpx_reuse_one_connection(
+    client: httpx.Client, simulator: Simulator
+) -> None:
+    for page in range(1, 6):
+        assert get(client, page=page, count=10, **DAY).status_code == 200
+    assert simulator.connections == 1
