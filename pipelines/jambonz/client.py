@@ -39,10 +39,10 @@ from pipelines.jambonz.paging import (
     pages_for,
     parse_envelope,
     parse_instant,
-    record_identity,
     split_points,
     to_ns,
 )
+from pipelines.jambonz.records import record_identity
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ It must never do I/O, sleep, or see the API key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -164,27 +163,6 @@ def error_message(body: bytes) -> str:
 def is_query_parse_error(body: bytes) -> bool:
     """A 500 that is the database refusing our query (capture 43): deterministic, not transient."""
     return "error parsing" in error_message(body).lower()
-
-
-def record_identity(record: dict[str, Any]) -> str:
-    """Stand-in for records.record_identity (same rule), used until that module lands.
-
-    call_sid when present; else a surrogate of sip_callid (or sip_call_id), direction and
-    attempted_at truncated to whole seconds; else a hash of the canonical JSON.
-    """
-    sid = record.get("call_sid")
-    if isinstance(sid, str) and sid:
-        return sid
-    sip = record.get("sip_callid") or record.get("sip_call_id")
-    if sip:
-        try:
-            secs = str(parse_instant(record.get("attempted_at")) // NS_PER_S)
-        except ValueError:
-            secs = str(record.get("attempted_at"))
-        key = f"{sip}|{record.get('direction')}|{secs}"
-    else:
-        key = json.dumps(record, sort_keys=True, default=str)
-    return "nosid:" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def pages_for(total: int, page_size: int) -> int:

@@ -15,7 +15,6 @@ from pipelines.jambonz.paging import (
     is_query_parse_error,
     parse_envelope,
     parse_instant,
-    record_identity,
     split_points,
     to_ns,
 )
@@ -135,26 +134,6 @@ def test_error_shapes(captures: dict[str, Capture]) -> None:
     assert "Too many requests" in error_message(captures["82_ratelimit20_req21_429.http"].body)
     assert is_query_parse_error(captures["43_acctA_filter_plus_encoded_2B1508.http"].body)
     assert not is_query_parse_error(b'{"msg":"internal error"}')
-
-
-def test_identity_prefers_call_sid_and_agrees_across_dialects() -> None:
-    assert record_identity({"call_sid": "abc"}) == "abc"
-    server = {
-        "call_sid": None,
-        "sip_callid": "x@y",
-        "direction": "inbound",
-        "attempted_at": "2023-06-01T08:00:00.723Z",
-    }
-    docs = {
-        "call_sid": None,
-        "sip_call_id": "x@y",
-        "direction": "inbound",
-        "attempted_at": 1685606400,
-    }
-    assert record_identity(server) == record_identity(docs)
-    assert record_identity(server).startswith("nosid:")
-    other = dict(server, direction="outbound")
-    assert record_identity(other) != record_identity(server)
 
 
 def test_split_points_follow_known_records_and_stay_inside() -> None:
