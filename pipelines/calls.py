@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipelines.jambonz.client import JambonzError, Scope, Window, WindowResult
 from pipelines.jambonz.records import normalize
-from pipelines.partitions import day_window, partition_day
+from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.settings import Settings
 from warehouse.checks import CheckOutcome, run_check
@@ -138,12 +138,8 @@ def build_calls_asset(
     settings: Settings, partitions: dg.DailyPartitionsDefinition
 ) -> dg.AssetsDefinition:
     specs = [
-        dg.AssetCheckSpec(
-            name,
-            asset="calls",
-            blocking=blocking,
-            description=description,
-            partitions_def=partitions,
+        partitioned_check(
+            name, asset="calls", partitions=partitions, description=description, blocking=blocking
         )
         for name, blocking, _, description in CALL_CHECKS
     ]

@@ -20,6 +20,19 @@ from pathlib import Path
 
 from pipelines.settings import REPO_ROOT
 
+# The demo prints its own summary; Dagster's event log stays in the UI (make dev).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+DEMO_ENV_VARS = (
+    "JAMBONZ_BASE_URL",
+    "JAMBONZ_API_KEY",
+    "JAMBONZ_ACCOUNT_SID",
+    "WAREHOUSE_PATH",
+    "PARTITIONS_START_DATE",
+    "PARTITIONS_TIMEZONE",
+)
+
 
 def _environment(base_url: str, warehouse: Path, start: str) -> dict[str, str]:
     from pipelines.jambonz import simulator
@@ -37,8 +50,9 @@ def _environment(base_url: str, warehouse: Path, start: str) -> dict[str, str]:
 def _print_table(columns: list[str], rows: list[tuple[object, ...]]) -> None:
     cells = [columns, *[["" if v is None else str(v) for v in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if n else c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    for row in cells:
+        first, *rest = zip(row, widths, strict=True)
+        print("  ".join([first[0].ljust(first[1]), *(c.rjust(w) for c, w in rest)]))
 
 
 def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
@@ -61,7 +75,9 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
         instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
         for n in range(days):
             key = (first + timedelta(days=n)).isoformat()
-            result = job.execute_in_process(partition_key=key, instance=instance)
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, run_config=QUIET, raise_on_error=False
+            )
             mats = result.asset_materializations_for_node("calls")
             meta = mats[0].metadata if mats else {}
             print(

@@ -11,7 +11,7 @@ import json
 import dagster as dg
 
 from pipelines.calls import POOL
-from pipelines.partitions import day_window, partition_day
+from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.settings import Settings
 from warehouse.checks import run_check
@@ -49,7 +49,7 @@ def build_model_asset(
 ) -> dg.AssetsDefinition:
     checks = MODEL_CHECKS.get(name, ())
     specs = [
-        dg.AssetCheckSpec(check, asset=name, description=desc, partitions_def=partitions)
+        partitioned_check(check, asset=name, partitions=partitions, description=desc)
         for check, desc in checks
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,3 +30,25 @@ def day_window(day: date, tz: str) -> Window:
 
 def partition_day(partition_key: str) -> date:
     return date.fromisoformat(partition_key)
+
+
+def partitioned_check(
+    name: str,
+    *,
+    asset: str,
+    partitions: dg.PartitionsDefinition,
+    description: str,
+    blocking: bool = False,
+) -> dg.AssetCheckSpec:
+    """A check evaluated per partition. Partitioned check specs are a Dagster preview feature
+    (1.13); we use it on purpose, since a day's checks must speak of that day, so its
+    PreviewWarning is silenced here, in one place, rather than in every log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            description=description,
+            blocking=blocking,
+            partitions_def=partitions,
+        )

@@ -1,0 +1,34 @@
+"""The README's main command: the demo syncs days through Dagster and prints a per-trunk table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines import demo
+from pipelines.jambonz.simulator import TRUNKS
+
+
+def test_demo_syncs_through_dagster_and_prints_each_trunk(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clean_env: None,
+) -> None:
+    for name in demo.DEMO_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)  # the demo sets them; monkeypatch restores them
+        monkeypatch.setenv(name, "")
+    warehouse = tmp_path / "demo.duckdb"
+    assert demo.main(["--days", "2", "--calls-per-day", "300", "--warehouse", str(warehouse)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": ok ") == 2
+    table = out.split("per trunk")[1]
+    for trunk in TRUNKS:
+        assert trunk in table
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        ((attempts,),) = con.execute("SELECT count(*) FROM calls").fetchall()
+    # rows between the header and the blank line; attempts is the 4th field from the right
+    rows = table.split("\n\n")[0].splitlines()[2:]
+    assert sum(int(row.split()[-4]) for row in rows) == attempts
