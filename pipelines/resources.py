@@ -33,6 +33,10 @@ class JambonzResource(dg.ConfigurableResource):
     reserve: float = Field(default=0.2, description="share of the rate limit left to others")
     concurrency: int = Field(default=1, description="pages in flight at once, inside the pacing")
     timeout_s: float = Field(default=30.0, description="per-request timeout")
+    max_attempts: int = Field(default=6, description="attempts per request before giving up")
+    max_retry_s: float = Field(default=300.0, description="seconds one request may spend retrying")
+    backoff_base_s: float = Field(default=0.5, description="first backoff ceiling (full jitter)")
+    backoff_cap_s: float = Field(default=30.0, description="largest backoff between attempts")
     pace_without_headers: bool = Field(
         default=True,
         description="pace to 600 requests / 5 minutes when the server sends no RateLimit headers",
@@ -77,6 +81,10 @@ class JambonzResource(dg.ConfigurableResource):
             reserve=self.reserve,
             concurrency=self.concurrency,
             timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            max_retry_s=self.max_retry_s,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s,
             fallback_rate=(600, 300.0) if self.pace_without_headers else None,
         )
 
