@@ -1,0 +1,215 @@
+"""The fault campaign's harness: pipelines wired for fast retries, table snapshots, oracles.
+
+Every fault test ends in one of two states and says which:
+- `assert_window_exact`: every call of the window is in `calls` exactly once, with the values
+  `normalize` gives the API's records (its ground truth: `Simulator.calls`), and the window's bad
+  records are in `calls_quarantine`;
+- `assert_failed_cleanly`: the run failed with a message naming the cause and the partition day,
+  and `snapshot` of every table equals the one taken before the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.definitions import build_definitions
+from pipelines.jambonz import simulator as simmod
+from pipelines.jambonz.records import normalize
+from pipelines.jambonz.simulator import Simulator
+from pipelines.partitions import day_window
+from pipelines.resources import JambonzResource
+from pipelines.settings import load_settings
+from tests.e2e.conftest import Pipeline, clean_env, pipeline_env
+
+__all__ = ["clean_env"]  # the fixture, for the tests of this folder
+
+# Small enough for a campaign to run in seconds, large enough to ride out the faults it injects.
+FAST = {
+    "timeout_s": 1.0,
+    "max_attempts": 5,
+    "max_retry_s": 20.0,
+    "backoff_base_s": 0.01,
+    "backoff_cap_s": 0.05,
+}
+
+Snapshot = dict[str, list[tuple[Any, ...]]] | None
+
+
+MakePipeline = Callable[..., Pipeline]
+
+
+@pytest.fixture
+def make_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> Iterator[MakePipeline]:
+    """make_pipeline(sim, base_url=None, jambonz={...}, **env) -> a Pipeline with fast retries.
+
+    The definitions are the real ones (build_definitions from the settings the env gives); only
+    the jambonz resource's retry bounds are made small, as an operator could set them.
+    """
+    stack = contextlib.ExitStack()
+
+    def make(
+        sim: Simulator,
+        *,
+        base_url: str | None = None,
+        warehouse: Path | None = None,
+        jambonz: dict[str, Any] | None = None,
+        **env: str,
+    ) -> Pipeline:
+        path = warehouse or tmp_path / "warehouse.duckdb"
+        values = pipeline_env(sim, path, **env) if base_url is None else None
+        if values is None:
+            values = {
+                "JAMBONZ_BASE_URL": base_url or "",
+                "JAMBONZ_API_KEY": simmod.ACCOUNT_KEY,
+                "JAMBONZ_ACCOUNT_SID": simmod.ACCOUNT_SID,
+                "WAREHOUSE_PATH": str(path),
+                "PARTITIONS_START_DATE": "2026-01-01",
+                "PARTITIONS_TIMEZONE": "UTC",
+                **env,
+            }
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        settings = load_settings()
+        defs = build_definitions(settings)
+        resource = JambonzResource(
+            base_url=settings.base_url,
+            api_key=dg.EnvVar("JAMBONZ_API_KEY"),
+            account_sid=settings.account_sid,
+            service_provider_sid=settings.service_provider_sid,
+            reserve=settings.rate_limit_reserve,
+            **{**FAST, **(jambonz or {})},
+        )
+        defs = dg.Definitions(
+            assets=defs.assets,
+            jobs=defs.jobs,
+            schedules=defs.schedules,
+            sensors=defs.sensors,
+            resources={**(defs.resources or {}), "jambonz": resource},
+            executor=defs.executor,
+        )
+        instance = stack.enter_context(dg.DagsterInstance.ephemeral())
+        return Pipeline(sim, values, path, settings, defs, instance)
+
+    with stack:
+        yield make
+
+
+def snapshot(path: Path) -> Snapshot:
+    """Every table of the file, every row, in a stable order; None when there is no file."""
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'main' ORDER BY table_name"
+            ).fetchall()
+        ]
+        return {
+            name: con.execute(f'SELECT * FROM "{name}" ORDER BY ALL').fetchall()  # noqa: S608
+            for name in names
+        }
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures, "the run was expected to fail"
+    error = failures[0].step_failure_data.error
+    assert error is not None
+    return error.message
+
+
+def assert_failed_cleanly(
+    pipeline: Pipeline,
+    result: dg.ExecuteInProcessResult,
+    before: Snapshot,
+    day: date,
+    *causes: str,
+) -> str:
+    """The run failed, saying why and for which day, and no table changed."""
+    assert not result.success
+    message = failure_message(result)
+    assert day.isoformat() in message, message
+    for cause in causes:
+        assert cause in message, message
+    assert snapshot(pipeline.warehouse) == before
+    return message
+
+
+def _rows(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> list[Any]:
+    return con.execute(query, params).fetchall()
+
+
+def assert_window_exact(pipeline: Pipeline, day: date) -> int:
+    """Every call of the window once, with the right values; its bad records quarantined.
+
+    Returns the number of calls of the window.
+    """
+    window = day_window(day, pipeline.settings.partitions_timezone)
+    truth = pipeline.sim.calls(simmod.ACCOUNT_SID, window.start, window.end)
+    expected = normalize(
+        truth,
+        synced_at=datetime.now(UTC),
+        scope_sid=simmod.ACCOUNT_SID,
+        window_start=window.start,
+        window_end=window.end,
+    )
+    bounds = {"s": window.start, "e": window.end}
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        con.register("expected", expected.calls)
+        columns = ", ".join(
+            f'"{c}"::VARCHAR' if c == "extra" else f'"{c}"'
+            for c in expected.calls.column_names
+            if c != "synced_at"
+        )
+        got = _rows(
+            con,
+            f"SELECT {columns} FROM calls "  # noqa: S608 - column names from the schema
+            "WHERE attempted_at >= $s AND attempted_at < $e ORDER BY call_key",
+            bounds,
+        )
+        want = _rows(con, f"SELECT {columns} FROM expected ORDER BY call_key", {})  # noqa: S608
+        keys = _rows(
+            con,
+            "SELECT call_key, count(*) FROM calls WHERE call_key IN (SELECT call_key FROM "
+            "expected) GROUP BY call_key HAVING count(*) > 1",
+            {},
+        )
+        raw = _rows(
+            con,
+            "SELECT count(*) FROM calls_raw r JOIN expected e USING (call_key)",
+            {},
+        )[0][0]
+        quarantined = {
+            r[0]
+            for r in _rows(
+                con,
+                "SELECT record_key FROM calls_quarantine "
+                "WHERE window_start = $s AND window_end = $e",
+                bounds,
+            )
+        }
+    assert keys == [], f"calls held more than once: {keys[:5]}"
+    assert len(got) == len(want), f"{len(got)} rows in the window, {len(want)} expected"
+    assert got == want
+    assert raw == len(want)
+    assert set(expected.quarantine.column("record_key").to_pylist()) <= quarantined
+    return len(want)
+
+
+def materialization(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, Any]:
+    """The metadata of the run's one materialization of `node`, as plain values."""
+    mats = result.asset_materializations_for_node(node)
+    assert len(mats) == 1
+    return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
