@@ -173,13 +173,14 @@ def assert_window_exact(pipeline: Pipeline, day: date) -> int:
             for c in expected.calls.column_names
             if c != "synced_at"
         )
-        got = _rows(
-            con,
+        calls_in_window = (
             f"SELECT {columns} FROM calls "  # noqa: S608 - column names from the schema
-            "WHERE attempted_at >= $s AND attempted_at < $e ORDER BY call_key",
-            bounds,
+            "WHERE attempted_at >= $s AND attempted_at < $e"
         )
-        want = _rows(con, f"SELECT {columns} FROM expected ORDER BY call_key", {})  # noqa: S608
+        want = f"SELECT {columns} FROM expected"  # noqa: S608
+        missing = _rows(con, f"{want} EXCEPT ALL {calls_in_window} LIMIT 5", bounds)
+        unexpected = _rows(con, f"{calls_in_window} EXCEPT ALL {want} LIMIT 5", bounds)
+        n_got = _rows(con, f"SELECT count(*) FROM ({calls_in_window})", bounds)[0][0]  # noqa: S608
         keys = _rows(
             con,
             "SELECT call_key, count(*) FROM calls WHERE call_key IN (SELECT call_key FROM "
@@ -200,12 +201,14 @@ def assert_window_exact(pipeline: Pipeline, day: date) -> int:
                 bounds,
             )
         }
+    n_want = expected.calls.num_rows
     assert keys == [], f"calls held more than once: {keys[:5]}"
-    assert len(got) == len(want), f"{len(got)} rows in the window, {len(want)} expected"
-    assert got == want
-    assert raw == len(want)
+    assert missing == [], f"expected rows not in calls (or with other values): {missing}"
+    assert unexpected == [], f"rows in calls the API did not send: {unexpected}"
+    assert n_got == n_want
+    assert raw == n_want
     assert set(expected.quarantine.column("record_key").to_pylist()) <= quarantined
-    return len(want)
+    return n_want
 
 
 def materialization(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, Any]:
