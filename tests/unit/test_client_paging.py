@@ -62,10 +62,23 @@ def test_attempted_at_with_any_fraction_and_offset(text: str, expected_ns: int) 
 def test_attempted_at_as_epoch_seconds_docs_dialect() -> None:
     assert parse_instant(1685606400) == 1685606400 * NS_PER_S
     assert parse_instant(1685606400.5) == 1685606400 * NS_PER_S + 500_000_000
-    assert parse_instant("1685606400") == 1685606400 * NS_PER_S
 
 
-@pytest.mark.parametrize("bad", [None, True, "notadate", "", "2026-13-01T00:00:00Z", float("nan")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        True,
+        "notadate",
+        "",
+        "2026-13-01T00:00:00Z",
+        float("nan"),
+        # normalize quarantines these: reading them here would drop them as "out of window"
+        "1685606400",
+        "2026-11-21T01:22:44",
+        " 2026-11-21T01:22:44Z",
+    ],
+)
 def test_unreadable_times_raise(bad: object) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message names the value, any is fine
         parse_instant(bad)
