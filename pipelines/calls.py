@@ -164,6 +164,7 @@ def build_calls_asset(
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         scope = jambonz.scope()
+        warehouse.check_writable()
         day = partition_day(context.partition_key)
         window = day_window(day, settings.partitions_timezone)
         context.log.info(
@@ -183,7 +184,7 @@ def build_calls_asset(
             window_end=window.end,
         )
         account = scope.sid if scope.kind == "account" else None
-        with warehouse.open() as wh:
+        with warehouse.open(partition=context.partition_key) as wh:
             load = wh.load_window(
                 normalized.calls,
                 normalized.raw,

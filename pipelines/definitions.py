@@ -44,7 +44,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 service_provider_sid=settings.service_provider_sid,
                 reserve=settings.rate_limit_reserve,
             ),
-            "warehouse": WarehouseResource(path=settings.warehouse_path),
+            "warehouse": WarehouseResource(
+                path=settings.warehouse_path, lock_timeout_s=settings.warehouse_lock_timeout_s
+            ),
         },
         executor=dg.in_process_executor,
     )

@@ -71,7 +71,7 @@ def build_model_asset(
         day = partition_day(context.partition_key)
         tz = settings.partitions_timezone
         window = day_window(day, tz)
-        with warehouse.open() as wh:
+        with warehouse.open(partition=context.partition_key) as wh:
             rows = wh.rebuild_model(
                 name, day=day, tz=tz, window_start=window.start, window_end=window.end
             )

@@ -8,13 +8,16 @@ variable to fix, before any request is sent or any file is opened for writing.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
 from pipelines.jambonz.client import RecentCallsClient, Scope
-from warehouse.load import Warehouse
+from warehouse.load import Warehouse, WarehouseLockedError
 
 _SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -97,5 +100,42 @@ class WarehouseResource(dg.ConfigurableResource):
         default=120.0, description="how long a run waits for another process to release the file"
     )
 
-    def open(self, *, read_only: bool = False) -> Warehouse:
-        return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only)
+    def check_writable(self) -> None:
+        """Fail with the cause, naming WAREHOUSE_PATH, when the file could not be written.
+
+        Called before any request is sent, so a wrong path costs no API requests.
+        """
+        path = Path(self.path)
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if path.is_dir():
+            problem = "is a directory"
+        elif not parent.is_dir():
+            problem = f"cannot be created: {parent} is not a directory"
+        elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            problem = "is not readable and writable by this user"
+        elif not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+            problem = f"cannot be created: {parent} is not writable by this user"
+        else:
+            return
+        raise dg.Failure(
+            f"WAREHOUSE_PATH={self.path!r} {problem}; point WAREHOUSE_PATH at a DuckDB file in a "
+            "writable folder (README 'Pointing it at jambonz')."
+        )
+
+    def open(self, *, read_only: bool = False, partition: str | None = None) -> Warehouse:
+        """The warehouse; a lock held too long or an unopenable file fails with the cause.
+
+        partition: named in those failures (the run's window).
+        """
+        where = f"partition {partition}: " if partition else ""
+        try:
+            return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only)
+        except WarehouseLockedError as exc:
+            raise dg.Failure(f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)") from None
+        except (OSError, duckdb.IOException) as exc:
+            raise dg.Failure(
+                f"{where}WAREHOUSE_PATH={self.path!r} cannot be opened"
+                f"{'' if read_only else ' for writing'}: {exc}"
+            ) from None

@@ -35,6 +35,7 @@ class Settings:
     settle_minutes: int
     lookback_days: int
     rate_limit_reserve: float
+    warehouse_lock_timeout_s: float = 120.0
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -74,6 +75,13 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve_raw!r} is not a number") from None
     if not 0.0 <= reserve < 1.0:
         raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve} is outside [0, 1)")
+    lock_raw = env.get("WAREHOUSE_LOCK_TIMEOUT_S", "").strip()
+    try:
+        lock_timeout = float(lock_raw) if lock_raw else 120.0
+    except ValueError:
+        raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_raw!r} is not a number") from None
+    if not 0.0 <= lock_timeout <= 3600.0:
+        raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_timeout} is outside 0..3600")
     return Settings(
         base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
         account_sid=env.get("JAMBONZ_ACCOUNT_SID", "").strip() or None,
@@ -84,4 +92,5 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         settle_minutes=_int(env, "SYNC_SETTLE_MINUTES", 60, 0, 23 * 60 + 59),
         lookback_days=_int(env, "SYNC_LOOKBACK_DAYS", 2, 0, 30),
         rate_limit_reserve=reserve,
+        warehouse_lock_timeout_s=lock_timeout,
     )

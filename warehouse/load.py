@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from warehouse.locks import lock_holder
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -119,7 +120,8 @@ class Warehouse:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise WarehouseLockedError(
-                        f"The warehouse file {self.path} is locked by another process (waited "
+                        f"The warehouse file {self.path} is locked by another process, "
+                        f"{lock_holder(exc)} (waited "
                         f"{lock_timeout_s:g} s). DuckDB lets one process write a file at a time: "
                         "another process holds it, e.g. a Dagster run or a DuckDB CLI/notebook "
                         "session. Close that session (or wait for the run to finish) and retry; "
