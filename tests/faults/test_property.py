@@ -1,0 +1,141 @@
+"""A property: whatever the calls and the faults, syncing until success gives exactly the window.
+
+For random sets of calls (both dialects, a random seed and volume, calls exactly at the window's
+edges, calls still up at the first sync that arrive late) and random sequences of the
+simulator's faults, each attempt either succeeds or fails leaving every table as it was; once the
+faults have drained and the late calls have ended, syncing until success leaves `calls` equal to
+the calls attempted in the window, each once, with the right values; syncing again changes no
+row of any table.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.jambonz import simulator as simmod
+from pipelines.jambonz.simulator import Simulator
+from pipelines.partitions import day_window
+from tests.conftest import NOW
+from tests.faults.conftest import MakePipeline, assert_window_exact, snapshot
+
+DAY = NOW.date() - timedelta(days=2)
+WINDOW = day_window(DAY, "UTC")
+KNOBS = (
+    "server_errors",
+    "storm_429",
+    "slow_responses",
+    "truncated_bodies",
+    "non_json_bodies",
+    "reset_connections",
+    "repeat_previous_page",
+    "short_pages",
+    "landing_per_request",
+)
+MAX_ATTEMPTS = 10
+_examples = itertools.count()
+
+
+def _edge_record(sid: str, offset_ns: int) -> dict[str, Any]:
+    ns = int(WINDOW.start.timestamp()) * 1_000_000_000 + offset_ns
+    seconds, frac = divmod(ns, 1_000_000_000)
+    at = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    return {
+        "attempted_at": at,
+        "account_sid": simmod.ACCOUNT_SID,
+        "answered": False,
+        "answered_at": simmod.UNANSWERED_SENTINEL,
+        "application_sid": None,
+        "call_sid": sid,
+        "direction": "inbound",
+        "duration": 0,
+        "from": "+15085550100",
+        "host": "10.0.0.11",
+        "recording_url": None,
+        "remote_host": "3.3.3.3",
+        "service_provider_sid": simmod.SERVICE_PROVIDER_SID,
+        "sip_callid": f"{sid}@10.0.0.1",
+        "sip_parent_callid": None,
+        "sip_status": 486,
+        "terminated_at": at,
+        "termination_reason": "failed",
+        "to": "15085550199",
+        "trace_id": None,
+        "trunk": "twilio",
+    }
+
+
+DAY_NS = 86_400 * 1_000_000_000
+edge_offsets = st.lists(
+    st.one_of(
+        st.sampled_from([-1, 0, 1, DAY_NS - 1, DAY_NS, DAY_NS - 1000]),
+        st.integers(-(10**9), DAY_NS + 10**9),
+    ),
+    max_size=6,
+)
+fault_sequences = st.lists(st.tuples(st.sampled_from(KNOBS), st.integers(1, 7)), max_size=4)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    dialect=st.sampled_from(["server", "docs"]),
+    seed=st.integers(0, 10_000),
+    calls_per_day=st.integers(0, 1200),
+    late=st.booleans(),
+    edges=edge_offsets,
+    faults=fault_sequences,
+)
+def test_syncing_until_success_gives_exactly_the_window_and_again_changes_nothing(
+    make_pipeline: MakePipeline,
+    tmp_path: Path,
+    dialect: str,
+    seed: int,
+    calls_per_day: int,
+    late: bool,
+    edges: list[int],
+    faults: list[tuple[str, int]],
+) -> None:
+    settled = NOW
+    first_sync = WINDOW.end - timedelta(minutes=20) if late else settled
+    with Simulator(seed=seed, calls_per_day=calls_per_day, dialect=dialect, now=first_sync) as sim:  # type: ignore[arg-type]
+        sim.add_records([_edge_record(f"edge-{n}", off) for n, off in enumerate(edges)])
+        sim.faults.retry_after_s = 0.05
+        sim.faults.slow_seconds = 0.6
+        folder = tmp_path / f"example-{next(_examples)}"
+        folder.mkdir()
+        pipeline = make_pipeline(
+            sim, warehouse=folder / "warehouse.duckdb", jambonz={"timeout_s": 0.3}
+        )
+
+        def attempt() -> bool:
+            before = snapshot(pipeline.warehouse)
+            result = pipeline.run_day(DAY)
+            if not result.success:
+                assert snapshot(pipeline.warehouse) == before, "a failed run changed a table"
+            return result.success
+
+        for knob, n in faults:
+            setattr(sim.faults, knob, n)
+            attempt()
+            sim.faults.landing_per_request = 0  # landing is a phase, not a countdown
+        sim.set_clock(settled)  # every call of the window has ended and been written
+        for _ in range(MAX_ATTEMPTS):
+            if attempt():
+                break
+        else:
+            pytest.fail(f"no success in {MAX_ATTEMPTS} attempts after the faults drained")
+        assert_window_exact(pipeline, DAY)
+        before = snapshot(pipeline.warehouse)
+        assert pipeline.run_day(DAY).success
+        assert snapshot(pipeline.warehouse) == before, "a second sync changed a table"
