@@ -15,13 +15,13 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from pipelines.jambonz.client import JambonzError, Scope, Window, WindowResult
-from pipelines.jambonz.records import normalize
+from pipelines.jambonz.client import JambonzError, Scope, Window
 from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.settings import Settings
+from pipelines.sync import SyncResult, load_stream
 from warehouse.checks import CheckOutcome, run_check
-from warehouse.load import LoadResult, Warehouse
+from warehouse.load import Warehouse
 
 POOL = "duckdb_warehouse"
 
@@ -110,8 +110,9 @@ def evaluate_call_checks(
 
 
 def _metadata(
-    scope: Scope, window: Window, result: WindowResult, load: LoadResult, rows: int, started: float
+    scope: Scope, window: Window, synced: SyncResult, rows: int, started: float
 ) -> dict[str, Any]:
+    result, load = synced.fetch, synced.load
     return {
         "dagster/row_count": rows,
         "scope": f"{scope.kind} {scope.sid}",
@@ -122,7 +123,7 @@ def _metadata(
         "unchanged": load.unchanged,
         "quarantined": load.quarantined,
         "api_total": result.total,
-        "api_in_window": len(result.records),
+        "api_in_window": synced.in_window,
         "requests": result.requests,
         "pages": result.pages,
         "repairs": result.repairs,
@@ -171,37 +172,34 @@ def build_calls_asset(
             f"syncing {scope.kind} {scope.sid} for {day} "
             f"[{window.start.isoformat()}, {window.end.isoformat()})"
         )
+        account = scope.sid if scope.kind == "account" else None
+        # Pages stream through normalization into one open transaction: a failed fetch rolls
+        # back whatever was loaded of the window. The first page is read before the file is
+        # opened, so a refused key or an unreachable server writes nothing.
         try:
             with jambonz.client() as client:
-                result = client.fetch_window(scope, window)
+                stream = client.stream_window(scope, window)
+                stream.prefetch()
+                wh = warehouse.open(partition=context.partition_key)
+                try:
+                    synced = load_stream(stream, wh, scope, window, synced_at=datetime.now(UTC))
+                except BaseException:
+                    wh.close()
+                    raise
         except JambonzError as exc:
             raise dg.Failure(description=f"partition {day}: {exc}") from None
-        normalized = normalize(
-            result.records,
-            synced_at=datetime.now(UTC),
-            scope_sid=scope.sid,
-            window_start=window.start,
-            window_end=window.end,
-        )
-        account = scope.sid if scope.kind == "account" else None
-        with warehouse.open(partition=context.partition_key) as wh:
-            load = wh.load_window(
-                normalized.calls,
-                normalized.raw,
-                normalized.quarantine,
-                window_start=window.start,
-                window_end=window.end,
-            )
+        with wh:
             rows = wh.count_calls(window.start, window.end, account)
             outcomes = evaluate_call_checks(
                 wh,
                 window,
-                fetched_keys=normalized.calls.column("call_key").combine_chunks(),
-                in_window=len(result.records),
-                quarantined=normalized.quarantine.num_rows,
-                api_total=result.total,
+                fetched_keys=synced.fetched_keys,
+                in_window=synced.in_window,
+                quarantined=synced.quarantined,
+                api_total=synced.fetch.total,
                 rows_in_window=rows,
             )
+        result = synced.fetch
         if result.total == 0 and rows > 0:
             context.log.warning(
                 f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of it: "
@@ -210,7 +208,7 @@ def build_calls_asset(
         elif result.total == 0:
             context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
         return dg.MaterializeResult(
-            metadata=_metadata(scope, window, result, load, rows, started),
+            metadata=_metadata(scope, window, synced, rows, started),
             check_results=[
                 dg.AssetCheckResult(
                     check_name=o.name,

@@ -74,6 +74,153 @@ class LoadResult:
     quarantined: int  # quarantine rows new to the table in this load
 
 
+# Staged rows are written once there are this many: DuckDB writes (and compresses) whole row groups
+# of a big INSERT during the transaction, in the loader's thread, instead of all of them at COMMIT.
+FLUSH_ROWS = 122_880
+
+
+class WindowLoad:
+    """One window loaded batch by batch in ONE transaction, with load_window's result.
+
+    Use as a context manager: `add` upserts a batch (as load_window would), leaving the
+    transaction open; leaving the block without an error checks that no call_key of the window is
+    held twice and commits, an error rolls every batch back. The batches must not share a
+    call_key (the client's stream never repeats a call); the final check enforces it. The counts
+    equal those of one load_window of all the batches together.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> None:
+        self._con = con
+        self._window = {"window_start": start, "window_end": end}
+        self._span: tuple[Any, Any] | None = None
+        # new and changed rows not yet written: one INSERT of many rows is cheaper than many
+        self._stage_calls: list[pa.Table] = []
+        self._stage_raw: list[pa.Table] = []
+        self._staged = 0  # first batch seen: _window_keys exists
+        self.inserted = self.updated = self.unchanged = self.quarantined = 0
+        self._open = False
+
+    def __enter__(self) -> WindowLoad:
+        self._con.execute("BEGIN TRANSACTION")
+        self._open = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._open:
+            return
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            if self._span is not None:
+                self._flush()
+                self._con.execute("DROP TABLE IF EXISTS _window_keys")
+            self._con.execute("COMMIT")
+            self._open = False
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        """Roll back now: once a statement failed DuckDB refuses anything else (unregister too)."""
+        if self._open:
+            self._open = False
+            self._con.execute("ROLLBACK")
+
+    def add(self, calls: pa.Table, raw: pa.Table, quarantine: pa.Table) -> None:
+        """Upsert one batch inside the open transaction."""
+        if not self._open:
+            raise RuntimeError("WindowLoad.add outside its `with` block")
+        if calls.schema != CALLS_SCHEMA:
+            raise ValueError(f"calls must have CALLS_SCHEMA, got:\n{calls.schema}")
+        if raw.schema != RAW_SCHEMA:
+            raise ValueError(f"raw must have RAW_SCHEMA, got:\n{raw.schema}")
+        if quarantine.schema != QUARANTINE_SCHEMA:
+            raise ValueError(f"quarantine must have QUARANTINE_SCHEMA, got:\n{quarantine.schema}")
+        keys = calls.column("call_key")
+        if pc.count_distinct(keys).as_py() != calls.num_rows:
+            raise ValueError("calls has duplicate call_key values: normalize() dedupes them")
+        con = self._con
+        con.register("batch_calls", calls)
+        con.register("batch_raw", raw)
+        con.register("batch_quarantine", quarantine)
+        try:
+            if calls.num_rows:
+                span = pc.min_max(calls.column("attempted_at"))
+                lo, hi = span["min"].as_py(), span["max"].as_py()
+                rng = {"lo": lo, "hi": hi}
+                if self._span is None:
+                    con.execute(sql("window_keys_create"))
+                    self._span = (lo, hi)
+                else:
+                    row = con.execute(sql("window_keys_repeated")).fetchone()
+                    if row and row[0]:
+                        raise ValueError(
+                            f"{row[0]} call_key values of this batch were in an earlier batch of "
+                            "the window: a window's batches must not share calls"
+                        )
+                con.execute(sql("window_keys_insert"))
+                con.execute(sql("calls_existing"), rng)
+                con.execute(sql("calls_diff"))
+                inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
+                con.execute(sql("calls_delete_changed"), rng)
+                con.execute(sql("calls_raw_delete"), rng)
+                if inserted or updated:
+                    self._stage(calls, raw, int(inserted) + int(updated))
+                con.execute("DROP TABLE IF EXISTS _existing")
+                con.execute("DROP TABLE IF EXISTS _diff")
+                self.inserted += int(inserted)
+                self.updated += int(updated)
+                self.unchanged += calls.num_rows - int(inserted) - int(updated)
+                if self._staged >= FLUSH_ROWS:
+                    self._flush()
+            if quarantine.num_rows:
+                row = con.execute(sql("calls_quarantine_insert"), self._window).fetchone()
+                self.quarantined += int(row[0]) if row else 0
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            for view in ("batch_calls", "batch_raw", "batch_quarantine"):
+                con.unregister(view)
+
+    def _stage(self, calls: pa.Table, raw: pa.Table, changed: int) -> None:
+        """Keep the batch's new and changed rows (the keys in _diff) for the next flush."""
+        if changed != calls.num_rows:
+            keys = self._con.sql(sql("calls_diff_keys")).to_arrow_table().column(0)
+            calls = calls.filter(pc.is_in(calls.column("call_key"), value_set=keys))
+            raw = raw.filter(pc.is_in(raw.column("call_key"), value_set=keys))
+        self._stage_calls.append(calls)
+        self._stage_raw.append(raw)
+        self._staged += calls.num_rows
+
+    def _flush(self) -> None:
+        """Write the staged rows to calls and calls_raw, one statement each."""
+        if not self._staged:
+            return
+        con = self._con
+        con.register("stage_calls", pa.concat_tables(self._stage_calls))
+        con.register("stage_raw", pa.concat_tables(self._stage_raw))
+        try:
+            con.execute(sql("calls_insert"))
+            con.execute(sql("calls_raw_insert"))
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._stage_calls, self._stage_raw, self._staged = [], [], 0
+            con.unregister("stage_calls")
+            con.unregister("stage_raw")
+
+    def result(self) -> LoadResult:
+        return LoadResult(self.inserted, self.updated, self.unchanged, self.quarantined)
+
+
 class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file; the message says what to do."""
 
@@ -199,54 +346,13 @@ class Warehouse:
         looked up by attempted_at within the batch's range and call_key in the batch. Any error
         rolls everything back.
         """
-        if calls.schema != CALLS_SCHEMA:
-            raise ValueError(f"calls must have CALLS_SCHEMA, got:\n{calls.schema}")
-        if raw.schema != RAW_SCHEMA:
-            raise ValueError(f"raw must have RAW_SCHEMA, got:\n{raw.schema}")
-        if quarantine.schema != QUARANTINE_SCHEMA:
-            raise ValueError(f"quarantine must have QUARANTINE_SCHEMA, got:\n{quarantine.schema}")
-        keys = calls.column("call_key")
-        if pc.count_distinct(keys).as_py() != calls.num_rows:
-            raise ValueError("calls has duplicate call_key values: normalize() dedupes them")
+        with self.window_load(window_start=window_start, window_end=window_end) as load:
+            load.add(calls, raw, quarantine)
+        return load.result()
 
-        con = self.con
-        con.register("batch_calls", calls)
-        con.register("batch_raw", raw)
-        con.register("batch_quarantine", quarantine)
-        try:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                inserted = updated = 0
-                if calls.num_rows:
-                    span = pc.min_max(calls.column("attempted_at"))
-                    rng = {"lo": span["min"].as_py(), "hi": span["max"].as_py()}
-                    con.execute(sql("calls_existing"), rng)
-                    con.execute(sql("calls_diff"))
-                    inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
-                    con.execute(sql("calls_delete_changed"), rng)
-                    con.execute(sql("calls_insert"))
-                    con.execute(sql("calls_raw_delete"), rng)
-                    con.execute(sql("calls_raw_insert"))
-                    con.execute("DROP TABLE IF EXISTS _existing")
-                    con.execute("DROP TABLE IF EXISTS _diff")
-                quarantined = 0
-                if quarantine.num_rows:
-                    window = {"window_start": window_start, "window_end": window_end}
-                    row = con.execute(sql("calls_quarantine_insert"), window).fetchone()
-                    quarantined = int(row[0]) if row else 0
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        finally:
-            for view in ("batch_calls", "batch_raw", "batch_quarantine"):
-                con.unregister(view)
-        return LoadResult(
-            inserted=int(inserted),
-            updated=int(updated),
-            unchanged=calls.num_rows - int(inserted) - int(updated),
-            quarantined=quarantined,
-        )
+    def window_load(self, *, window_start: datetime, window_end: datetime) -> WindowLoad:
+        """A transaction loading one window in several batches (see WindowLoad)."""
+        return WindowLoad(self.con, window_start, window_end)
 
     def rebuild_model(
         self, name: str, *, day: date, tz: str, window_start: datetime, window_end: datetime

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.jambonz.pacing import (
     RESET_MARGIN_S,
@@ -92,6 +95,41 @@ class WindowResult:
     retries: dict[str, int] = field(default_factory=dict)  # cause -> count
     rate_limit_wait_s: float = 0.0  # seconds slept to stay inside the bucket (429 waits too)
     elapsed_s: float = 0.0
+    in_window: int = 0  # distinct in-window records delivered (len(records) unless streamed)
+    parse_s: float = 0.0  # seconds spent parsing bodies (inside elapsed_s)
+
+
+@dataclass
+class Batch:
+    """Records of one page (or of a repair) new to the window: distinct, start <= at < end."""
+
+    records: list[dict[str, Any]]
+    raw: list[str] | None  # records[i]'s JSON text as received, when the parser kept it
+
+
+class WindowStream:
+    """The records of one window as batches, in constant memory; `result` once exhausted.
+
+    Iterate it once. Every record is yielded once (deduplicated against everything yielded
+    before, by records.record_identity) and only if attempted in the window; after the last
+    batch, `result` carries the same totals and costs as fetch_window's WindowResult (its
+    `records` empty, `in_window` counting what was yielded). Errors surface from the iteration.
+    """
+
+    def __init__(self, batches: Iterator[Batch]) -> None:
+        self._batches = batches
+        self._head: list[Batch] = []
+        self.result: WindowResult | None = None
+
+    def prefetch(self) -> None:
+        """Read the first page now (its errors raise here); iteration still yields it first."""
+        if not self._head:
+            self._head = [batch for batch in itertools.islice(self._batches, 1)]
+
+    def __iter__(self) -> Iterator[Batch]:
+        head, self._head = self._head, []
+        yield from head
+        yield from self._batches
 
 
 class JambonzError(Exception):
@@ -158,15 +196,22 @@ class _Retry(Exception):
 
 @dataclass
 class _Run:
-    """State of one fetch_window: collected records and what they cost. Guarded by `lock`."""
+    """State of one window's paging: what was seen and what it cost. Guarded by `lock`.
+
+    Only identities and attempt times are kept; records wait in `pending` until handed on.
+    """
 
     scope: Scope
     window: Window
     lo: int
     hi: int
     lock: threading.Lock = field(default_factory=threading.Lock)
-    known: dict[str, tuple[int | None, dict[str, Any]]] = field(default_factory=dict)
-    outside: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)  # identities delivered or out of the window
+    times: array[int] = field(default_factory=lambda: array("q"))  # ns of delivered records
+    known: int = 0  # records delivered (with or without a readable attempted_at)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending_raw: list[str] | None = field(default_factory=list)
+    parse_s: float = 0.0
     requests: int = 0
     pages: int = 0
     records_seen: int = 0
@@ -176,39 +221,93 @@ class _Run:
     retries: Counter[str] = field(default_factory=Counter)
     wait_s: float = 0.0
 
-    def absorb(self, data: list[dict[str, Any]]) -> tuple[int, int]:
+    def absorb(self, page: Page) -> tuple[int, int]:
         """Add a page's records; returns (new distinct in-window, duplicates)."""
+        data = page.data
+        idents = _identities(data)
+        times = _instants(data)
+        raw = page.raw
         new = dups = 0
         with self.lock:
             self.pages += 1
-            for record in data:
-                self.records_seen += 1
-                ident = record_identity(record)
-                if ident in self.known or ident in self.outside:
+            self.records_seen += len(data)
+            seen, lo, hi = self.seen, self.lo, self.hi
+            pending, pending_raw = self.pending, self.pending_raw
+            if raw is None or pending_raw is None:
+                self.pending_raw = pending_raw = None
+            for i, ident in enumerate(idents):
+                if ident in seen:
                     dups += 1
                     continue
-                try:
-                    ns: int | None = parse_instant(record.get("attempted_at"))
-                except ValueError:
-                    ns = None  # kept: records.py quarantines it, dropping it would hide it
-                if ns is not None and not self.lo <= ns < self.hi:
-                    self.outside.add(ident)
-                    self.out_of_window += 1
-                    continue
-                self.known[ident] = (ns, record)
+                seen.add(ident)
+                ns = times[i]
+                if ns is not None:
+                    if not lo <= ns < hi:
+                        self.out_of_window += 1
+                        continue
+                    self.times.append(ns)
+                # a record without a readable attempted_at is kept: records.py quarantines it
+                pending.append(data[i])
+                if pending_raw is not None:
+                    pending_raw.append(raw[i])  # type: ignore[index]
                 new += 1
+            self.known += new
             self.duplicates += dups
         return new, dups
+
+    def take(self) -> Batch:
+        """The records absorbed since the last take, handed on and forgotten here."""
+        with self.lock:
+            batch = Batch(self.pending, self.pending_raw)
+            self.pending, self.pending_raw = [], []
+        return batch
 
     def count_in(self, a: int, b: int) -> int:
         with self.lock:
             if a <= self.lo and b >= self.hi:
-                return len(self.known)
-            return sum(1 for ns, _ in self.known.values() if ns is not None and a <= ns < b)
+                return self.known
+            return sum(1 for ns in self.times if a <= ns < b)
 
     def times_in(self, a: int, b: int) -> list[int]:
         with self.lock:
-            return sorted(ns for ns, _ in self.known.values() if ns is not None and a <= ns < b)
+            return sorted(ns for ns in self.times if a <= ns < b)
+
+
+_STRICT_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+
+
+def _identities(data: list[dict[str, Any]]) -> list[str]:
+    """record_identity of each record; the common case (a call_sid) without a call."""
+    sids = [r.get("call_sid") for r in data]
+    return [
+        sid if type(sid) is str and sid else record_identity(r)
+        for sid, r in zip(sids, data, strict=True)
+    ]
+
+
+def _instants(data: list[dict[str, Any]]) -> list[int | None]:
+    """attempted_at of each record in ns (None when unreadable), as paging.parse_instant reads it.
+
+    The server's own shape (RFC 3339 UTC with `Z`) is parsed by Arrow in one call; a page with
+    anything else falls back to parse_instant record by record.
+    """
+    values = [r.get("attempted_at") for r in data]
+    try:
+        arr = pa.array(values, pa.string())
+        if arr.null_count == 0 and pc.all(pc.match_substring_regex(arr, _STRICT_UTC)).as_py():
+            ns: list[int | None] = (
+                arr.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist()
+            )
+            return ns
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        pass
+    out: list[int | None] = []
+    for value in values:
+        try:
+            out.append(parse_instant(value))
+        except ValueError:
+            out.append(None)
+    return out
 
 
 class RecentCallsClient:
@@ -296,20 +395,39 @@ class RecentCallsClient:
     # -- one window ---------------------------------------------------------------------------
 
     def fetch_window(self, scope: Scope, window: Window) -> WindowResult:
-        started = self._monotonic()
+        """Every call of the window in one list (stream_window keeps memory flat instead)."""
+        stream = self.stream_window(scope, window)
+        records = [record for batch in stream for record in batch.records]
+        assert stream.result is not None
+        stream.result.records = records
+        return stream.result
+
+    def stream_window(self, scope: Scope, window: Window) -> WindowStream:
+        """The window's records batch by batch (a page, or what a repair found); see WindowStream.
+
+        Nothing is sent until the stream is iterated. Memory holds the identities seen, not the
+        records: a consumer that writes each batch away pages a day of any size in flat memory.
+        """
         lo, hi = to_ns(window.start), to_ns(window.end)
         if hi <= lo:
             raise ValueError(f"empty or reversed window: {describe(scope, window)}")
-        run = _Run(scope, window, lo, hi)
+        stream = WindowStream(iter(()))
+        stream._batches = self._stream(stream, _Run(scope, window, lo, hi))
+        return stream
 
+    def _stream(self, stream: WindowStream, run: _Run) -> Iterator[Batch]:
+        started = self._monotonic()
+        scope, window, lo, hi = run.scope, run.window, run.lo, run.hi
         first = self._page(run, lo, hi, 1, self.page_size)
-        run.absorb(first.data)
+        run.absorb(first)
+        yield run.take()
         total = first.total
         suspicious = len(first.data) < min(self.page_size, total)
         n_pages = pages_for(total, self.page_size) if total else 1
         totals = [total]
         for number, page in self._rest(run, lo, hi, n_pages):
-            _, dups = run.absorb(page.data)
+            _, dups = run.absorb(page)
+            yield run.take()
             totals.append(page.total)
             short = len(page.data) < self.page_size and number < n_pages
             suspicious = suspicious or dups > 0 or short or page.total != total
@@ -324,10 +442,13 @@ class RecentCallsClient:
                 max(totals),
             )
             latest = self._repair(run)
+            batch = run.take()
+            if batch.records:
+                yield batch
         result = WindowResult(
             scope=scope,
             window=window,
-            records=[record for _, record in run.known.values()],
+            records=[],
             total=latest,
             requests=run.requests,
             pages=run.pages,
@@ -338,12 +459,14 @@ class RecentCallsClient:
             retries=dict(run.retries),
             rate_limit_wait_s=run.wait_s,
             elapsed_s=self._monotonic() - started,
+            in_window=run.known,
+            parse_s=run.parse_s,
         )
         log.info(
             "%s: %d calls (total %d) in %d requests, %d pages, %d repairs, retries %s, "
             "%.1fs waiting on the rate limit, %.1fs",
             describe(scope, window),
-            len(result.records),
+            result.in_window,
             result.total,
             result.requests,
             result.pages,
@@ -352,7 +475,7 @@ class RecentCallsClient:
             result.rate_limit_wait_s,
             result.elapsed_s,
         )
-        return result
+        stream.result = result
 
     def _rest(self, run: _Run, lo: int, hi: int, n_pages: int) -> Iterator[tuple[int, Page]]:
         """Pages 2..n_pages, in order; concurrently when asked, all through the one pacer."""
@@ -404,7 +527,7 @@ class RecentCallsClient:
         if run.repairs >= limit:
             return False, 0
         page = self._page(run, a, b, 1, REPAIR_COUNT, repair=True)
-        run.absorb(page.data)
+        run.absorb(page)
         if len(page.data) < REPAIR_COUNT and len(page.data) >= page.total:
             return True, page.total
         known = run.count_in(a, b)
@@ -499,10 +622,14 @@ class RecentCallsClient:
         status = response.status_code
         where = f"{describe(run.scope, run.window)} at {self.base_url}"
         if status == 200:
+            t = time.perf_counter()
             try:
                 return parse_envelope(response.content)
             except BadBodyError as exc:
                 raise _Retry("bad_body", f"200 with a bad body: {exc}") from None
+            finally:
+                with run.lock:
+                    run.parse_s += time.perf_counter() - t
         body = response.content
         message = error_message(body)
         if status == 429:

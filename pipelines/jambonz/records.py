@@ -279,11 +279,42 @@ def _extra(record: dict[str, Any]) -> str | None:
     )
 
 
+# The string-typed keys (timestamps included, as the server sends them), read in one Arrow call.
+_TEXT_KEYS = tuple(key for _, key, build in _COLUMNS if build in (_str_array, _ts_array))
+_TEXT_STRUCT = pa.struct([pa.field(k, pa.string()) for k in (*_TEXT_KEYS, "sip_call_id")])
+
+
+def _fast_columns(records: list[dict[str, Any]]) -> dict[str, pa.Array] | None:
+    """The columns of a batch whose text fields are all strings or missing, built by Arrow from
+    the dicts in one pass (no Python loop per column); None when any is not: the caller then
+    builds column by column, which also finds the records to quarantine."""
+    try:
+        texts = pa.array(records, type=_TEXT_STRUCT)
+        cols: dict[str, pa.Array] = {}
+        for name, key, build in _COLUMNS:
+            if build is _str_array:
+                cols[name] = texts.field(key)
+            elif build is _ts_array:
+                parsed = texts.field(key).cast(_UTC_NS)
+                cols[name] = pc.cast(parsed, UTC_US, safe=False)  # truncates nanoseconds
+        cols["sip_callid"] = pc.coalesce(texts.field("sip_callid"), texts.field("sip_call_id"))
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return cols
+
+
 def _build(
     records: list[dict[str, Any]], synced_at: datetime
 ) -> tuple[dict[str, pa.Array], list[str]]:
     """All columns of `calls` for `records`, or _Rejects naming the bad ones."""
-    cols = {name: _column(name, key, build, records) for name, key, build in _COLUMNS}
+    fast = _fast_columns(records) if records else None
+    if fast is None:
+        cols = {name: _column(name, key, build, records) for name, key, build in _COLUMNS}
+    else:
+        cols = {
+            name: fast[name] if name in fast else _column(name, key, build, records)
+            for name, key, build in _COLUMNS
+        }
     n = len(records)
 
     attempted = cols["attempted_at"]
@@ -364,17 +395,23 @@ def normalize(
     scope_sid: str,
     window_start: datetime,
     window_end: datetime,
+    raw_texts: list[str] | None = None,
 ) -> Normalized:
     """Records of one window -> `calls` rows (sorted by attempted_at, call_key), raw, rejections.
 
     Args:
         records: the API's records, either dialect, possibly with duplicates.
+        raw_texts: records[i]'s JSON text as received, stored as its payload; None to write
+            each record's JSON (the same content, serialized again: the slow path).
         synced_at: stamped on every row (and as quarantined_at).
         scope_sid: the account or service provider synced (kept with quarantined records).
         window_start, window_end: the window synced (keys the quarantine rows).
     """
     synced_at = _utc(synced_at)
+    if raw_texts is not None and len(raw_texts) != len(records):
+        raise ValueError(f"{len(raw_texts)} raw texts for {len(records)} records")
     good = list(records)
+    pos = list(range(len(good)))  # good[i] is records[pos[i]]
     rejected: list[tuple[dict[str, Any], str]] = []
     while True:
         try:
@@ -383,18 +420,24 @@ def normalize(
         except _Rejects as r:
             rejected.extend((good[i], reason) for i, reason in sorted(r.reasons.items()))
             good = [rec for i, rec in enumerate(good) if i not in r.reasons]
+            pos = [p for i, p in enumerate(pos) if i not in r.reasons]
 
     calls = pa.Table.from_arrays([cols[n] for n in CALL_COLUMN_NAMES], schema=CALLS_SCHEMA)
     if len(set(keys)) != len(keys):
         keep = _winners(good, keys, cols["terminated_at"])
         calls = calls.take(keep)
         good = [good[i] for i in keep]
+        pos = [pos[i] for i in keep]
     # Sorted by time: the load's range scans skip DuckDB row groups by min/max.
     order = pc.sort_indices(calls, [("attempted_at", "ascending"), ("call_key", "ascending")])
     calls = calls.take(order)
-    good = [good[i] for i in order.to_pylist()]
-
-    payloads = [json.dumps(r, separators=(",", ":"), ensure_ascii=False, default=str) for r in good]
+    if raw_texts is not None:
+        payloads = [raw_texts[pos[i]] for i in order.to_pylist()]
+    else:
+        payloads = [
+            json.dumps(good[i], separators=(",", ":"), ensure_ascii=False, default=str)
+            for i in order.to_pylist()
+        ]
     raw = pa.Table.from_arrays(
         [
             calls.column("call_key"),

@@ -1,0 +1,178 @@
+"""One window synced: fetch from RecentCalls, normalize, upsert into the warehouse. No Dagster.
+
+This is the code path of the `calls` asset (pipelines/calls.py wraps it with metadata and checks)
+and of the benchmarks, which run it outside Dagster. It joins the two systems and knows neither's
+internals: the client streams raw records, records.normalize turns chunks of them into Arrow
+tables, the warehouse upserts the chunks inside one transaction.
+
+Memory stays flat in the size of the day: pages are normalized a chunk at a time and the chunk is
+written away by a loader thread (DuckDB works outside the GIL, so loading one chunk overlaps
+fetching and normalizing the next); what is kept for the whole window is the identities the client
+dedupes against and the call_key column the completeness check needs.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+
+import pyarrow as pa
+
+from pipelines.jambonz.client import (
+    RecentCallsClient,
+    Scope,
+    Window,
+    WindowResult,
+    WindowStream,
+)
+from pipelines.jambonz.records import Normalized, normalize
+from warehouse.load import LoadResult, Warehouse, WindowLoad
+
+CHUNK_RECORDS = 25_000  # records normalized and loaded at once: bounds memory, amortizes SQL
+
+
+@dataclass
+class SyncResult:
+    """What one window's sync did."""
+
+    fetch: WindowResult  # its `records` is empty: they were streamed through, not kept
+    load: LoadResult
+    fetched_keys: pa.Array  # call_key of every row loaded (for the completeness check)
+    in_window: int  # distinct records the API returned for the window
+    quarantined: int  # quarantine rows built for the window (before dedupe against the table)
+    # seconds: fetch (waiting on the stream, parse excluded), parse, normalize, load (in the
+    # loader thread, overlapping the others), load_wait (the stream stalled on the loader)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Loader:
+    """Runs WindowLoad.add in one thread, one chunk queued at most (back-pressure)."""
+
+    def __init__(self, load: WindowLoad) -> None:
+        self._load = load
+        self._queue: queue.Queue[Normalized | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self.load_s = 0.0
+        self.wait_s = 0.0
+        self._thread = threading.Thread(target=self._run, name="warehouse-loader", daemon=True)
+
+    def __enter__(self) -> _Loader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the transaction is already rolled back
+            t = time.perf_counter()
+            try:
+                self._load.add(chunk.calls, chunk.raw, chunk.quarantine)
+            except BaseException as exc:
+                self._error = exc
+            self.load_s += time.perf_counter() - t
+
+    def put(self, chunk: Normalized) -> None:
+        if self._error is not None:
+            raise self._error
+        t = time.perf_counter()
+        self._queue.put(chunk)
+        self.wait_s += time.perf_counter() - t
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc is None:
+            raise self._error
+
+
+def sync_window(
+    client: RecentCallsClient,
+    wh: Warehouse,
+    scope: Scope,
+    window: Window,
+    *,
+    synced_at: datetime,
+    chunk_records: int = CHUNK_RECORDS,
+) -> SyncResult:
+    """Fetch, normalize and load one window, all of it in one warehouse transaction."""
+    stream = client.stream_window(scope, window)
+    return load_stream(stream, wh, scope, window, synced_at=synced_at, chunk_records=chunk_records)
+
+
+def load_stream(
+    stream: WindowStream,
+    wh: Warehouse,
+    scope: Scope,
+    window: Window,
+    *,
+    synced_at: datetime,
+    chunk_records: int = CHUNK_RECORDS,
+) -> SyncResult:
+    """Normalize and load a window's stream (see sync_window) as it arrives."""
+    keys: list[pa.Array] = []
+    quarantined = 0
+    normalize_s = fetch_s = 0.0
+    records: list[dict[str, object]] = []
+    raws: list[str] | None = []
+
+    def flush(loader: _Loader) -> None:
+        nonlocal records, raws, quarantined, normalize_s
+        if not records:
+            return
+        t = time.perf_counter()
+        chunk = normalize(
+            records,
+            synced_at=synced_at,
+            scope_sid=scope.sid,
+            window_start=window.start,
+            window_end=window.end,
+            raw_texts=raws,
+        )
+        normalize_s += time.perf_counter() - t
+        records, raws = [], []
+        keys.append(chunk.calls.column("call_key").combine_chunks())
+        quarantined += chunk.quarantine.num_rows
+        loader.put(chunk)
+
+    with (
+        wh.window_load(window_start=window.start, window_end=window.end) as load,
+        _Loader(load) as loader,
+    ):
+        t = time.perf_counter()
+        for batch in stream:
+            fetch_s += time.perf_counter() - t
+            records += batch.records
+            if raws is not None and batch.raw is not None:
+                raws += batch.raw
+            else:
+                raws = None  # one batch without raw texts: serialize the chunk's records
+            if len(records) >= chunk_records:
+                flush(loader)
+            t = time.perf_counter()
+        fetch_s += time.perf_counter() - t
+        flush(loader)
+    result = stream.result
+    assert result is not None  # the stream was exhausted
+    return SyncResult(
+        fetch=result,
+        load=load.result(),
+        fetched_keys=pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
+        in_window=result.in_window,
+        quarantined=quarantined,
+        phases={
+            "fetch": fetch_s - result.parse_s,
+            "parse": result.parse_s,
+            "normalize": normalize_s,
+            "load": loader.load_s,
+            "load_wait": loader.wait_s,
+        },
+    )

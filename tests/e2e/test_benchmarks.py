@@ -1,0 +1,32 @@
+"""The benchmark harness runs end to end on a tiny day, so it cannot rot. No timing is asserted:
+benchmarks are not tests (the targets live in benchmarks/run.py and the README)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.e2e
+def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    for scenario in ("| floor |", "| sync |", "| dagster |", "| naive |", "calls already held"):
+        assert scenario in text
+    assert "Peak RSS" in text
+    assert "of the allowed rate" in text
+    assert "0 429s" in text

@@ -1,0 +1,171 @@
+"""The streaming path (stream_window -> chunked normalize -> WindowLoad) against the one-shot path
+(fetch_window -> normalize -> load_window): the same warehouse content and the same counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.jambonz.client import RecentCallsClient, Scope, Window
+from pipelines.jambonz.records import normalize, record_identity
+from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
+from pipelines.sync import sync_window
+from tests.conftest import NOW
+from warehouse.load import LoadResult, Warehouse
+
+DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
+SCOPE = Scope.account(ACCOUNT_SID)
+SYNCED = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+
+
+def _bad_records() -> list[dict[str, Any]]:
+    at = DAY.start + timedelta(hours=3)
+    base = {
+        "attempted_at": at.strftime("%Y-%m-%dT%H:%M:%S.123Z"),
+        "account_sid": ACCOUNT_SID,
+        "direction": "inbound",
+        "answered": False,
+        "duration": 0,
+        "sip_status": 486,
+        "terminated_at": (at + timedelta(seconds=9)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    return [
+        base | {"call_sid": None, "sip_callid": None, "from": "no identity"},  # quarantined
+        base | {"call_sid": "bad-status-0001", "sip_status": "busy"},  # wrong type
+        base | {"call_sid": "fine-0001", "sip_callid": "x@h", "cost": 0.25, "to": "Zoë"},
+        base | {"call_sid": None, "sip_callid": "only-sip@10.0.0.1"},  # surrogate key
+    ]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(seed=11, calls_per_day=2_600, rate_limit=None, now=NOW) as s:
+        s.add_records(_bad_records())
+        yield s
+
+
+def client(sim: Simulator) -> RecentCallsClient:
+    return RecentCallsClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None, page_size=500)
+
+
+def content(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
+    calls = wh.con.execute("SELECT * FROM calls ORDER BY call_key").fetchall()
+    raw = [
+        (k, at, acct, json.loads(p), s)
+        for k, at, acct, p, s in wh.con.execute(
+            "SELECT call_key, attempted_at, account_sid, payload::VARCHAR, synced_at "
+            "FROM calls_raw ORDER BY call_key"
+        ).fetchall()
+    ]
+    quarantine = wh.con.execute(
+        "SELECT * EXCLUDE (payload), payload::JSON::VARCHAR FROM calls_quarantine ORDER BY ALL"
+    ).fetchall()
+    return {"calls": calls, "raw": raw, "quarantine": quarantine}
+
+
+def one_shot(sim: Simulator, wh: Warehouse) -> tuple[LoadResult, int]:
+    with client(sim) as c:
+        result = c.fetch_window(SCOPE, DAY)
+    n = normalize(
+        result.records,
+        synced_at=SYNCED,
+        scope_sid=ACCOUNT_SID,
+        window_start=DAY.start,
+        window_end=DAY.end,
+    )
+    load = wh.load_window(n.calls, n.raw, n.quarantine, window_start=DAY.start, window_end=DAY.end)
+    return load, len(result.records)
+
+
+def test_streamed_sync_equals_one_shot_load(sim: Simulator, tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "a.duckdb") as a, Warehouse(tmp_path / "b.duckdb") as b:
+        load_a, in_window = one_shot(sim, a)
+        with client(sim) as c:
+            synced = sync_window(c, b, SCOPE, DAY, synced_at=SYNCED, chunk_records=700)
+        assert synced.load == load_a
+        assert load_a.quarantined == 2
+        assert load_a.inserted == in_window - 2
+        assert synced.in_window == in_window
+        assert synced.quarantined == 2
+        assert sorted(synced.fetched_keys.to_pylist()) == [
+            r[0] for r in a.con.execute("SELECT call_key FROM calls ORDER BY call_key").fetchall()
+        ]
+        assert content(b) == content(a)
+        # and the raw payload is the record's text exactly as the server sent it
+        (payload,) = b.con.execute(
+            "SELECT payload::VARCHAR FROM calls_raw WHERE call_key = 'fine-0001'"
+        ).fetchone() or ("",)
+        assert '"to":"Zoë"' in payload
+
+        # a second sync of the same window: everything unchanged, on both paths
+        again_a, _ = one_shot(sim, a)
+        with client(sim) as c:
+            again_b = sync_window(c, b, SCOPE, DAY, synced_at=SYNCED, chunk_records=1_000)
+        assert again_b.load == again_a
+        assert (again_a.inserted, again_a.updated, again_a.quarantined) == (0, 0, 0)
+        assert content(b) == content(a)
+
+
+def test_stream_batches_are_the_window_exactly_once(sim: Simulator) -> None:
+    with client(sim) as c:
+        whole = c.fetch_window(SCOPE, DAY)
+        stream = c.stream_window(SCOPE, DAY)
+        batches = list(stream)
+    streamed = [r for b in batches for r in b.records]
+    assert len(batches) >= 6
+    assert all(b.raw is not None and len(b.raw) == len(b.records) for b in batches)
+    assert all(
+        json.loads(t) == r for b in batches for t, r in zip(b.raw or [], b.records, strict=True)
+    )
+    ids = [record_identity(r) for r in streamed]
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(record_identity(r) for r in whole.records)
+    assert stream.result is not None
+    assert stream.result.records == []
+    assert stream.result.in_window == len(streamed) == whole.in_window
+    assert (stream.result.total, stream.result.pages) == (whole.total, whole.pages)
+
+
+def test_window_load_in_batches_counts_like_load_window(sim: Simulator, tmp_path: Path) -> None:
+    with client(sim) as c:
+        records = c.fetch_window(SCOPE, DAY).records
+    args = {"synced_at": SYNCED, "scope_sid": ACCOUNT_SID}
+    bounds = {"window_start": DAY.start, "window_end": DAY.end}
+    whole = normalize(records, **args, **bounds)
+    thirds = [normalize(records[i::3], **args, **bounds) for i in range(3)]
+    with Warehouse(tmp_path / "a.duckdb") as a, Warehouse(tmp_path / "b.duckdb") as b:
+        # something to update: a few calls already held, one of them different
+        seed = normalize(records[:50], **args, **bounds)
+        for wh in (a, b):
+            wh.load_window(seed.calls, seed.raw, seed.quarantine, **bounds)
+            wh.con.execute(
+                "UPDATE calls SET duration = duration + 1 WHERE call_key = $k",
+                {"k": seed.calls.column("call_key")[0].as_py()},
+            )
+        expected = a.load_window(whole.calls, whole.raw, whole.quarantine, **bounds)
+        with b.window_load(**bounds) as load:
+            for n in thirds:
+                load.add(n.calls, n.raw, n.quarantine)
+        assert load.result() == expected
+        assert expected.updated == 1
+        assert expected.unchanged == 49
+        assert content(b) == content(a)
+
+
+def test_window_load_refuses_a_call_in_two_batches(sim: Simulator, tmp_path: Path) -> None:
+    with client(sim) as c:
+        records = c.fetch_window(SCOPE, DAY).records
+    bounds = {"window_start": DAY.start, "window_end": DAY.end}
+    n = normalize(records[:20], synced_at=SYNCED, scope_sid=ACCOUNT_SID, **bounds)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        load = wh.window_load(**bounds)
+        with load:
+            load.add(n.calls, n.raw, n.quarantine)
+            with pytest.raises(ValueError, match="in an earlier batch"):
+                load.add(n.calls.slice(0, 5), n.raw.slice(0, 5), n.quarantine)
+        assert wh.con.execute("SELECT count(*) FROM calls").fetchone() == (0,)

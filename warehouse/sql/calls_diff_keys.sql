@@ -1,0 +1,1 @@
+SELECT d.call_key FROM _diff AS d;
