@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -14,7 +18,7 @@ from pipelines.definitions import build_definitions
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
-from pipelines.settings import Settings, load_settings
+from pipelines.settings import REPO_ROOT, Settings, load_settings
 from tests.conftest import NOW
 
 ENV_VARS = (
@@ -84,3 +88,69 @@ def pipeline(
     settings = load_settings()
     with dg.DagsterInstance.ephemeral() as instance:
         yield Pipeline(simulator, env, warehouse, settings, build_definitions(settings), instance)
+
+
+# --- the dagster CLI in subprocesses -------------------------------------------------------------
+
+BIN = Path(sys.executable).parent
+
+READER = """
+import select, sys
+from warehouse.load import Warehouse
+n = 0
+while True:
+    with Warehouse(sys.argv[1], read_only=True, lock_timeout_s=300) as wh:
+        wh.con.execute("SELECT count(*) FROM calls").fetchall()
+    n += 1
+    # a reader's pace between queries, and the test closing stdin is the signal to stop
+    if select.select([sys.stdin], [], [], 0.2)[0]:
+        break
+print("reads", n)
+"""
+
+
+def cli_env(sim: Simulator, tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:
+    """An environment for the dagster CLI and a DAGSTER_HOME under tmp_path holding the
+    repository's own dagster.yaml (pools, run queue); its storage paths are relative to the
+    directory Dagster starts in, so start it in that home."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(pipeline_env(sim, tmp_path / "warehouse.duckdb", **extra))
+    env["DAGSTER_HOME"] = str(home)
+    return env, home
+
+
+MATERIALIZE = ("asset", "materialize", "-m", "pipelines.definitions", "--select", "*")
+
+
+def materialize(env: dict[str, str], home: Path, partition: str) -> subprocess.Popen[str]:
+    """`dagster asset materialize` of every asset for one partition, output merged into stdout."""
+    return subprocess.Popen(
+        [str(BIN / "dagster"), *MATERIALIZE, "--partition", partition],
+        env=env,
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def start_reader(env: dict[str, str]) -> subprocess.Popen[str]:
+    """Another process that queries the warehouse read-only, as an analyst would, until stopped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", READER, env["WAREHOUSE_PATH"]],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_reader(reader: subprocess.Popen[str]) -> int:
+    """Stop the reader; the number of reads it completed (each opened and closed the file)."""
+    out, _ = reader.communicate(input="", timeout=300)
+    assert reader.returncode == 0, out[-3000:]
+    return int(out.split("reads")[-1])
