@@ -44,8 +44,9 @@ class SyncResult:
     fetched_keys: pa.Array  # call_key of every row loaded (for the completeness check)
     in_window: int  # distinct records the API returned for the window
     quarantined: int  # quarantine rows built for the window (before dedupe against the table)
-    # seconds: fetch (waiting on the stream, parse excluded), parse, normalize, load (in the
-    # loader thread, overlapping the others), load_wait (the stream stalled on the loader)
+    # seconds: pages (waiting on the stream: HTTP, parse and dedupe of each page), parse (inside
+    # pages when sequential; summed over the fetch threads when concurrent), normalize, load (in
+    # the loader thread, overlapping the others), load_wait (the stream stalled on the loader)
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -169,7 +170,7 @@ def load_stream(
         in_window=result.in_window,
         quarantined=quarantined,
         phases={
-            "fetch": fetch_s - result.parse_s,
+            "pages": fetch_s,
             "parse": result.parse_s,
             "normalize": normalize_s,
             "load": loader.load_s,

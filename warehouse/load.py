@@ -92,11 +92,12 @@ class WindowLoad:
     def __init__(self, con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> None:
         self._con = con
         self._window = {"window_start": start, "window_end": end}
-        self._span: tuple[Any, Any] | None = None
+        self._span: tuple[Any, Any] | None = None  # first batch seen: _window_keys exists
+        self._fresh = False  # the window held no row when the first batch came
         # new and changed rows not yet written: one INSERT of many rows is cheaper than many
         self._stage_calls: list[pa.Table] = []
         self._stage_raw: list[pa.Table] = []
-        self._staged = 0  # first batch seen: _window_keys exists
+        self._staged = 0
         self.inserted = self.updated = self.unchanged = self.quarantined = 0
         self._open = False
 
@@ -156,6 +157,8 @@ class WindowLoad:
                 rng = {"lo": lo, "hi": hi}
                 if self._span is None:
                     con.execute(sql("window_keys_create"))
+                    row = con.execute(sql("calls_window_rows"), self._window).fetchone()
+                    self._fresh = not (row and row[0])
                     self._span = (lo, hi)
                 else:
                     row = con.execute(sql("window_keys_repeated")).fetchone()
@@ -165,15 +168,22 @@ class WindowLoad:
                             "the window: a window's batches must not share calls"
                         )
                 con.execute(sql("window_keys_insert"))
-                con.execute(sql("calls_existing"), rng)
-                con.execute(sql("calls_diff"))
-                inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
-                con.execute(sql("calls_delete_changed"), rng)
-                con.execute(sql("calls_raw_delete"), rng)
-                if inserted or updated:
-                    self._stage(calls, raw, int(inserted) + int(updated))
-                con.execute("DROP TABLE IF EXISTS _existing")
-                con.execute("DROP TABLE IF EXISTS _diff")
+                inside = self._window["window_start"] <= lo and hi < self._window["window_end"]
+                if self._fresh and inside:
+                    # the window held nothing when this load began and no call repeats across
+                    # batches: every call is new (the lookup would scan what this load wrote)
+                    inserted, updated = calls.num_rows, 0
+                    self._stage(calls, raw, calls.num_rows)
+                else:
+                    con.execute(sql("calls_existing"), rng)
+                    con.execute(sql("calls_diff"))
+                    inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
+                    con.execute(sql("calls_delete_changed"), rng)
+                    con.execute(sql("calls_raw_delete"), rng)
+                    if inserted or updated:
+                        self._stage(calls, raw, int(inserted) + int(updated))
+                    con.execute("DROP TABLE IF EXISTS _existing")
+                    con.execute("DROP TABLE IF EXISTS _diff")
                 self.inserted += int(inserted)
                 self.updated += int(updated)
                 self.unchanged += calls.num_rows - int(inserted) - int(updated)

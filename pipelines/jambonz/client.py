@@ -15,9 +15,9 @@ import random
 import threading
 import time
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -485,10 +485,19 @@ class RecentCallsClient:
                 yield n, self._page(run, lo, hi, n, self.page_size)
             return
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="recentcalls")
+        # At most 2 x concurrency pages ahead of the consumer: memory stays flat when it is slower.
+        ahead = 2 * self.concurrency
         try:
-            futures = [pool.submit(self._page, run, lo, hi, n, self.page_size) for n in numbers]
-            for n, future in zip(numbers, futures, strict=True):
-                yield n, future.result()
+            futures: deque[tuple[int, Future[Page]]] = deque()
+            todo = iter(numbers)
+            for n in itertools.islice(todo, ahead):
+                futures.append((n, pool.submit(self._page, run, lo, hi, n, self.page_size)))
+            while futures:
+                n, future = futures.popleft()
+                page = future.result()
+                for m in itertools.islice(todo, 1):
+                    futures.append((m, pool.submit(self._page, run, lo, hi, m, self.page_size)))
+                yield n, page
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

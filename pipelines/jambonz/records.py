@@ -271,9 +271,9 @@ def _column(name: str, key: str, build: _Builder, records: list[dict[str, Any]])
 
 
 def _extra(record: dict[str, Any]) -> str | None:
-    keys = record.keys() - _KNOWN_KEYS
-    if not keys:
+    if record.keys() <= _KNOWN_KEYS:  # the common case, without building a set
         return None
+    keys = record.keys() - _KNOWN_KEYS
     return json.dumps(
         {k: record[k] for k in sorted(keys)}, separators=(",", ":"), ensure_ascii=False, default=str
     )
