@@ -210,14 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         f"Loading one {tier_day:,}-call day (new calls) into a table already holding N calls:",
         "",
-        "| calls already held | build s | sync s | load s | load vs first tier |",
+        "| calls already held | build s | sync s (vs first tier) | load + commit s "
+        "| load vs first tier |",
         "|---|---|---|---|---|",
     ]
-    first_load = scale[0][2]["phases"]["load"]
+
+    def written(r: dict[str, Any]) -> float:
+        return float(r["phases"]["load"]) + float(r["phases"]["commit"])
+
+    first_load, first_sync = written(scale[0][2]), scale[0][2]["seconds"]
     for tier, b, sr in scale:
         lines.append(
-            f"| {tier:,} | {b['seconds']:.1f} | {sr['seconds']:.2f} | {sr['phases']['load']:.2f} "
-            f"| {sr['phases']['load'] / first_load:.2f}x |"
+            f"| {tier:,} | {b['seconds']:.1f} "
+            f"| {sr['seconds']:.2f} ({sr['seconds'] / first_sync:.2f}x) "
+            f"| {written(sr):.2f} | {written(sr) / first_load:.2f}x |"
         )
     if not args.full and not smoke:
         lines.append("| 30,000,000 | (run with `--full`) | | | |")
@@ -242,10 +248,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"rate**, {rl['n429']} 429s, lowest RateLimit-Remaining seen {rl['min_remaining']} "
         f"(reserve {'kept' if rl['reserve_kept'] else 'BROKEN'}); {rl['requests']} requests, "
         f"{rl['rows']:,} calls in {rl['seconds']:.1f} s.",
-        "",
-        f"Total benchmark time {time.perf_counter() - started:.0f} s.",
-        *notes,
     ]
+    lines += ["", "Targets (issue 6):", ""]
+    s0, f0, n0 = by[("sync", 0)], by[("floor", 0)], by[("naive", 0)]
+    s20, f20 = by[("sync", 20)], by[("floor", 20)]
+    last = scale[-1]
+    checks = [
+        ("sync >= 60% of the floor at 0 ms", s0.rows_per_s / f0.rows_per_s, 0.60, "{:.0%}"),
+        (
+            f"sync >= 60% of the floor at 20 ms, concurrency {args.concurrency}",
+            s20.rows_per_s / f20.rows_per_s,
+            0.60,
+            "{:.0%}",
+        ),
+        (">= 5x the naive baseline (0 ms)", s0.rows_per_s / n0.rows_per_s, 5.0, "{:.1f}x"),
+        (
+            f"day into {last[0]:,} rows <= 1.5x the day into {scale[0][0]:,} (sync time)",
+            last[2]["seconds"] / first_sync,
+            -1.5,
+            "{:.2f}x",
+        ),
+        (
+            f"peak RSS of a {rss[-1][0]:,}-call day <= 2x a {rss[0][0]:,}-call day",
+            rss[-1][1]["peak_rss_mb"] / smallest,
+            -2.0,
+            "{:.2f}x",
+        ),
+        ("rate-limited: >= 90% of the allowed rate", rl["share"], 0.90, "{:.0%}"),
+        (
+            "rate-limited: zero 429s, reserve kept",
+            float(rl["n429"] == 0 and rl["reserve_kept"]),
+            1.0,
+            "{:.0f}",
+        ),
+    ]
+    for name, value, bound, form in checks:
+        ok = value <= -bound if bound < 0 else value >= bound
+        lines.append(f"- {'met' if ok else 'MISSED'}: {name}: {form.format(value)}")
+    lines += ["", f"Total benchmark time {time.perf_counter() - started:.0f} s.", *notes]
     text = "\n".join(lines)
     print("\n" + text, flush=True)
     if out is not None:

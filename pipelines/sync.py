@@ -46,7 +46,8 @@ class SyncResult:
     quarantined: int  # quarantine rows built for the window (before dedupe against the table)
     # seconds: pages (waiting on the stream: HTTP, parse and dedupe of each page), parse (inside
     # pages when sequential; summed over the fetch threads when concurrent), normalize, load (in
-    # the loader thread, overlapping the others), load_wait (the stream stalled on the loader)
+    # the loader thread, overlapping the others), load_wait (the stream stalled on the loader),
+    # commit (after the last page: the loader draining, the last staged rows written, COMMIT)
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -161,6 +162,8 @@ def load_stream(
             t = time.perf_counter()
         fetch_s += time.perf_counter() - t
         flush(loader)
+        t = time.perf_counter()
+    commit_s = time.perf_counter() - t  # the loader draining, the last rows written, COMMIT
     result = stream.result
     assert result is not None  # the stream was exhausted
     return SyncResult(
@@ -175,5 +178,6 @@ def load_stream(
             "normalize": normalize_s,
             "load": loader.load_s,
             "load_wait": loader.wait_s,
+            "commit": commit_s,
         },
     )
