@@ -173,22 +173,29 @@ def build_calls_asset(
             f"[{window.start.isoformat()}, {window.end.isoformat()})"
         )
         account = scope.sid if scope.kind == "account" else None
-        # Pages stream through normalization into one open transaction: a failed fetch rolls
-        # back whatever was loaded of the window. The first page is read before the file is
-        # opened, so a refused key or an unreachable server writes nothing.
+        # Pages stream through normalization into one transaction: a failed fetch rolls back
+        # whatever was loaded of the window. The file is opened once the first chunk is ready,
+        # so a refused key or an unreachable server writes nothing, and a day of one chunk holds
+        # the file for its load only.
+        opened: list[Warehouse] = []
+
+        def open_warehouse() -> Warehouse:
+            opened.append(warehouse.open(partition=context.partition_key))
+            return opened[-1]
+
         try:
             with jambonz.client() as client:
                 stream = client.stream_window(scope, window)
-                stream.prefetch()
-                wh = warehouse.open(partition=context.partition_key)
-                try:
-                    synced = load_stream(stream, wh, scope, window, synced_at=datetime.now(UTC))
-                except BaseException:
-                    wh.close()
-                    raise
-        except JambonzError as exc:
-            raise dg.Failure(description=f"partition {day}: {exc}") from None
-        with wh:
+                synced = load_stream(
+                    stream, open_warehouse, scope, window, synced_at=datetime.now(UTC)
+                )
+        except BaseException as exc:
+            for wh in opened:
+                wh.close()
+            if isinstance(exc, JambonzError):
+                raise dg.Failure(description=f"partition {day}: {exc}") from None
+            raise
+        with opened[-1] as wh:
             rows = wh.count_calls(window.start, window.end, account)
             outcomes = evaluate_call_checks(
                 wh,

@@ -5,10 +5,12 @@ and of the benchmarks, which run it outside Dagster. It joins the two systems an
 internals: the client streams raw records, records.normalize turns chunks of them into Arrow
 tables, the warehouse upserts the chunks inside one transaction.
 
-Memory stays flat in the size of the day: pages are normalized a chunk at a time and the chunk is
-written away by a loader thread (DuckDB works outside the GIL, so loading one chunk overlaps
-fetching and normalizing the next); what is kept for the whole window is the identities the client
-dedupes against and the call_key column the completeness check needs.
+Python's share of memory is bounded by the chunk: pages are normalized a chunk at a time and the
+chunk is written away by a loader thread (DuckDB works outside the GIL, so loading one chunk
+overlaps fetching and normalizing the next); what is kept for the whole window is the identities
+the client dedupes against and the call_key column the completeness check needs. DuckDB itself
+keeps a transaction's appended row groups until COMMIT (about 420 B a call, see benchmarks/), so
+the process still grows with the day: the price of one transaction per window.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -23,6 +26,7 @@ from types import TracebackType
 import pyarrow as pa
 
 from pipelines.jambonz.client import (
+    Batch,
     RecentCallsClient,
     Scope,
     Window,
@@ -107,19 +111,27 @@ def sync_window(
 ) -> SyncResult:
     """Fetch, normalize and load one window, all of it in one warehouse transaction."""
     stream = client.stream_window(scope, window)
-    return load_stream(stream, wh, scope, window, synced_at=synced_at, chunk_records=chunk_records)
+    return load_stream(
+        stream, lambda: wh, scope, window, synced_at=synced_at, chunk_records=chunk_records
+    )
 
 
 def load_stream(
     stream: WindowStream,
-    wh: Warehouse,
+    open_warehouse: Callable[[], Warehouse],
     scope: Scope,
     window: Window,
     *,
     synced_at: datetime,
     chunk_records: int = CHUNK_RECORDS,
 ) -> SyncResult:
-    """Normalize and load a window's stream (see sync_window) as it arrives."""
+    """Normalize and load a window's stream (see sync_window) as it arrives.
+
+    The warehouse is opened (`open_warehouse()`, which the caller closes) only once the first
+    chunk is ready or the stream has ended: DuckDB lets one process hold the file, and a day that
+    fits one chunk (most days of most accounts) is then held for its load only, not for a fetch
+    that may wait minutes on the rate limit.
+    """
     keys: list[pa.Array] = []
     quarantined = 0
     normalize_s = fetch_s = 0.0
@@ -145,23 +157,34 @@ def load_stream(
         quarantined += chunk.quarantine.num_rows
         loader.put(chunk)
 
-    with (
-        wh.window_load(window_start=window.start, window_end=window.end) as load,
-        _Loader(load) as loader,
-    ):
+    def gather(batches: Iterator[Batch]) -> bool:
+        """Take batches until a chunk is full (True) or the stream ends (False)."""
+        nonlocal raws, fetch_s
         t = time.perf_counter()
-        for batch in stream:
+        for batch in batches:
             fetch_s += time.perf_counter() - t
-            records += batch.records
+            records.extend(batch.records)
             if raws is not None and batch.raw is not None:
                 raws += batch.raw
             else:
                 raws = None  # one batch without raw texts: serialize the chunk's records
             if len(records) >= chunk_records:
-                flush(loader)
+                return True
             t = time.perf_counter()
         fetch_s += time.perf_counter() - t
+        return False
+
+    batches = iter(stream)
+    more = gather(batches)
+    wh = open_warehouse()
+    with (
+        wh.window_load(window_start=window.start, window_end=window.end) as load,
+        _Loader(load) as loader,
+    ):
         flush(loader)
+        while more:
+            more = gather(batches)
+            flush(loader)
         t = time.perf_counter()
     commit_s = time.perf_counter() - t  # the loader draining, the last rows written, COMMIT
     result = stream.result

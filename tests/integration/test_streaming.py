@@ -169,3 +169,29 @@ def test_window_load_refuses_a_call_in_two_batches(sim: Simulator, tmp_path: Pat
             with pytest.raises(ValueError, match="in an earlier batch"):
                 load.add(n.calls.slice(0, 5), n.raw.slice(0, 5), n.quarantine)
         assert wh.con.execute("SELECT count(*) FROM calls").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("chunk_records", "held_while_fetching"), [(100_000, False), (700, True)])
+def test_the_file_is_opened_once_the_first_chunk_is_ready(
+    sim: Simulator, tmp_path: Path, chunk_records: int, held_while_fetching: bool
+) -> None:
+    """A day that fits one chunk is fetched whole before the file is taken: DuckDB lets one
+    process hold it, and a fetch may wait minutes on the rate limit."""
+    from pipelines.sync import load_stream
+
+    requests_when_opened: list[int] = []
+    with RecentCallsClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as c:
+        stream = c.stream_window(SCOPE, DAY)
+        with Warehouse(tmp_path / "w.duckdb") as wh:
+
+            def open_warehouse() -> Warehouse:
+                requests_when_opened.append(len(sim.request_log))
+                return wh
+
+            synced = load_stream(
+                stream, open_warehouse, SCOPE, DAY, synced_at=SYNCED, chunk_records=chunk_records
+            )
+    assert len(requests_when_opened) == 1
+    assert synced.load.inserted > 0
+    fetched_after_open = synced.fetch.requests - requests_when_opened[0]
+    assert (fetched_after_open > 0) is held_while_fetching
