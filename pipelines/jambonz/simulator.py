@@ -48,6 +48,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from pipelines.jambonz.records import SERVER_KEYS
+
 # Identities taken from the captures, so simulator answers look like the real server's.
 SERVICE_PROVIDER_SID = "43a6715f-583b-41e0-a086-b4f8cc677771"
 ACCOUNT_SID = "173c3dbf-acbb-4e31-9668-a4f3445cb971"  # account A
@@ -59,30 +61,8 @@ ADMIN_KEY = "sim-admin-key-0001"  # may read anything
 
 Dialect = Literal["server", "docs"]
 
-# The 21 keys the server sends, in its order; the docs page's keys, in its order.
-SERVER_KEYS: tuple[str, ...] = (
-    "attempted_at",
-    "account_sid",
-    "answered",
-    "answered_at",
-    "application_sid",
-    "call_sid",
-    "direction",
-    "duration",
-    "from",
-    "host",
-    "recording_url",
-    "remote_host",
-    "service_provider_sid",
-    "sip_callid",
-    "sip_parent_callid",
-    "sip_status",
-    "terminated_at",
-    "termination_reason",
-    "to",
-    "trace_id",
-    "trunk",
-)
+# The server's 21 keys come from records.SERVER_KEYS (re-exported here); the docs page's keys,
+# in its order:
 DOCS_KEYS: tuple[str, ...] = (
     "account_sid",
     "call_sid",
