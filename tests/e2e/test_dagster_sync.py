@@ -289,3 +289,19 @@ def test_model_checks_fail_on_rows_built_to_break_them(pipeline: Pipeline) -> No
         )
     assert not bounds.passed
     assert match.violations == 1
+
+
+def test_a_quarantined_record_warns_without_blocking_the_models(pipeline: Pipeline) -> None:
+    broken = _record("00000000-0000-4000-8000-00000000bad2", DAY, duration="forever")
+    pipeline.sim.add_records([broken])
+    result = pipeline.run_day(DAY)
+    assert result.success
+    checks = _checks(result)
+    assert not checks["nothing_quarantined"].passed
+    assert checks["nothing_quarantined"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["calls_complete"].passed  # a quarantined record is accounted for
+    assert _meta(result)["quarantined"] == 1
+    assert result.asset_materializations_for_node("answer_rates_daily")
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        ((reason,),) = con.execute("SELECT reason FROM calls_quarantine").fetchall()
+    assert "duration" in reason
