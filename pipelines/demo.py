@@ -109,7 +109,8 @@ def run_ui(calls_per_day: int, warehouse: Path) -> int:
         env = {**os.environ, **_environment(sim.base_url, warehouse, start)}
         env.setdefault("DAGSTER_HOME", str(REPO_ROOT))
         print(f"simulator: {sim.base_url}; starting dagster dev (Ctrl-C stops both)")
-        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "pipelines.definitions"]
+        # No -m: `dagster dev` in the repo root finds the code location in pyproject.toml.
+        cmd = [str(Path(sys.executable).parent / "dagster"), "dev"]
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)  # noqa: S603 (our own argv)
         try:
             return proc.wait()
