@@ -12,7 +12,9 @@ schedule visible (and running), so the UI can be explored with data that behaves
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -101,6 +103,10 @@ def _v(meta: object, key: str) -> object:
     return getattr(value, "value", value)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_ui(calls_per_day: int, warehouse: Path) -> int:
     from pipelines.jambonz.simulator import Simulator
 
@@ -111,12 +117,26 @@ def run_ui(calls_per_day: int, warehouse: Path) -> int:
         print(f"simulator: {sim.base_url}; starting dagster dev (Ctrl-C stops both)")
         # No -m: `dagster dev` in the repo root finds the code location in pyproject.toml.
         cmd = [str(Path(sys.executable).parent / "dagster"), "dev"]
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)  # noqa: S603 (our own argv)
+        # Its own process group, so stopping the demo stops dagster dev and all it started.
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True)  # noqa: S603
+        # A terminated demo (make interrupted, a service manager) takes dagster dev down with it.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return proc.wait()
         except KeyboardInterrupt:
-            proc.terminate()
-            return proc.wait()
+            return _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM dagster dev's process group, then SIGKILL what is left after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
