@@ -185,6 +185,28 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
             ro.con.execute("DELETE FROM calls")
 
 
+def test_calls_raw_of_an_older_file_is_kept_when_its_payload_becomes_zstd(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    with Warehouse(path) as w:
+        load(w, norm(real_records()[:10]))
+        before = snapshot(w)
+    with duckdb.connect(str(path)) as con:  # as a file made before migration 003 looks
+        con.execute("DELETE FROM schema_version WHERE version >= 3")
+        con.execute("CREATE TABLE old_raw AS SELECT * FROM calls_raw")
+        con.execute("DROP TABLE calls_raw")
+        con.execute("ALTER TABLE old_raw RENAME TO calls_raw")
+    with Warehouse(path) as w:
+        assert snapshot(w) == before
+        w.con.execute("CHECKPOINT")
+        encodings = w.con.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('calls_raw') "
+            "WHERE column_name = 'payload' AND segment_type <> 'VALIDITY'"
+        ).fetchall()
+        assert ("ZSTD",) in encodings
+        payload_type = w.con.execute("SELECT typeof(payload) FROM calls_raw LIMIT 1").fetchone()
+        assert payload_type == ("JSON",)
+
+
 HOLDER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])
