@@ -118,18 +118,10 @@ class WindowStream:
 
     def __init__(self, batches: Iterator[Batch]) -> None:
         self._batches = batches
-        self._head: list[Batch] = []
         self.result: WindowResult | None = None
 
-    def prefetch(self) -> None:
-        """Read the first page now (its errors raise here); iteration still yields it first."""
-        if not self._head:
-            self._head = [batch for batch in itertools.islice(self._batches, 1)]
-
     def __iter__(self) -> Iterator[Batch]:
-        head, self._head = self._head, []
-        yield from head
-        yield from self._batches
+        return self._batches
 
 
 class JambonzError(Exception):

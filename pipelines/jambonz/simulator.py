@@ -740,27 +740,11 @@ class Simulator:
         with self._lock:
             self._bucket = _Bucket(limit, window_s, start_now=True)
 
-    def disable_rate_limit(self) -> None:
-        """No bucket at all: no RateLimit headers, never a 429 (except storm_429)."""
-        with self._lock:
-            self._bucket = None
-
     def consume(self, n: int) -> None:
         """Spend n requests of the bucket as another client (the operator's web UI) would."""
         with self._lock:
             if self._bucket is not None:
                 self._bucket.hit(n)
-
-    @property
-    def rate_limit_remaining(self) -> int | None:
-        """What RateLimit-Remaining would say now, without spending a request."""
-        with self._lock:
-            b = self._bucket
-            if b is None:
-                return None
-            if b.reset_at is None or time.monotonic() >= b.reset_at:
-                return b.limit
-            return max(0, b.limit - b.hits)
 
     def add_records(self, records: list[dict[str, Any]]) -> None:
         """Inject raw records as stored (server-dialect shape, attempted_at as RFC 3339 string).
