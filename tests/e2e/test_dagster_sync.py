@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import dagster as dg
@@ -12,9 +12,8 @@ import duckdb
 import pytest
 
 from pipelines.calls import evaluate_call_checks
-from pipelines.jambonz import simulator as simmod
 from pipelines.partitions import day_window
-from tests.conftest import NOW
+from tests.conftest import NOW, cdr
 from tests.e2e.conftest import Pipeline
 from warehouse.checks import run_check
 from warehouse.load import Warehouse
@@ -169,32 +168,7 @@ def test_wrong_api_key_fails_with_the_cause_and_writes_nothing(
 
 
 def _record(call_sid: str, day: date, **overrides: Any) -> dict[str, Any]:
-    at = f"{day.isoformat()}T12:00:00.000Z"
-    record: dict[str, Any] = {
-        "attempted_at": at,
-        "account_sid": simmod.ACCOUNT_SID,
-        "answered": True,
-        "answered_at": f"{day.isoformat()}T12:00:05.000Z",
-        "application_sid": None,
-        "call_sid": call_sid,
-        "direction": "inbound",
-        "duration": 60,
-        "from": "+15085550100",
-        "host": "10.0.0.11",
-        "recording_url": None,
-        "remote_host": "3.3.3.3",
-        "service_provider_sid": simmod.SERVICE_PROVIDER_SID,
-        "sip_callid": f"{call_sid}@10.0.0.1",
-        "sip_parent_callid": None,
-        "sip_status": 200,
-        "terminated_at": f"{day.isoformat()}T12:01:05.000Z",
-        "termination_reason": "caller hungup",
-        "to": "15085550199",
-        "trace_id": None,
-        "trunk": "twilio",
-    }
-    record.update(overrides)
-    return record
+    return cdr(call_sid, datetime.combine(day, time(12), UTC), **overrides)
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
-from tests.conftest import NOW
+from tests.conftest import NOW, cdr
 from tests.faults.conftest import MakePipeline, assert_window_exact, snapshot
 
 DAY = NOW.date() - timedelta(days=2)
@@ -46,29 +45,7 @@ def _edge_record(sid: str, offset_ns: int) -> dict[str, Any]:
     ns = int(WINDOW.start.timestamp()) * 1_000_000_000 + offset_ns
     seconds, frac = divmod(ns, 1_000_000_000)
     at = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
-    return {
-        "attempted_at": at,
-        "account_sid": simmod.ACCOUNT_SID,
-        "answered": False,
-        "answered_at": simmod.UNANSWERED_SENTINEL,
-        "application_sid": None,
-        "call_sid": sid,
-        "direction": "inbound",
-        "duration": 0,
-        "from": "+15085550100",
-        "host": "10.0.0.11",
-        "recording_url": None,
-        "remote_host": "3.3.3.3",
-        "service_provider_sid": simmod.SERVICE_PROVIDER_SID,
-        "sip_callid": f"{sid}@10.0.0.1",
-        "sip_parent_callid": None,
-        "sip_status": 486,
-        "terminated_at": at,
-        "termination_reason": "failed",
-        "to": "15085550199",
-        "trace_id": None,
-        "trunk": "twilio",
-    }
+    return cdr(sid, at, failed=True)
 
 
 DAY_NS = 86_400 * 1_000_000_000

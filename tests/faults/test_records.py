@@ -10,9 +10,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
-from tests.conftest import NOW
+from tests.conftest import NOW, cdr
 from tests.faults.conftest import MakePipeline, assert_window_exact, materialization
 
 DAY = NOW.date() - timedelta(days=2)
@@ -22,32 +21,12 @@ LONG = "9" * 100_000
 
 def _record(n: int, **overrides: Any) -> dict[str, Any]:
     at = NOON + timedelta(minutes=n)
-    record: dict[str, Any] = {
-        "attempted_at": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "account_sid": simmod.ACCOUNT_SID,
-        "answered": True,
-        "answered_at": (at + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "application_sid": None,
-        "call_sid": f"00000000-0000-4000-8000-{n:012d}",
-        "direction": "inbound",
-        "duration": 60,
-        "from": "+15085550100",
-        "host": "10.0.0.11",
-        "recording_url": None,
-        "remote_host": "3.3.3.3",
-        "service_provider_sid": simmod.SERVICE_PROVIDER_SID,
+    own = {
         "sip_callid": f"sip-{n}@10.0.0.1",
-        "sip_parent_callid": None,
-        "sip_status": 200,
-        "terminated_at": (at + timedelta(seconds=65)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "termination_reason": "caller hungup",
-        "to": "15085550199",
         "trace_id": f"trace-{n}",  # finds the record in calls_quarantine's payloads
-        "trunk": "twilio",
         "_at": at,  # where the server stores it, whatever its attempted_at says
     }
-    record.update(overrides)
-    return record
+    return cdr(f"00000000-0000-4000-8000-{n:012d}", at, **(own | overrides))
 
 
 # (name, overrides, the field the quarantine reason must name)

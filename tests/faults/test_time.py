@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
+from tests.conftest import cdr
 from tests.faults.conftest import MakePipeline, assert_window_exact
 
 NY = ZoneInfo("America/New_York")
@@ -52,29 +52,7 @@ def _rfc3339(at: datetime, extra_ns: int = 0) -> str:
 
 
 def _call(sid: str, attempted: str) -> dict[str, Any]:
-    return {
-        "attempted_at": attempted,
-        "account_sid": simmod.ACCOUNT_SID,
-        "answered": False,
-        "answered_at": simmod.UNANSWERED_SENTINEL,
-        "application_sid": None,
-        "call_sid": sid,
-        "direction": "inbound",
-        "duration": 0,
-        "from": "+15085550100",
-        "host": "10.0.0.11",
-        "recording_url": None,
-        "remote_host": "3.3.3.3",
-        "service_provider_sid": simmod.SERVICE_PROVIDER_SID,
-        "sip_callid": f"{sid}@10.0.0.1",
-        "sip_parent_callid": None,
-        "sip_status": 486,
-        "terminated_at": attempted,
-        "termination_reason": "failed",
-        "to": "15085550199",
-        "trace_id": None,
-        "trunk": "twilio",
-    }
+    return cdr(sid, attempted, failed=True)
 
 
 def _edge_calls(days: list[date]) -> dict[str, date]:
