@@ -44,8 +44,10 @@ def test_models_follow_calls_and_wait_for_blocking_checks(clean_env: None) -> No
         model = defs.resolve_assets_def(name)
         assert dg.AssetKey("calls") in model.dependency_keys
         condition = model.automation_conditions_by_key[dg.AssetKey(name)]
-        assert condition is not None
-        assert "blocking" in str(condition).lower() or "checks" in str(condition).lower()
+        assert condition == (
+            dg.AutomationCondition.eager()
+            & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        )
 
 
 def test_schedule_cron_timezone_and_lookback_requests(clean_env: None) -> None:
