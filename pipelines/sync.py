@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 
 import pyarrow as pa
@@ -33,6 +34,7 @@ from pipelines.jambonz.client import (
     WindowResult,
     WindowStream,
 )
+from pipelines.jambonz.columnar import normalize_columns
 from pipelines.jambonz.records import Normalized, normalize
 from warehouse.load import LoadResult, Warehouse, WindowLoad
 
@@ -56,12 +58,16 @@ class SyncResult:
 
 
 class _Loader:
-    """Runs WindowLoad.add in one thread, one chunk queued at most (back-pressure)."""
+    """Normalizes chunks and runs WindowLoad.add on them in one thread, one chunk queued at most
+    (back-pressure). Arrow and DuckDB release the GIL: this thread's work overlaps the fetch."""
 
     def __init__(self, load: WindowLoad) -> None:
         self._load = load
-        self._queue: queue.Queue[Normalized | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[Callable[[], Normalized] | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
+        self.keys: list[pa.Array] = []  # call_key of every row normalized
+        self.quarantined = 0
+        self.normalize_s = 0.0
         self.load_s = 0.0
         self.wait_s = 0.0
         self._thread = threading.Thread(target=self._run, name="warehouse-loader", daemon=True)
@@ -71,21 +77,27 @@ class _Loader:
         return self
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+        while (make := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # drain: the transaction is already rolled back
             t = time.perf_counter()
             try:
+                chunk = make()
+                self.keys.append(chunk.calls.column("call_key").combine_chunks())
+                self.quarantined += chunk.quarantine.num_rows
+                t2 = time.perf_counter()
+                self.normalize_s += t2 - t
                 self._load.add(chunk.calls, chunk.raw, chunk.quarantine)
+                self.load_s += time.perf_counter() - t2
             except BaseException as exc:
                 self._error = exc
-            self.load_s += time.perf_counter() - t
 
-    def put(self, chunk: Normalized) -> None:
+    def put(self, make: Callable[[], Normalized]) -> None:
+        """Queue a chunk: `make` normalizes it (in the loader's thread)."""
         if self._error is not None:
             raise self._error
         t = time.perf_counter()
-        self._queue.put(chunk)
+        self._queue.put(make)
         self.wait_s += time.perf_counter() - t
 
     def __exit__(
@@ -110,7 +122,7 @@ def sync_window(
     chunk_records: int = CHUNK_RECORDS,
 ) -> SyncResult:
     """Fetch, normalize and load one window, all of it in one warehouse transaction."""
-    stream = client.stream_window(scope, window)
+    stream = client.stream_window(scope, window, columnar=True)
     return load_stream(
         stream, lambda: wh, scope, window, synced_at=synced_at, chunk_records=chunk_records
     )
@@ -132,43 +144,49 @@ def load_stream(
     fits one chunk (most days of most accounts) is then held for its load only, not for a fetch
     that may wait minutes on the rate limit.
     """
-    keys: list[pa.Array] = []
-    quarantined = 0
-    normalize_s = fetch_s = 0.0
+    fetch_s = 0.0
     records: list[dict[str, object]] = []
     raws: list[str] | None = []
+    tables: list[pa.Table] = []
+    held = 0  # records and table rows gathered since the last flush
 
     def flush(loader: _Loader) -> None:
-        nonlocal records, raws, quarantined, normalize_s
-        if not records:
-            return
-        t = time.perf_counter()
-        chunk = normalize(
-            records,
-            synced_at=synced_at,
-            scope_sid=scope.sid,
-            window_start=window.start,
-            window_end=window.end,
-            raw_texts=raws,
-        )
-        normalize_s += time.perf_counter() - t
-        records, raws = [], []
-        keys.append(chunk.calls.column("call_key").combine_chunks())
-        quarantined += chunk.quarantine.num_rows
-        loader.put(chunk)
+        nonlocal records, raws, tables, held
+        by_shape: dict[pa.Schema, list[pa.Table]] = {}
+        for table in tables:  # pages with unknown keys have more columns
+            by_shape.setdefault(table.schema, []).append(table)
+        for same in by_shape.values():
+            loader.put(partial(normalize_columns, pa.concat_tables(same), synced_at=synced_at))
+        if records:
+            loader.put(
+                partial(
+                    normalize,
+                    records,
+                    synced_at=synced_at,
+                    scope_sid=scope.sid,
+                    window_start=window.start,
+                    window_end=window.end,
+                    raw_texts=raws,
+                )
+            )
+        records, raws, tables, held = [], [], [], 0
 
     def gather(batches: Iterator[Batch]) -> bool:
         """Take batches until a chunk is full (True) or the stream ends (False)."""
         nonlocal raws, fetch_s
         t = time.perf_counter()
+        nonlocal held
         for batch in batches:
             fetch_s += time.perf_counter() - t
-            records.extend(batch.records)
-            if raws is not None and batch.raw is not None:
-                raws += batch.raw
-            else:
-                raws = None  # one batch without raw texts: serialize the chunk's records
-            if len(records) >= chunk_records:
+            tables.extend(batch.tables)
+            if batch.records:
+                records.extend(batch.records)
+                if raws is not None and batch.raw is not None:
+                    raws += batch.raw
+                else:
+                    raws = None  # one batch without raw texts: serialize the chunk's records
+            held += batch.size
+            if held >= chunk_records:
                 return True
             t = time.perf_counter()
         fetch_s += time.perf_counter() - t
@@ -192,13 +210,13 @@ def load_stream(
     return SyncResult(
         fetch=result,
         load=load.result(),
-        fetched_keys=pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
+        fetched_keys=pa.concat_arrays(loader.keys) if loader.keys else pa.array([], pa.string()),
         in_window=result.in_window,
-        quarantined=quarantined,
+        quarantined=loader.quarantined,
         phases={
             "pages": fetch_s,
             "parse": result.parse_s,
-            "normalize": normalize_s,
+            "normalize": loader.normalize_s,
             "load": loader.load_s,
             "load_wait": loader.wait_s,
             "commit": commit_s,

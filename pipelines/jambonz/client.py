@@ -101,10 +101,19 @@ class WindowResult:
 
 @dataclass
 class Batch:
-    """Records of one page (or of a repair) new to the window: distinct, start <= at < end."""
+    """Records of one page (or of a repair) new to the window: distinct, start <= at < end.
+
+    A columnar stream (stream_window(columnar=True)) hands the records of pages that
+    columnar.read_page took as `tables` (for columnar.normalize_columns), the rest as `records`.
+    """
 
     records: list[dict[str, Any]]
     raw: list[str] | None  # records[i]'s JSON text as received, when the parser kept it
+    tables: list[pa.Table] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.records) + sum(int(t.num_rows) for t in self.tables)
 
 
 class WindowStream:
@@ -197,12 +206,14 @@ class _Run:
     window: Window
     lo: int
     hi: int
+    columnar: bool = False  # read pages with columnar.read_page where it takes them
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: set[str] = field(default_factory=set)  # identities delivered or out of the window
     times: array[int] = field(default_factory=lambda: array("q"))  # ns of delivered records
     known: int = 0  # records delivered (with or without a readable attempted_at)
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_raw: list[str] | None = field(default_factory=list)
+    pending_tables: list[pa.Table] = field(default_factory=list)
     parse_s: float = 0.0
     requests: int = 0
     pages: int = 0
@@ -215,18 +226,17 @@ class _Run:
 
     def absorb(self, page: Page) -> tuple[int, int]:
         """Add a page's records; returns (new distinct in-window, duplicates)."""
+        cols = page.columns
         data = page.data
-        idents = _identities(data)
-        times = _instants(data)
+        idents: list[str] = cols.keys if cols is not None else _identities(data)
+        times: list[int] | list[int | None] = cols.instants if cols is not None else _instants(data)
         raw = page.raw
+        keep: list[int] = []
         new = dups = 0
         with self.lock:
             self.pages += 1
-            self.records_seen += len(data)
+            self.records_seen += len(idents)
             seen, lo, hi = self.seen, self.lo, self.hi
-            pending, pending_raw = self.pending, self.pending_raw
-            if raw is None or pending_raw is None:
-                self.pending_raw = pending_raw = None
             for i, ident in enumerate(idents):
                 if ident in seen:
                     dups += 1
@@ -239,10 +249,18 @@ class _Run:
                         continue
                     self.times.append(ns)
                 # a record without a readable attempted_at is kept: records.py quarantines it
-                pending.append(data[i])
-                if pending_raw is not None:
-                    pending_raw.append(raw[i])  # type: ignore[index]
-                new += 1
+                keep.append(i)
+            new = len(keep)
+            if cols is not None:
+                if new:
+                    table = cols.records
+                    self.pending_tables.append(table if new == len(idents) else table.take(keep))
+            else:
+                self.pending.extend(data[i] for i in keep)
+                if raw is None or self.pending_raw is None:
+                    self.pending_raw = None
+                else:
+                    self.pending_raw.extend(raw[i] for i in keep)
             self.known += new
             self.duplicates += dups
         return new, dups
@@ -250,8 +268,8 @@ class _Run:
     def take(self) -> Batch:
         """The records absorbed since the last take, handed on and forgotten here."""
         with self.lock:
-            batch = Batch(self.pending, self.pending_raw)
-            self.pending, self.pending_raw = [], []
+            batch = Batch(self.pending, self.pending_raw, self.pending_tables)
+            self.pending, self.pending_raw, self.pending_tables = [], [], []
         return batch
 
     def count_in(self, a: int, b: int) -> int:
@@ -357,6 +375,8 @@ class RecentCallsClient:
         self._sleep = _sleep
         self._monotonic = _monotonic
         self._random = _random
+        # requests in flight at once; a columnar stream may parse one page more meanwhile
+        self._gate = threading.BoundedSemaphore(concurrency)
         self.pacer = Pacer(
             reserve=reserve, fallback_rate=fallback_rate, sleep=_sleep, monotonic=_monotonic
         )
@@ -394,17 +414,21 @@ class RecentCallsClient:
         stream.result.records = records
         return stream.result
 
-    def stream_window(self, scope: Scope, window: Window) -> WindowStream:
+    def stream_window(
+        self, scope: Scope, window: Window, *, columnar: bool = False
+    ) -> WindowStream:
         """The window's records batch by batch (a page, or what a repair found); see WindowStream.
 
         Nothing is sent until the stream is iterated. Memory holds the identities seen, not the
         records: a consumer that writes each batch away pages a day of any size in flat memory.
+        columnar: pages columnar.read_page takes come as Arrow tables (Batch.tables), the rest
+        as dicts; the sync's fast path.
         """
         lo, hi = to_ns(window.start), to_ns(window.end)
         if hi <= lo:
             raise ValueError(f"empty or reversed window: {describe(scope, window)}")
         stream = WindowStream(iter(()))
-        stream._batches = self._stream(stream, _Run(scope, window, lo, hi))
+        stream._batches = self._stream(stream, _Run(scope, window, lo, hi, columnar))
         return stream
 
     def _stream(self, stream: WindowStream, run: _Run) -> Iterator[Batch]:
@@ -414,16 +438,17 @@ class RecentCallsClient:
         run.absorb(first)
         yield run.take()
         total = first.total
-        suspicious = len(first.data) < min(self.page_size, total)
+        suspicious = first.size < min(self.page_size, total)
         n_pages = pages_for(total, self.page_size) if total else 1
         totals = [total]
         for number, page in self._rest(run, lo, hi, n_pages):
             _, dups = run.absorb(page)
             yield run.take()
             totals.append(page.total)
-            short = len(page.data) < self.page_size and number < n_pages
+            short = page.size < self.page_size and number < n_pages
             suspicious = suspicious or dups > 0 or short or page.total != total
-        latest = totals[-1] if self.concurrency == 1 else max(totals)
+        # in flight together, pages may be answered out of order: the largest total is the latest
+        latest = totals[-1] if self.concurrency == 1 and not run.columnar else max(totals)
         if suspicious or run.count_in(lo, hi) != latest:
             log.info(
                 "%s: paging pass collected %d of %d (totals %d..%d); repairing",
@@ -435,7 +460,7 @@ class RecentCallsClient:
             )
             latest = self._repair(run)
             batch = run.take()
-            if batch.records:
+            if batch.size:
                 yield batch
         result = WindowResult(
             scope=scope,
@@ -472,13 +497,16 @@ class RecentCallsClient:
     def _rest(self, run: _Run, lo: int, hi: int, n_pages: int) -> Iterator[tuple[int, Page]]:
         """Pages 2..n_pages, in order; concurrently when asked, all through the one pacer."""
         numbers = range(2, n_pages + 1)
-        if self.concurrency == 1 or n_pages <= 2:
+        # A columnar stream's parse releases the GIL: one worker more than requests in flight
+        # (the gate) parses a page while the next is fetched.
+        workers = self.concurrency + (1 if run.columnar else 0)
+        if workers == 1 or n_pages <= 2:
             for n in numbers:
                 yield n, self._page(run, lo, hi, n, self.page_size)
             return
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="recentcalls")
-        # At most 2 x concurrency pages ahead of the consumer: memory stays flat when it is slower.
-        ahead = 2 * self.concurrency
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="recentcalls")
+        # At most 2 x workers pages ahead of the consumer: memory stays flat when it is slower.
+        ahead = 2 * workers
         try:
             futures: deque[tuple[int, Future[Page]]] = deque()
             todo = iter(numbers)
@@ -529,7 +557,7 @@ class RecentCallsClient:
             return False, 0
         page = self._page(run, a, b, 1, REPAIR_COUNT, repair=True)
         run.absorb(page)
-        if len(page.data) < REPAIR_COUNT and len(page.data) >= page.total:
+        if page.size < REPAIR_COUNT and page.size >= page.total:
             return True, page.total
         known = run.count_in(a, b)
         if known >= page.total:
@@ -558,14 +586,8 @@ class RecentCallsClient:
         attempt = 0
         first_try = self._monotonic()
         while True:
-            waited = self.pacer.acquire()
-            with run.lock:
-                run.wait_s += waited
-                run.requests += 1
-                if repair:
-                    run.repairs += 1
             try:
-                return self._send(run, params)
+                return self._send(run, params, repair=repair)
             except _Retry as retry:
                 attempt += 1
                 with run.lock:
@@ -598,7 +620,20 @@ class RecentCallsClient:
                 else:
                     self._sleep(delay)
 
-    def _send(self, run: _Run, params: dict[str, str]) -> Page:
+    def _send(self, run: _Run, params: dict[str, str], *, repair: bool) -> Page:
+        """One attempt: the HTTP exchange inside the gate and the pacing, the parse after both
+        (so a columnar stream parses one page while the next one is on the wire)."""
+        with self._gate:
+            waited = self.pacer.acquire()
+            with run.lock:
+                run.wait_s += waited
+                run.requests += 1
+                if repair:
+                    run.repairs += 1
+            response = self._exchange(run, params)
+        return self._interpret(run, response)
+
+    def _exchange(self, run: _Run, params: dict[str, str]) -> httpx.Response:
         info = None
         answered = False
         try:
@@ -617,7 +652,7 @@ class RecentCallsClient:
             info = parse_rate_headers(response.headers)
         finally:
             self.pacer.release(info, answered=answered)
-        return self._interpret(run, response)
+        return response
 
     def _interpret(self, run: _Run, response: httpx.Response) -> Page:
         status = response.status_code
@@ -625,7 +660,7 @@ class RecentCallsClient:
         if status == 200:
             t = time.perf_counter()
             try:
-                return parse_envelope(response.content)
+                return parse_envelope(response.content, columnar=run.columnar)
             except BadBodyError as exc:
                 raise _Retry("bad_body", f"200 with a bad body: {exc}") from None
             finally:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipelines.jambonz.columnar import ColumnarPage, read_page
+
 NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -119,9 +121,15 @@ class Page:
     total: int
     page: int | None
     page_size: int | None
-    data: list[dict[str, Any]]
+    data: list[dict[str, Any]]  # empty when `columns` holds the records
     # data[i]'s JSON text exactly as received (for calls_raw), when the body could be read so
     raw: list[str] | None = None
+    columns: ColumnarPage | None = None  # the records read by columnar.read_page, if it took them
+
+    @property
+    def size(self) -> int:
+        """Records in the page."""
+        return self.columns.records.num_rows if self.columns is not None else len(self.data)
 
 
 _DECODER = json.JSONDecoder()
@@ -201,8 +209,14 @@ def _scan_envelope(text: str) -> tuple[dict[str, Any], list[str] | None]:
     return doc, raw
 
 
-def parse_envelope(body: bytes) -> Page:
-    """Parse a 200 body. Raises BadBodyError for truncated, non-JSON or wrong-shape bodies."""
+def parse_envelope(body: bytes, *, columnar: bool = False) -> Page:
+    """Parse a 200 body. Raises BadBodyError for truncated, non-JSON or wrong-shape bodies.
+
+    columnar: try columnar.read_page first (records as checked Arrow columns, for a sync); a page
+    it does not take is parsed into dicts as usual.
+    """
+    if columnar and (cols := read_page(body)) is not None:
+        return Page(cols.total, cols.page, cols.page_size, data=[], columns=cols)
     raw: list[str] | None = None
     try:
         doc, raw = _scan_envelope(body.decode("utf-8"))

@@ -77,7 +77,7 @@ SERVER_KEYS: tuple[str, ...] = (
 
 # Record keys some column holds (the docs page's `sip_call_id` too); every other key goes to
 # `extra`.
-_KNOWN_KEYS = frozenset(SERVER_KEYS) | {"sip_call_id"}
+KNOWN_KEYS = frozenset(SERVER_KEYS) | {"sip_call_id"}
 
 _RFC3339_SECONDS = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
@@ -104,7 +104,8 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _surrogate(sip: str, direction: object, epoch_s: int) -> str:
+def surrogate_key(sip: str, direction: object, epoch_s: int) -> str:
+    """The call_key of a call without call_sid (see record_identity)."""
     return SURROGATE_PREFIX + _digest(f"{sip}|{direction}|{epoch_s}")
 
 
@@ -155,7 +156,7 @@ def record_identity(record: dict[str, Any]) -> str:
     if type(sip) is str and sip:
         secs = _epoch_seconds(record.get("attempted_at"))
         if secs is not None:
-            return _surrogate(sip, record.get("direction"), secs)
+            return surrogate_key(sip, record.get("direction"), secs)
     return INVALID_PREFIX + _digest(canonical_json(record))
 
 
@@ -272,9 +273,9 @@ def _column(name: str, key: str, build: _Builder, records: list[dict[str, Any]])
 
 
 def _extra(record: dict[str, Any]) -> str | None:
-    if record.keys() <= _KNOWN_KEYS:  # the common case, without building a set
+    if record.keys() <= KNOWN_KEYS:  # the common case, without building a set
         return None
-    keys = record.keys() - _KNOWN_KEYS
+    keys = record.keys() - KNOWN_KEYS
     return json.dumps(
         {k: record[k] for k in sorted(keys)}, separators=(",", ":"), ensure_ascii=False, default=str
     )
@@ -338,7 +339,9 @@ def _build(
         secs = attempted.cast(pa.int64())
         direction = cols["direction"]
         for i in nosid:
-            keys[i] = _surrogate(sip[i].as_py(), direction[i].as_py(), secs[i].as_py() // 1_000_000)
+            keys[i] = surrogate_key(
+                sip[i].as_py(), direction[i].as_py(), secs[i].as_py() // 1_000_000
+            )
 
     # The 1970 sentinel (and epoch 0) means "not answered"; an unanswered call has no answer time.
     answered_at = cols["answered_at"]
