@@ -45,7 +45,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 reserve=settings.rate_limit_reserve,
             ),
             "warehouse": WarehouseResource(
-                path=settings.warehouse_path, lock_timeout_s=settings.warehouse_lock_timeout_s
+                path=settings.warehouse_path,
+                lock_timeout_s=settings.warehouse_lock_timeout_s,
+                memory_limit=settings.warehouse_memory_limit,
             ),
         },
         executor=dg.in_process_executor,

@@ -17,7 +17,7 @@ import duckdb
 from pydantic import Field
 
 from pipelines.jambonz.client import RecentCallsClient, Scope
-from warehouse.load import Warehouse, WarehouseLockedError
+from warehouse.load import DEFAULT_MEMORY_LIMIT, Warehouse, WarehouseLockedError
 
 _SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -100,6 +100,10 @@ class WarehouseResource(dg.ConfigurableResource):
         default=120.0, description="how long a run waits for another process to release the file"
     )
 
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory_limit (WAREHOUSE_MEMORY_LIMIT)"
+    )
+
     def check_writable(self) -> None:
         """Fail with the cause, naming WAREHOUSE_PATH, when the file could not be written.
 
@@ -131,7 +135,12 @@ class WarehouseResource(dg.ConfigurableResource):
         """
         where = f"partition {partition}: " if partition else ""
         try:
-            return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only)
+            return Warehouse(
+                self.path,
+                lock_timeout_s=self.lock_timeout_s,
+                read_only=read_only,
+                memory_limit=self.memory_limit,
+            )
         except WarehouseLockedError as exc:
             raise dg.Failure(f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)") from None
         except (OSError, duckdb.IOException) as exc:

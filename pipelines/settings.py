@@ -8,10 +8,13 @@ the definitions load, and the UI opens, on a fresh checkout with nothing set.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from warehouse.load import DEFAULT_MEMORY_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://api.jambonz.cloud"
@@ -22,6 +25,9 @@ DEFAULT_HISTORY_DAYS = 30
 
 class SettingsError(ValueError):
     """A setting has a value that cannot work; the message names the variable."""
+
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Settings:
     lookback_days: int
     rate_limit_reserve: float
     warehouse_lock_timeout_s: float = 120.0
+    warehouse_memory_limit: str = DEFAULT_MEMORY_LIMIT
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -82,6 +89,11 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_raw!r} is not a number") from None
     if not 0.0 <= lock_timeout <= 3600.0:
         raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_timeout} is outside 0..3600")
+    memory_limit = env.get("WAREHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    if not _MEMORY.match(memory_limit):
+        raise SettingsError(
+            f"WAREHOUSE_MEMORY_LIMIT={memory_limit!r} is not a size like 512MB or 2GB"
+        )
     return Settings(
         base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
         account_sid=env.get("JAMBONZ_ACCOUNT_SID", "").strip() or None,
@@ -93,4 +105,5 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         lookback_days=_int(env, "SYNC_LOOKBACK_DAYS", 2, 0, 30),
         rate_limit_reserve=reserve,
         warehouse_lock_timeout_s=lock_timeout,
+        warehouse_memory_limit=memory_limit,
     )

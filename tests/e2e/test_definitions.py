@@ -105,6 +105,8 @@ def test_partition_windows_follow_daylight_saving(day: date, hours: int) -> None
         ({"PARTITIONS_START_DATE": "27/11/2026"}, "PARTITIONS_START_DATE"),
         ({"SYNC_LOOKBACK_DAYS": "many"}, "SYNC_LOOKBACK_DAYS"),
         ({"JAMBONZ_RATE_LIMIT_RESERVE": "1.5"}, "JAMBONZ_RATE_LIMIT_RESERVE"),
+        ({"WAREHOUSE_MEMORY_LIMIT": "lots"}, "WAREHOUSE_MEMORY_LIMIT"),
+        ({"WAREHOUSE_MEMORY_LIMIT": "512"}, "WAREHOUSE_MEMORY_LIMIT"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:

@@ -241,3 +241,12 @@ def test_lock_error_names_the_file_and_what_to_do(tmp_path: Path) -> None:
     assert holder.returncode == 0
     with Warehouse(path, lock_timeout_s=5) as w:  # released: opens at once
         assert w.count_calls(WS, WE) == 0
+
+
+def test_the_memory_limit_reaches_duckdb(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "a.duckdb") as w:
+        (limit,) = w.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        assert limit in ("488.2 MiB", "512.0 MB")  # DEFAULT_MEMORY_LIMIT, as DuckDB prints it
+    with Warehouse(tmp_path / "b.duckdb", memory_limit="2GB") as w:
+        (limit,) = w.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        assert limit in ("1.8 GiB", "2.0 GB")
