@@ -36,9 +36,23 @@ def _window() -> Any:
     return Window(pages.DAY_START, pages.DAY_START + timedelta(days=1))
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. Linux's VmHWM belongs to the process image, so it starts afresh
+    at exec; ru_maxrss does not (it keeps the parent's peak at fork: a harness that had just
+    rendered a big day's pages made every child look that big)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _usage() -> dict[str, float]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"peak_rss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime}
+    return {"peak_rss_mb": _peak_rss_mb(), "cpu_s": ru.ru_utime + ru.ru_stime}
 
 
 def floor(url: str, sid: str, concurrency: int = 1) -> dict[str, Any]:

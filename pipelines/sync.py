@@ -2,15 +2,16 @@
 
 This is the code path of the `calls` asset (pipelines/calls.py wraps it with metadata and checks)
 and of the benchmarks, which run it outside Dagster. It joins the two systems and knows neither's
-internals: the client streams raw records, records.normalize turns chunks of them into Arrow
-tables, the warehouse upserts the chunks inside one transaction.
+internals: the client streams the window's records (a columnar stream: pages columnar.read_page
+took come as checked Arrow tables, the rest as dicts), a loader thread turns each chunk into
+`calls` rows (columnar.normalize_columns, or records.normalize for the dicts) and upserts it, all
+chunks inside one transaction.
 
-Python's share of memory is bounded by the chunk: pages are normalized a chunk at a time and the
-chunk is written away by a loader thread (DuckDB works outside the GIL, so loading one chunk
-overlaps fetching and normalizing the next); what is kept for the whole window is the identities
-the client dedupes against and the call_key column the completeness check needs. DuckDB itself
-keeps a transaction's appended row groups until COMMIT (about 420 B a call, see benchmarks/), so
-the process still grows with the day: the price of one transaction per window.
+Memory is bounded by the chunk, not the day: a chunk is normalized and written away by the loader
+(Arrow and DuckDB work outside the GIL, so it overlaps fetching the next chunk); what is kept for
+the whole window is the identities the client dedupes against and the call_key column the
+completeness check needs (~130 B a call). DuckDB's share is bounded by its memory_limit
+(Warehouse), the rows it has written are evicted, not kept until COMMIT.
 """
 
 from __future__ import annotations

@@ -78,9 +78,12 @@ class LoadResult:
 # 1.0 GB with 512MB (the window's write and the checkpoint spill or evict instead).
 DEFAULT_MEMORY_LIMIT = "512MB"
 
-# Staged rows are written once there are this many: DuckDB writes (and compresses) whole row groups
-# of a big INSERT during the transaction, in the loader's thread, instead of all of them at COMMIT.
-FLUSH_ROWS = 122_880
+# The file is attached with ROW_GROUP_SIZE 30720 (warehouse/sql/attach_read_write.sql; DuckDB's
+# default is 122,880): a window's batches are appended in one transaction, and DuckDB writes
+# (compresses) each row group once it is full, in the loader's thread while the next pages are
+# fetched; what is left for COMMIT and the checkpoint is at most one row group (~0.15 s for the
+# 200k day) instead of up to 122,879 rows (~1-2 s). The file is ~10% larger; scans skip by
+# min/max at a finer grain. (README Performance)
 
 
 class WindowLoad:
@@ -98,10 +101,6 @@ class WindowLoad:
         self._window = {"window_start": start, "window_end": end}
         self._span: tuple[Any, Any] | None = None  # first batch seen: _window_keys exists
         self._fresh = False  # the window held no row when the first batch came
-        # new and changed rows not yet written: one INSERT of many rows is cheaper than many
-        self._stage_calls: list[pa.Table] = []
-        self._stage_raw: list[pa.Table] = []
-        self._staged = 0
         self.inserted = self.updated = self.unchanged = self.quarantined = 0
         self._open = False
 
@@ -123,7 +122,6 @@ class WindowLoad:
             return
         try:
             if self._span is not None:
-                self._flush()
                 self._con.execute("DROP TABLE IF EXISTS _window_keys")
             self._con.execute("COMMIT")
             self._open = False
@@ -178,7 +176,7 @@ class WindowLoad:
                     # the window held nothing when this load began and no call repeats across
                     # batches: every call is new (the lookup would scan what this load wrote)
                     inserted, updated = calls.num_rows, 0
-                    self._stage(calls, raw, calls.num_rows)
+                    self._write(calls, raw, calls.num_rows)
                 else:
                     con.execute(sql("calls_existing"), rng)
                     con.execute(sql("calls_diff"))
@@ -186,14 +184,12 @@ class WindowLoad:
                     con.execute(sql("calls_delete_changed"), rng)
                     con.execute(sql("calls_raw_delete"), rng)
                     if inserted or updated:
-                        self._stage(calls, raw, int(inserted) + int(updated))
+                        self._write(calls, raw, int(inserted) + int(updated))
                     con.execute("DROP TABLE IF EXISTS _existing")
                     con.execute("DROP TABLE IF EXISTS _diff")
                 self.inserted += int(inserted)
                 self.updated += int(updated)
                 self.unchanged += calls.num_rows - int(inserted) - int(updated)
-                if self._staged >= FLUSH_ROWS:
-                    self._flush()
             if quarantine.num_rows:
                 row = con.execute(sql("calls_quarantine_insert"), self._window).fetchone()
                 self.quarantined += int(row[0]) if row else 0
@@ -201,30 +197,15 @@ class WindowLoad:
             self._abort()
             raise
 
-    def _stage(self, calls: pa.Table, raw: pa.Table, changed: int) -> None:
-        """Keep the batch's new and changed rows (the keys in _diff) for the next flush."""
+    def _write(self, calls: pa.Table, raw: pa.Table, changed: int) -> None:
+        """Insert the batch's new and changed rows (the keys in _diff) into calls and calls_raw."""
         if changed != calls.num_rows:
             keys = self._con.sql(sql("calls_diff_keys")).to_arrow_table().column(0)
             calls = calls.filter(pc.is_in(calls.column("call_key"), value_set=keys))
             raw = raw.filter(pc.is_in(raw.column("call_key"), value_set=keys))
-        self._stage_calls.append(calls)
-        self._stage_raw.append(raw)
-        self._staged += calls.num_rows
-
-    def _flush(self) -> None:
-        """Write the staged rows to calls and calls_raw, one statement each."""
-        if not self._staged:
-            return
-        con = self._con
-        stage_calls = pa.concat_tables(self._stage_calls)  # noqa: F841  (read by name, see add)
-        stage_raw = pa.concat_tables(self._stage_raw)  # noqa: F841
-        self._stage_calls, self._stage_raw, self._staged = [], [], 0
-        try:
-            con.execute(sql("calls_insert"))
-            con.execute(sql("calls_raw_insert"))
-        except BaseException:
-            self._abort()
-            raise
+        new_calls, new_raw = calls, raw  # noqa: F841  (read by name, see add)
+        self._con.execute(sql("calls_insert"))
+        self._con.execute(sql("calls_raw_insert"))
 
     def result(self) -> LoadResult:
         return LoadResult(self.inserted, self.updated, self.unchanged, self.quarantined)
@@ -278,10 +259,7 @@ class Warehouse:
         delay = 0.05
         while True:
             try:
-                config: dict[str, str | bool | int | float | list[str]] = (
-                    {"memory_limit": self.memory_limit} if self.memory_limit else {}
-                )
-                return duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+                return self._attach()
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
                     raise
@@ -298,6 +276,25 @@ class Warehouse:
                     ) from exc
                 time.sleep(min(delay, left))  # backoff between attempts, not synchronization
                 delay = min(delay * 2, 1.0)
+
+    def _attach(self) -> duckdb.DuckDBPyConnection:
+        """The file ATTACHed (as `warehouse`, then USE) to an in-memory connection: ATTACH takes
+        ROW_GROUP_SIZE, duckdb.connect does not. Lock errors surface from the ATTACH."""
+        config: dict[str, str | bool | int | float | list[str]] = {
+            # flush a transaction's full row groups at once (the default buffers 5 of them)
+            "write_buffer_row_group_count": 1,
+        }
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        con = duckdb.connect(":memory:", config=config)
+        try:
+            attach = "attach_read_only" if self.read_only else "attach_read_write"
+            con.execute(sql(attach), {"path": str(self.path)})
+            con.execute("USE warehouse")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _migrate(self) -> None:
         con = self.con

@@ -49,7 +49,7 @@ RAW_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("call_key", pa.string(), "the row of `calls` this payload became"),
     ("attempted_at", UTC_US, "the call's attempted_at (scopes the upsert, like `calls`)"),
     ("account_sid", pa.string(), "account the call belongs to"),
-    ("payload", pa.string(), "the record exactly as received, as JSON text (DuckDB JSON)"),
+    ("payload", pa.string(), "the record as received, JSON text (DuckDB JSON; JSON-equal)"),
     ("synced_at", UTC_US, "when this payload was written"),
 )
 RAW_SCHEMA: pa.Schema = pa.schema([pa.field(name, typ) for name, typ, _ in RAW_COLUMNS])

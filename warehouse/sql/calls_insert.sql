@@ -1,5 +1,5 @@
--- The staged new and changed rows of several batches, in one statement: from a row group's worth
--- on, DuckDB writes (and compresses) them while the transaction is open, not all at COMMIT.
+-- A batch's new and changed rows (WindowLoad._write). DuckDB writes and compresses each row group
+-- of the transaction once it is full, while the transaction is open; COMMIT writes the rest.
 INSERT INTO calls BY NAME
-SELECT s.*
-FROM stage_calls AS s;
+SELECT n.*
+FROM new_calls AS n;
