@@ -126,6 +126,7 @@ def _metadata(
         "api_in_window": synced.in_window,
         "requests": result.requests,
         "pages": result.pages,
+        "pages_columnar": result.columnar_pages,
         "repairs": result.repairs,
         "duplicates_dropped": result.duplicates_dropped,
         "out_of_window_dropped": result.out_of_window_dropped,
@@ -185,7 +186,7 @@ def build_calls_asset(
 
         try:
             with jambonz.client() as client:
-                stream = client.stream_window(scope, window)
+                stream = client.stream_window(scope, window, columnar=True)
                 synced = load_stream(
                     stream, open_warehouse, scope, window, synced_at=datetime.now(UTC)
                 )

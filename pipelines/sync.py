@@ -59,46 +59,63 @@ class SyncResult:
 
 
 class _Loader:
-    """Normalizes chunks and runs WindowLoad.add on them in one thread, one chunk queued at most
-    (back-pressure). Arrow and DuckDB release the GIL: this thread's work overlaps the fetch."""
+    """Two threads behind the stream: one normalizes chunks, one runs WindowLoad.add on them;
+    each queue holds one chunk at most (back-pressure). Arrow and DuckDB release the GIL, so
+    normalizing a chunk, writing the one before and fetching the next overlap."""
 
     def __init__(self, load: WindowLoad) -> None:
         self._load = load
-        self._queue: queue.Queue[Callable[[], Normalized] | None] = queue.Queue(maxsize=1)
+        self._todo: queue.Queue[Callable[[], Normalized] | None] = queue.Queue(maxsize=1)
+        self._ready: queue.Queue[Normalized | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self.keys: list[pa.Array] = []  # call_key of every row normalized
         self.quarantined = 0
         self.normalize_s = 0.0
         self.load_s = 0.0
         self.wait_s = 0.0
-        self._thread = threading.Thread(target=self._run, name="warehouse-loader", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._normalize, name="chunk-normalizer", daemon=True),
+            threading.Thread(target=self._write, name="warehouse-loader", daemon=True),
+        ]
 
     def __enter__(self) -> _Loader:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
-    def _run(self) -> None:
-        while (make := self._queue.get()) is not None:
+    def _normalize(self) -> None:
+        while (make := self._todo.get()) is not None:
             if self._error is not None:
-                continue  # drain: the transaction is already rolled back
+                continue  # drain: the transaction is being rolled back
             t = time.perf_counter()
             try:
                 chunk = make()
                 self.keys.append(chunk.calls.column("call_key").combine_chunks())
                 self.quarantined += chunk.quarantine.num_rows
-                t2 = time.perf_counter()
-                self.normalize_s += t2 - t
-                self._load.add(chunk.calls, chunk.raw, chunk.quarantine)
-                self.load_s += time.perf_counter() - t2
             except BaseException as exc:
                 self._error = exc
+                continue
+            self.normalize_s += time.perf_counter() - t
+            self._ready.put(chunk)
+        self._ready.put(None)
+
+    def _write(self) -> None:
+        while (chunk := self._ready.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the transaction is already rolled back
+            t = time.perf_counter()
+            try:
+                self._load.add(chunk.calls, chunk.raw, chunk.quarantine)
+            except BaseException as exc:
+                self._error = exc
+            self.load_s += time.perf_counter() - t
 
     def put(self, make: Callable[[], Normalized]) -> None:
-        """Queue a chunk: `make` normalizes it (in the loader's thread)."""
+        """Queue a chunk: `make` normalizes it (in the normalizer's thread)."""
         if self._error is not None:
             raise self._error
         t = time.perf_counter()
-        self._queue.put(make)
+        self._todo.put(make)
         self.wait_s += time.perf_counter() - t
 
     def __exit__(
@@ -107,8 +124,9 @@ class _Loader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        self._todo.put(None)
+        for thread in self._threads:
+            thread.join()
         if self._error is not None and exc is None:
             raise self._error
 

@@ -65,6 +65,8 @@ def test_a_day_loads_every_call_once_with_metadata_and_passing_checks(pipeline: 
     assert meta["updated"] == 0
     assert meta["api_total"] == len(keys)
     assert meta["requests"] >= 1
+    # the asset reads pages on the fast path (the simulator's pages are the server's shape)
+    assert 0 < meta["pages_columnar"] <= meta["pages"]
     for name in ("repairs", "quarantined", "rate_limit_wait_s", "elapsed_s", "retries"):
         assert name in meta
     checks = _checks(result)
