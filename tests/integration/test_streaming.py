@@ -4,19 +4,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipelines import sync as sync_module
 from pipelines.jambonz.client import RecentCallsClient, Scope, Window
 from pipelines.jambonz.records import normalize, record_identity
 from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
 from pipelines.sync import sync_window
 from tests.conftest import NOW
-from warehouse.load import LoadResult, Warehouse
+from warehouse.load import LoadResult, Warehouse, WindowLoad
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 SCOPE = Scope.account(ACCOUNT_SID)
@@ -88,6 +89,8 @@ def test_streamed_sync_equals_one_shot_load(sim: Simulator, tmp_path: Path) -> N
         with client(sim) as c:
             synced = sync_window(c, b, SCOPE, DAY, synced_at=SYNCED, chunk_records=700)
         assert synced.load == load_a
+        # both paths ran: most pages columnar, the pages with the odd records record by record
+        assert 0 < synced.fetch.columnar_pages < synced.fetch.pages
         assert load_a.quarantined == 2
         assert load_a.inserted == in_window - 2
         assert synced.in_window == in_window
@@ -195,3 +198,35 @@ def test_the_file_is_opened_once_the_first_chunk_is_ready(
     assert synced.load.inserted > 0
     fetched_after_open = synced.fetch.requests - requests_when_opened[0]
     assert (fetched_after_open > 0) is held_while_fetching
+
+
+@pytest.mark.parametrize("stage", ["normalize", "write"])
+def test_a_chunk_failing_rolls_back_the_whole_window_and_surfaces(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """An error in the normalizer or the writer thread, chunks into the window: it is raised
+    from sync_window and no chunk of the window stays in the file."""
+    calls = 0
+
+    def failing(real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError(f"{stage} failed on chunk 3")
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    if stage == "normalize":
+        monkeypatch.setattr(
+            sync_module, "normalize_columns", failing(sync_module.normalize_columns)
+        )
+    else:
+        monkeypatch.setattr(WindowLoad, "add", failing(WindowLoad.add))
+    with Warehouse(tmp_path / "w.duckdb") as wh, client(sim) as c:
+        with pytest.raises(RuntimeError, match=f"{stage} failed on chunk 3"):
+            sync_window(c, wh, SCOPE, DAY, synced_at=SYNCED, chunk_records=500)
+        assert calls >= 3
+        assert wh.count_calls(DAY.start, DAY.end) == 0
+        assert wh.con.execute("SELECT count(*) FROM calls_raw").fetchone() == (0,)
