@@ -51,10 +51,10 @@ class SyncResult:
     fetched_keys: pa.Array  # call_key of every row loaded (for the completeness check)
     in_window: int  # distinct records the API returned for the window
     quarantined: int  # quarantine rows built for the window (before dedupe against the table)
-    # seconds: pages (waiting on the stream: HTTP, parse and dedupe of each page), parse (inside
-    # pages when sequential; summed over the fetch threads when concurrent), normalize, load (in
-    # the loader thread, overlapping the others), load_wait (the stream stalled on the loader),
-    # commit (after the last page: the loader draining, the last staged rows written, COMMIT)
+    # seconds: pages (waiting on the stream: HTTP, parse and dedupe of each page), parse (summed
+    # over the fetch threads), normalize and load (the normalizer's and the writer's threads,
+    # overlapping the others), load_wait (the stream stalled on them), commit (after the last
+    # page: the last chunks normalized and written, COMMIT)
     phases: dict[str, float] = field(default_factory=dict)
 
 
