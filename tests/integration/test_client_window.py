@@ -153,3 +153,32 @@ def test_service_provider_route_with_concurrency(simulator: Simulator) -> None:
     assert len({r["account_sid"] for r in result.records}) == 2
     assert result.pages == result.requests == -(-len(truth) // 50)
     assert all(e["path"].startswith("/v1/ServiceProviders/") for e in simulator.request_log)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_columnar_stream_with_records_landing_mid_paging_is_exactly_once(
+    concurrency: int,
+) -> None:
+    """The sync's stream: pages read as columns, one parsed while the next is fetched (or three
+    in flight), calls landing mid-paging, a repair: every call once, as with dicts."""
+    with Simulator(seed=12, calls_per_day=8000, rate_limit=None, now=NOW) as sim:
+        sim.faults.landing_per_request = 3
+        transport = LandingFor(sim, 30)
+        with RecentCallsClient(
+            sim.base_url,
+            ACCOUNT_KEY,
+            fallback_rate=None,
+            concurrency=concurrency,
+            _transport=transport,
+        ) as client:
+            stream = client.stream_window(ACCOUNT, DAY, columnar=True)
+            batches = list(stream)
+        truth = sim.calls(ACCOUNT_SID, DAY.start, DAY.end)
+    keys = [k for b in batches for t in b.tables for k in t.column("call_key").to_pylist()]
+    keys += [record_identity(r) for b in batches for r in b.records]
+    assert stream.result is not None
+    assert stream.result.columnar_pages > 0
+    assert stream.result.repairs > 0
+    assert [k for k, n in Counter(keys).items() if n > 1] == []
+    assert set(keys) == set(identities(truth))
+    assert stream.result.total == len(truth) == len(keys)
