@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import duckdb
 
@@ -48,17 +47,17 @@ def _install() -> None:
 
         load.sql = sql  # type: ignore[assignment]
     if os.environ.get("FAULTS_SIGNAL_LOCK"):
-        connect = duckdb.connect
+        attach = load.Warehouse._attach
 
-        def signalling_connect(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        def signalling_attach(self: load.Warehouse) -> duckdb.DuckDBPyConnection:
             try:
-                return connect(*args, **kwargs)
+                return attach(self)
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower():
                     _signal("WAITING-FOR-LOCK")
                 raise
 
-        duckdb.connect = signalling_connect
+        load.Warehouse._attach = signalling_attach  # type: ignore[method-assign]
 
 
 def main() -> int:
