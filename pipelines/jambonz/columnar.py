@@ -3,15 +3,16 @@ objects per record.
 
 json.loads builds a dict per record and records.normalize walks them again: ~20 us a call, all of
 it holding the GIL. Here pyarrow's JSON reader parses the page in C++ with the GIL released (so
-the fetch threads and DuckDB's loader run beside it) into typed columns, and every rule
-records.normalize applies is checked on whole columns. A page is taken by this path only when
-normalize would take each of its records as it is: server dialect (RFC 3339 `Z` strings), a
-call_sid on every record, the right JSON type in every field, whole numbers in int32 range, no
-unknown key other than a string, number or boolean. Anything else (a wrong type, a call without
-call_sid, the docs dialect, a float or nested unknown key, a key missing or repeated) makes
-`read_page` return None, and the caller parses the page with json.loads and normalizes it record
-by record, which quarantines with reasons. Both paths give the same rows and the same payloads
-(as JSON values; tests/unit/test_columnar.py holds them to it).
+the other fetch thread, the normalizer and the writer run beside it) into typed columns, and
+every rule records.normalize applies is checked on whole columns. A page is taken by this path
+only when normalize would take each of its records as it is: server dialect (RFC 3339 `Z`
+strings), a call_sid or else a sip_callid on every record (the surrogate key is computed here),
+the right JSON type in every field, whole numbers in int32 range, no unknown key other than a
+string, number or boolean. Anything else (a wrong type, a call with no identity, the docs'
+dialect, a null, whole-float or nested unknown key, a key missing or repeated) makes `read_page`
+return None, and the caller parses the page with json.loads and normalizes it record by record,
+which quarantines with reasons. Both paths give the same rows and the same payloads (as JSON
+values; tests/unit/test_columnar.py holds them to it, with a property test).
 
 Payloads are rebuilt, not sliced from the body: the record's fields in the server's order, its
 timestamps as the original text, its unknown keys after them. A page is only taken when its count
