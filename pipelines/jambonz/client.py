@@ -26,6 +26,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.jambonz.columnar import parse_page
 from pipelines.jambonz.pacing import (
     RESET_MARGIN_S,
     Pacer,
@@ -34,6 +35,7 @@ from pipelines.jambonz.pacing import (
     parse_retry_after,
 )
 from pipelines.jambonz.paging import (
+    STRICT_UTC,
     BadBodyError,
     Page,
     error_message,
@@ -302,9 +304,6 @@ class _Run:
             return sorted(ns for ns in self.times if a <= ns < b)
 
 
-_STRICT_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
-
-
 def _identities(data: list[dict[str, Any]]) -> list[str]:
     """record_identity of each record; the common case (a call_sid) without a call."""
     sids = [r.get("call_sid") for r in data]
@@ -323,7 +322,7 @@ def _instants(data: list[dict[str, Any]]) -> list[int | None]:
     values = [r.get("attempted_at") for r in data]
     try:
         arr = pa.array(values, pa.string())
-        if arr.null_count == 0 and pc.all(pc.match_substring_regex(arr, _STRICT_UTC)).as_py():
+        if arr.null_count == 0 and pc.all(pc.match_substring_regex(arr, STRICT_UTC)).as_py():
             ns: list[int | None] = (
                 arr.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist()
             )
@@ -680,7 +679,8 @@ class RecentCallsClient:
         if status == 200:
             t = time.perf_counter()
             try:
-                return parse_envelope(response.content, columnar=run.columnar)
+                body = response.content
+                return parse_page(body) if run.columnar else parse_envelope(body)
             except BadBodyError as exc:
                 raise _Retry("bad_body", f"200 with a bad body: {exc}") from None
             finally:

@@ -34,7 +34,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from pipelines.jambonz.records import KNOWN_KEYS, SERVER_KEYS, Normalized, surrogate_key
+from pipelines.jambonz.paging import NS_PER_S, STRICT_UTC, Page, parse_envelope
+from pipelines.jambonz.records import (
+    INT32_MAX,
+    INT32_MIN,
+    KNOWN_KEYS,
+    SERVER_KEYS,
+    UTC_NS,
+    Normalized,
+    surrogate_key,
+)
 from warehouse.load import sql
 from warehouse.tables import (
     CALL_COLUMN_NAMES,
@@ -43,11 +52,6 @@ from warehouse.tables import (
     RAW_SCHEMA,
     UTC_US,
 )
-
-_UTC_NS = pa.timestamp("ns", tz="UTC")
-NS_PER_S = 1_000_000_000
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-_STRICT_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 
 # Numbers are read as float64: the server sends `752` and `752.0` alike; whole and in range is
 # checked below (a bool, a string or an object in a number field fails the read).
@@ -67,7 +71,15 @@ _READ = pj.ReadOptions(use_threads=False, block_size=1 << 22)
 _EXTRA_TYPES = (pa.string(), pa.int64(), pa.float64(), pa.bool_())
 _TIME_KEYS = ("attempted_at", "answered_at", "terminated_at")
 _COLUMN_KEY = {"from_number": "from", "to_number": "to"}  # calls column -> API key, if different
-RECORDS = pa.schema([pa.field("call_key", pa.string()), *_RECORD, pa.field("extra", pa.string())])
+RECORDS = pa.schema(
+    [
+        pa.field("call_key", pa.string()),
+        *_RECORD,
+        pa.field("extra", pa.string()),
+        # the three times, parsed once by read_page's checks (the text stays for the payload)
+        *(pa.field(f"{key}_us", UTC_US) for key in _TIME_KEYS),
+    ]
+)
 
 
 @dataclass
@@ -82,6 +94,15 @@ class ColumnarPage:
     records: pa.Table
     keys: list[str]  # call_key (= call_sid) of each record
     instants: list[int]  # attempted_at of each record, ns since the epoch
+
+
+def parse_page(body: bytes) -> Page:
+    """A 200 body as paging.Page: its records as columns when read_page takes them (Page.columns),
+    else as dicts (paging.parse_envelope, which also names a bad body)."""
+    cols = read_page(body)
+    if cols is None:
+        return parse_envelope(body)
+    return Page(cols.total, cols.page, cols.page_size, data=[], columns=cols)
 
 
 def read_page(body: bytes) -> ColumnarPage | None:
@@ -118,15 +139,21 @@ def read_page(body: bytes) -> ColumnarPage | None:
     if body.count(b'":') != keys_explained:
         return None  # a key missing, repeated, null where unknown, or `":` inside a string
     try:
-        instants = _checked(records)
+        times = _checked(records)
     except (pa.ArrowException, ValueError, TypeError, OverflowError):
         return None
-    if instants is None:
+    if times is None:
         return None
+    instants: list[int] = times[0].cast(pa.int64()).to_pylist()
     keys = _call_keys(records, instants)
     if keys is None:
         return None
-    columns = [pa.array(keys, pa.string()), *records.columns[: len(SERVER_KEYS)], _extra(records)]
+    columns = [
+        pa.array(keys, pa.string()),
+        *records.columns[: len(SERVER_KEYS)],
+        _extra(records),
+        *(pc.cast(t, UTC_US, safe=False) for t in times),  # truncated to microseconds
+    ]
     return ColumnarPage(
         total=int(total),
         page=int(page) if page is not None else None,
@@ -137,15 +164,16 @@ def read_page(body: bytes) -> ColumnarPage | None:
     )
 
 
-def _checked(records: pa.Table) -> list[int] | None:
-    """attempted_at in ns when every record passes normalize's rules as it is, else None."""
+def _checked(records: pa.Table) -> list[pa.Array] | None:
+    """The _TIME_KEYS parsed (ns) when every record passes normalize's rules as it is, else None.
+
+    A time normalize would quarantine raises (ArrowInvalid) instead.
+    """
     if not records.num_rows:
-        return []
+        return [pa.array([], UTC_NS)] * len(_TIME_KEYS)
     attempted = records.column("attempted_at")
-    if attempted.null_count or not pc.all(pc.match_substring_regex(attempted, _STRICT_UTC)).as_py():
+    if attempted.null_count or not pc.all(pc.match_substring_regex(attempted, STRICT_UTC)).as_py():
         return None
-    for key in _TIME_KEYS[1:]:
-        records.column(key).cast(_UTC_NS)  # raises where normalize would quarantine
     for key in ("sip_status", "duration"):
         col = records.column(key)
         if col.null_count == len(col):
@@ -153,10 +181,9 @@ def _checked(records: pa.Table) -> list[int] | None:
         if not pc.all(pc.equal(pc.trunc(col), col)).as_py():
             return None
         span = pc.min_max(col)
-        if span["min"].as_py() < _INT32_MIN or span["max"].as_py() > _INT32_MAX:
+        if span["min"].as_py() < INT32_MIN or span["max"].as_py() > INT32_MAX:
             return None
-    ns: list[int] = attempted.cast(_UTC_NS).cast(pa.int64()).to_pylist()
-    return ns
+    return [records.column(key).cast(UTC_NS) for key in _TIME_KEYS]
 
 
 def _call_keys(records: pa.Table, instants: list[int]) -> list[str] | None:
@@ -187,7 +214,7 @@ def normalize_columns(records: pa.Table, *, synced_at: datetime) -> Normalized:
     for name in CALL_COLUMN_NAMES:
         key = _COLUMN_KEY.get(name, name)
         if key in _TIME_KEYS:
-            cols[name] = pc.cast(records.column(key).cast(_UTC_NS), UTC_US, safe=False)
+            cols[name] = records.column(f"{key}_us")
         elif key in ("sip_status", "duration"):
             cols[name] = records.column(key).cast(pa.int32())
         elif key in SERVER_KEYS:

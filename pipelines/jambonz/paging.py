@@ -14,11 +14,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines.jambonz.columnar import ColumnarPage, read_page
+if TYPE_CHECKING:
+    from pipelines.jambonz.columnar import ColumnarPage
 
 NS_PER_S = 1_000_000_000
+# attempted_at as the deployed server writes it: UTC with `Z`, 0-9 fraction digits
+STRICT_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _RFC3339 = re.compile(
@@ -209,14 +212,8 @@ def _scan_envelope(text: str) -> tuple[dict[str, Any], list[str] | None]:
     return doc, raw
 
 
-def parse_envelope(body: bytes, *, columnar: bool = False) -> Page:
-    """Parse a 200 body. Raises BadBodyError for truncated, non-JSON or wrong-shape bodies.
-
-    columnar: try columnar.read_page first (records as checked Arrow columns, for a sync); a page
-    it does not take is parsed into dicts as usual.
-    """
-    if columnar and (cols := read_page(body)) is not None:
-        return Page(cols.total, cols.page, cols.page_size, data=[], columns=cols)
+def parse_envelope(body: bytes) -> Page:
+    """Parse a 200 body. Raises BadBodyError for truncated, non-JSON or wrong-shape bodies."""
     raw: list[str] | None = None
     try:
         doc, raw = _scan_envelope(body.decode("utf-8"))

@@ -45,10 +45,10 @@ from warehouse.tables import (
 SURROGATE_PREFIX = "nosid:"
 INVALID_PREFIX = "invalid:"
 
-_UTC_NS = pa.timestamp("ns", tz="UTC")
+UTC_NS = pa.timestamp("ns", tz="UTC")
 _NONE = type(None)
 _EPOCH_S_MAX = 253_402_300_800  # 10000-01-01: beyond it no TIMESTAMPTZ holds the value
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 # The 21 keys the deployed server sends on every record, in its order (fact sheet).
 SERVER_KEYS: tuple[str, ...] = (
@@ -130,7 +130,7 @@ def _epoch_seconds(value: object) -> int | None:
             return None
         return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) - offset
     try:  # whatever else Arrow parses, normalize() parses too: stay consistent with it
-        ns = pa.array([value], pa.string()).cast(_UTC_NS).cast(pa.int64())[0].as_py()
+        ns = pa.array([value], pa.string()).cast(UTC_NS).cast(pa.int64())[0].as_py()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return int(ns) // 1_000_000_000
@@ -203,13 +203,13 @@ def _epoch_micros(v: int | float) -> int:
 def _ts_array(vals: list[Any]) -> pa.Array:
     types = set(map(type, vals))
     if types <= {str, _NONE}:
-        parsed = pa.array(vals, pa.string()).cast(_UTC_NS)
+        parsed = pa.array(vals, pa.string()).cast(UTC_NS)
         return pc.cast(parsed, UTC_US, safe=False)  # truncates nanoseconds
     if not types <= {str, int, float, _NONE}:
         raise ValueError("not a timestamp")
     strs = [v if type(v) is str else None for v in vals]
     micros = [None if v is None or type(v) is str else _epoch_micros(v) for v in vals]
-    from_strs = pc.cast(pa.array(strs, pa.string()).cast(_UTC_NS), UTC_US, safe=False)
+    from_strs = pc.cast(pa.array(strs, pa.string()).cast(UTC_NS), UTC_US, safe=False)
     from_nums = pa.array(micros, pa.int64()).cast(UTC_US)
     return pc.coalesce(from_strs, from_nums)
 
@@ -297,7 +297,7 @@ def _fast_columns(records: list[dict[str, Any]]) -> dict[str, pa.Array] | None:
             if build is _str_array:
                 cols[name] = texts.field(key)
             elif build is _ts_array:
-                parsed = texts.field(key).cast(_UTC_NS)
+                parsed = texts.field(key).cast(UTC_NS)
                 cols[name] = pc.cast(parsed, UTC_US, safe=False)  # truncates nanoseconds
         cols["sip_callid"] = pc.coalesce(texts.field("sip_callid"), texts.field("sip_call_id"))
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
