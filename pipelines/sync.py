@@ -3,14 +3,14 @@
 This is the code path of the `calls` asset (pipelines/calls.py wraps it with metadata and checks)
 and of the benchmarks, which run it outside Dagster. It joins the two systems and knows neither's
 internals: the client streams the window's records (a columnar stream: pages columnar.read_page
-took come as checked Arrow tables, the rest as dicts), a loader thread turns each chunk into
-`calls` rows (columnar.normalize_columns, or records.normalize for the dicts) and upserts it, all
+took come as checked Arrow tables, the rest as dicts), one thread turns each chunk into `calls`
+rows (columnar.normalize_columns, or records.normalize for the dicts), another upserts them, all
 chunks inside one transaction.
 
-Memory is bounded by the chunk, not the day: a chunk is normalized and written away by the loader
-(Arrow and DuckDB work outside the GIL, so it overlaps fetching the next chunk); what is kept for
-the whole window is the identities the client dedupes against and the call_key column the
-completeness check needs (~130 B a call). DuckDB's share is bounded by its memory_limit
+Memory is bounded by the chunk, not the day: a chunk is normalized and written away behind the
+stream (Arrow and DuckDB work outside the GIL, so both overlap fetching the next chunk); what is
+kept for the whole window is the identities the client dedupes against and the call_key column
+the completeness check needs (~130 B a call). DuckDB's share is bounded by its memory_limit
 (Warehouse), the rows it has written are evicted, not kept until COMMIT.
 """
 
@@ -171,11 +171,8 @@ def load_stream(
 
     def flush(loader: _Loader) -> None:
         nonlocal records, raws, tables, held
-        by_shape: dict[pa.Schema, list[pa.Table]] = {}
-        for table in tables:  # pages with unknown keys have more columns
-            by_shape.setdefault(table.schema, []).append(table)
-        for same in by_shape.values():
-            loader.put(partial(normalize_columns, pa.concat_tables(same), synced_at=synced_at))
+        if tables:  # one schema (columnar.RECORDS) whatever keys the pages had
+            loader.put(partial(normalize_columns, pa.concat_tables(tables), synced_at=synced_at))
         if records:
             loader.put(
                 partial(
