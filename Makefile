@@ -24,11 +24,12 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# DAGSTER_HOME when set, else var/dagster/ with a link to dagster.yaml (pipelines/demo.py)
 demo: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)} $(BIN)/python -m pipelines.demo
+	$(BIN)/python -m pipelines.demo
 
 dev: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)} $(BIN)/python -m pipelines.demo --ui
+	$(BIN)/python -m pipelines.demo --ui
 
 sim: $(STAMP)
 	$(BIN)/python -m pipelines.jambonz.simulator --port 8765

@@ -15,15 +15,20 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from pipelines.jambonz.client import JambonzError, Scope, Window
+from pipelines.jambonz.client import (
+    IncompleteWindowError,
+    JambonzError,
+    JambonzUnavailableError,
+    Scope,
+    Window,
+)
 from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
+from pipelines.retries import TransientFailure, retrying
 from pipelines.settings import Settings
 from pipelines.sync import SyncResult, load_stream
 from warehouse.checks import CheckOutcome, run_check
 from warehouse.load import Warehouse
-
-POOL = "duckdb_warehouse"
 
 # (check name, blocking, severity, description)
 CALL_CHECKS: tuple[tuple[str, bool, dg.AssetCheckSeverity, str], ...] = (
@@ -151,7 +156,6 @@ def build_calls_asset(
         name="calls",
         partitions_def=partitions,
         check_specs=specs,
-        pool=POOL,
         group_name="jambonz",
         kinds={"duckdb", "python"},
         description=(
@@ -160,6 +164,14 @@ def build_calls_asset(
         ),
     )
     def calls(
+        context: dg.AssetExecutionContext,
+        jambonz: JambonzResource,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        with retrying(context, settings.sync_retries, settings.sync_retry_delay_s):
+            return sync_day(context, jambonz, warehouse)
+
+    def sync_day(
         context: dg.AssetExecutionContext,
         jambonz: JambonzResource,
         warehouse: WarehouseResource,
@@ -193,6 +205,8 @@ def build_calls_asset(
         except BaseException as exc:
             for wh in opened:
                 wh.close()
+            if isinstance(exc, JambonzUnavailableError | IncompleteWindowError):
+                raise TransientFailure(description=f"partition {day}: {exc}") from None
             if isinstance(exc, JambonzError):
                 raise dg.Failure(description=f"partition {day}: {exc}") from None
             raise

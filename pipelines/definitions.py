@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.alerts import build_alert_sensor
 from pipelines.calls import build_calls_asset
+from pipelines.dead_runs import dead_runs_sensor
+from pipelines.freshness import build_freshness
 from pipelines.models import MODELS, build_model_asset
 from pipelines.partitions import daily_partitions
 from pipelines.resources import JambonzResource, WarehouseResource
@@ -20,13 +23,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings)
     calls = build_calls_asset(settings, partitions)
     models = [build_model_asset(name, settings, partitions, calls) for name in MODELS]
+    freshness_checks, freshness_sensor = build_freshness(settings, calls)
     daily_sync = dg.define_asset_job(
         "daily_sync",
-        selection=dg.AssetSelection.assets(calls, *models),
+        # the freshness check runs on its own deadline (its sensor), not after every sync
+        selection=dg.AssetSelection.assets(calls, *models)
+        - dg.AssetSelection.checks(*freshness_checks),
         description="Sync a day of calls, check it, and rebuild that day's models.",
     )
     return dg.Definitions(
         assets=[calls, *models],
+        asset_checks=freshness_checks,
         jobs=[daily_sync],
         schedules=[build_schedule(daily_sync, settings)],
         sensors=[
@@ -34,7 +41,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "models_follow_calls",
                 target=dg.AssetSelection.assets(*models),
                 default_status=dg.DefaultSensorStatus.RUNNING,
-            )
+            ),
+            dead_runs_sensor,
+            build_alert_sensor(),
+            freshness_sensor,
         ],
         resources={
             "jambonz": JambonzResource(

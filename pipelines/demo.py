@@ -49,6 +49,18 @@ def _environment(base_url: str, warehouse: Path, start: str) -> dict[str, str]:
     }
 
 
+def dagster_home() -> Path:
+    """DAGSTER_HOME when set; else var/dagster/ (git-ignored) holding a link to dagster.yaml."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    home = REPO_ROOT / "var" / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "dagster.yaml"
+    if not link.exists():
+        link.symlink_to(REPO_ROOT / "dagster.yaml")
+    return home
+
+
 def _print_table(columns: list[str], rows: list[tuple[object, ...]]) -> None:
     cells = [columns, *[["" if v is None else str(v) for v in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
@@ -74,7 +86,8 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
 
         defs = build_definitions(load_settings())
         job = defs.resolve_job_def("daily_sync")
-        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+        os.environ["DAGSTER_HOME"] = str(dagster_home())
+        instance = dg.DagsterInstance.get()
         for n in range(days):
             key = (first + timedelta(days=n)).isoformat()
             result = job.execute_in_process(
@@ -113,7 +126,7 @@ def run_ui(calls_per_day: int, warehouse: Path) -> int:
     start = (datetime.now(UTC).date() - timedelta(days=14)).isoformat()
     with Simulator(seed=42, calls_per_day=calls_per_day) as sim:
         env = {**os.environ, **_environment(sim.base_url, warehouse, start)}
-        env.setdefault("DAGSTER_HOME", str(REPO_ROOT))
+        env["DAGSTER_HOME"] = str(dagster_home())
         print(f"simulator: {sim.base_url}; starting dagster dev (Ctrl-C stops both)")
         # No -m: `dagster dev` in the repo root finds the code location in pyproject.toml.
         cmd = [str(Path(sys.executable).parent / "dagster"), "dev"]

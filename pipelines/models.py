@@ -10,9 +10,9 @@ import json
 
 import dagster as dg
 
-from pipelines.calls import POOL
 from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import WarehouseResource
+from pipelines.retries import retrying
 from pipelines.settings import Settings
 from warehouse.checks import run_check
 from warehouse.reports import run_report
@@ -58,7 +58,6 @@ def build_model_asset(
         deps=[calls],
         partitions_def=partitions,
         check_specs=specs,
-        pool=POOL,
         group_name="models",
         kinds={"duckdb", "sql"},
         description=MODELS[name],
@@ -66,6 +65,12 @@ def build_model_asset(
         & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     )
     def model(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        with retrying(context, settings.sync_retries, settings.sync_retry_delay_s):
+            return rebuild(context, warehouse)
+
+    def rebuild(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         day = partition_day(context.partition_key)

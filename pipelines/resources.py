@@ -17,6 +17,7 @@ import duckdb
 from pydantic import Field
 
 from pipelines.jambonz.client import RecentCallsClient, Scope
+from pipelines.retries import TransientFailure
 from warehouse.load import DEFAULT_MEMORY_LIMIT, Warehouse, WarehouseLockedError
 
 _SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -131,6 +132,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def open(self, *, read_only: bool = False, partition: str | None = None) -> Warehouse:
         """The warehouse; a lock held too long or an unopenable file fails with the cause.
 
+        A held lock is a TransientFailure (the holder may let go: the step is tried again).
         partition: named in those failures (the run's window).
         """
         where = f"partition {partition}: " if partition else ""
@@ -142,7 +144,9 @@ class WarehouseResource(dg.ConfigurableResource):
                 memory_limit=self.memory_limit,
             )
         except WarehouseLockedError as exc:
-            raise dg.Failure(f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)") from None
+            raise TransientFailure(
+                f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)"
+            ) from None
         except (OSError, duckdb.IOException) as exc:
             raise dg.Failure(
                 f"{where}WAREHOUSE_PATH={self.path!r} cannot be opened"

@@ -43,6 +43,9 @@ class Settings:
     rate_limit_reserve: float
     warehouse_lock_timeout_s: float = 120.0
     warehouse_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    sync_retries: int = 4
+    sync_retry_delay_s: float = 60.0
+    freshness_margin_minutes: int = 120
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -89,6 +92,13 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_raw!r} is not a number") from None
     if not 0.0 <= lock_timeout <= 3600.0:
         raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_timeout} is outside 0..3600")
+    delay_raw = env.get("SYNC_RETRY_DELAY_S", "").strip()
+    try:
+        retry_delay = float(delay_raw) if delay_raw else 60.0
+    except ValueError:
+        raise SettingsError(f"SYNC_RETRY_DELAY_S={delay_raw!r} is not a number") from None
+    if not 0.0 <= retry_delay <= 3600.0:
+        raise SettingsError(f"SYNC_RETRY_DELAY_S={retry_delay} is outside 0..3600")
     memory_limit = env.get("WAREHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
     if not _MEMORY.match(memory_limit):
         raise SettingsError(
@@ -106,4 +116,7 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         rate_limit_reserve=reserve,
         warehouse_lock_timeout_s=lock_timeout,
         warehouse_memory_limit=memory_limit,
+        sync_retries=_int(env, "SYNC_RETRIES", 4, 0, 20),
+        sync_retry_delay_s=retry_delay,
+        freshness_margin_minutes=_int(env, "SYNC_FRESHNESS_MARGIN_MINUTES", 120, 0, 23 * 60),
     )

@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.locks import lock_holder
+from warehouse import locks
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -255,27 +255,34 @@ class Warehouse:
             raise
 
     def _connect(self, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+        """ATTACH the file, waiting up to lock_timeout_s while another process holds it.
+
+        While the kernel says the file is held, nothing is attached (locks.file_busy): the wait
+        is a sleep between probes. Past the deadline one real attempt gets DuckDB's own word on
+        the holder for the error.
+        """
         deadline = time.monotonic() + lock_timeout_s
         delay = 0.05
         while True:
-            try:
-                return self._attach()
-            except duckdb.IOException as exc:
-                if not _is_lock_error(exc):
-                    raise
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WarehouseLockedError(
-                        f"The warehouse file {self.path} is locked by another process, "
-                        f"{lock_holder(exc)} (waited "
-                        f"{lock_timeout_s:g} s). DuckDB lets one process write a file at a time: "
-                        "another process holds it, e.g. a Dagster run or a DuckDB CLI/notebook "
-                        "session. Close that session (or wait for the run to finish) and retry; "
-                        "to read while it runs, open a copy of the file, or open with "
-                        f"read_only=True once no writer holds it. DuckDB said: {exc}"
-                    ) from exc
-                time.sleep(min(delay, left))  # backoff between attempts, not synchronization
-                delay = min(delay * 2, 1.0)
+            left = deadline - time.monotonic()
+            if left <= 0 or not locks.file_busy(self.path, write=not self.read_only):
+                try:
+                    return self._attach()
+                except duckdb.IOException as exc:
+                    if not _is_lock_error(exc):
+                        raise
+                    if left <= 0:
+                        raise WarehouseLockedError(
+                            f"The warehouse file {self.path} is locked by another process, "
+                            f"{locks.lock_holder(exc)} (waited {lock_timeout_s:g} s). DuckDB "
+                            "lets one process write a file at a time: another process holds "
+                            "it, e.g. a Dagster run or a DuckDB CLI/notebook session. Close that "
+                            "session (or wait for the run to finish) and retry; to read while "
+                            "it runs, open a copy of the file, or open with read_only=True once "
+                            f"no writer holds it. DuckDB said: {exc}"
+                        ) from exc
+            time.sleep(min(delay, max(left, 0.0)))  # between probes, not synchronization
+            delay = min(delay * 2, 1.0)
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
         """The file ATTACHed (as `warehouse`, then USE) to an in-memory connection: ATTACH takes

@@ -635,7 +635,9 @@ class RecentCallsClient:
                     delay,
                 )
                 if retry.cause == "429":
-                    self.pacer.on_429(delay)  # the wait happens in acquire, counted there
+                    # the wait happens in acquire, counted there (after a Retry-After, release
+                    # has already blocked the pacer for the same delay)
+                    self.pacer.on_429(delay)
                 else:
                     self._sleep(delay)
 
@@ -655,6 +657,7 @@ class RecentCallsClient:
     def _exchange(self, run: _Run, params: dict[str, str]) -> httpx.Response:
         info = None
         answered = False
+        retry_after = None
         try:
             try:
                 response = self._http.get(run.scope.path, params=params)
@@ -669,8 +672,13 @@ class RecentCallsClient:
                 raise _Retry("reset", _cause(exc)) from None
             answered = True
             info = parse_rate_headers(response.headers)
+            if response.status_code == 429:
+                # Retry-After outranks the 429's RateLimit headers (a proxy's or a restarted
+                # limiter's Remaining 0 / Reset 290 must not hold us for minutes): the pacer
+                # waits for it, then probes the bucket afresh
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
         finally:
-            self.pacer.release(info, answered=answered)
+            self.pacer.release(info, answered=answered, retry_after_s=retry_after)
         return response
 
     def _interpret(self, run: _Run, response: httpx.Response) -> Page:

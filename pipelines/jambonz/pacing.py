@@ -5,8 +5,12 @@ operator's web UI included, and the limiter runs before authentication. So the r
 the request that would take the bucket's Remaining below ceil(limit * reserve), counting our own
 requests still in flight; when the budget is spent, wait for the window's reset (RateLimit-Reset is
 a ceiling in whole seconds, plus a small margin). Without RateLimit headers pace evenly to a
-fallback rate, keeping the same reserve. Time goes through an injectable clock so the decisions can
-be tested instantly. It must never do I/O itself or see the API key.
+fallback rate, keeping the same reserve. A 429's Retry-After takes precedence over its RateLimit
+headers (as the IETF RateLimit header fields draft says): a proxy or a restarted limiter may answer
+Remaining 0 with a far Reset while asking for a retry in a second, so after such a 429 nothing is
+sent until Retry-After has passed, then one request probes the bucket afresh. Time goes through an
+injectable clock so the decisions can be tested instantly. It must never do I/O itself or see the
+API key.
 """
 
 from __future__ import annotations
@@ -166,12 +170,25 @@ class Pacer:
                     self._cond.acquire()
                 waited += wait
 
-    def release(self, info: RateInfo | None, *, answered: bool = True) -> None:
-        """Record one request's end; answered=False (reset, timeout): nothing to learn."""
+    def release(
+        self, info: RateInfo | None, *, answered: bool = True, retry_after_s: float | None = None
+    ) -> None:
+        """Record one request's end; answered=False (reset, timeout): nothing to learn.
+
+        retry_after_s: the answer was a 429 with this Retry-After. It takes precedence over the
+        429's RateLimit headers: nothing is sent until it has passed, and what was known of the
+        window is forgotten, so the next request goes alone and its answer says what the bucket
+        really is. Done here, under the lock with the release, so no other thread acts on the
+        429's Remaining/Reset (a wait for a far Reset is slept out in full) in between.
+        """
         with self._cond:
             self.in_flight = max(0, self.in_flight - 1)
             if answered:
-                self._learn(info, self._monotonic())
+                now = self._monotonic()
+                self._learn(info, now)
+                if retry_after_s is not None:
+                    self.blocked_until = max(self.blocked_until, now + retry_after_s)
+                    self.remaining = self.reset_at = None
             self._cond.notify_all()
 
     def _learn(self, info: RateInfo | None, now: float) -> None:
@@ -193,10 +210,11 @@ class Pacer:
             self.reset_at = min(self.reset_at, reset_at)
 
     def on_429(self, wait_s: float) -> None:
-        """A 429 got through anyway: send nothing for wait_s.
+        """A 429 got through anyway: send nothing for wait_s (its Retry-After, else a backoff).
 
-        Its RateLimit headers (passed to release) say whether the bucket is really spent; a 429
-        with a full-looking bucket (a proxy, a restart) is honoured for its Retry-After only.
+        Without Retry-After, its RateLimit headers (passed to release) say whether the bucket is
+        really spent: Remaining 0 waits for the Reset they give. With Retry-After, release was
+        told (retry_after_s) and the 429's RateLimit headers were not trusted.
         """
         with self._cond:
             self.blocked_until = max(self.blocked_until, self._monotonic() + wait_s)

@@ -169,6 +169,9 @@ class Faults:
     storm_429: int = 0  # next N requests answer 429 regardless of the bucket
     storm_429_retry_after: bool = True  # whether those 429s carry Retry-After
     retry_after_s: float = 1.0  # the Retry-After value sent with storm 429s
+    # When set, storm 429s carry a spent bucket of their own (RateLimit-Remaining 0, -Reset this
+    # many seconds) instead of the real one's: a proxy or a restarted limiter in front of jambonz.
+    storm_429_reset_s: float | None = None
     slow_responses: int = 0  # next N requests wait slow_seconds before answering
     slow_seconds: float = 0.0
     truncated_bodies: int = 0  # next N 200 answers send half the body and close
@@ -1019,6 +1022,13 @@ class Simulator:
             if self._take_fault("storm_429"):
                 entry["fault"] = "storm_429"
                 headers = list(rl_headers)
+                if self.faults.storm_429_reset_s is not None:
+                    limit = self._bucket.limit if self._bucket is not None else 600
+                    headers = [
+                        ("RateLimit-Limit", str(limit)),
+                        ("RateLimit-Remaining", "0"),
+                        ("RateLimit-Reset", str(math.ceil(self.faults.storm_429_reset_s))),
+                    ]
                 if self.faults.storm_429_retry_after:
                     headers.append(("Retry-After", _retry_after(self.faults.retry_after_s)))
                 return self._finish(entry, self._too_many(headers, express=False))

@@ -34,6 +34,10 @@ ENV_VARS = (
     "JAMBONZ_RATE_LIMIT_RESERVE",
     "WAREHOUSE_LOCK_TIMEOUT_S",
     "WAREHOUSE_MEMORY_LIMIT",
+    "SYNC_RETRIES",
+    "SYNC_RETRY_DELAY_S",
+    "SYNC_FRESHNESS_MARGIN_MINUTES",
+    "ALERT_WEBHOOK_URL",
     "DAGSTER_HOME",
 )
 
@@ -68,6 +72,9 @@ def pipeline_env(sim: Simulator, warehouse: Path, **extra: str) -> dict[str, str
         "WAREHOUSE_PATH": str(warehouse),
         "PARTITIONS_START_DATE": (NOW.date() - timedelta(days=20)).isoformat(),
         "PARTITIONS_TIMEZONE": "UTC",
+        # A failed step fails its run at once, as the fault campaign expects; the tests of
+        # step retries (tests/faults/test_between_runs.py) set their own.
+        "SYNC_RETRIES": "0",
         **extra,
     }
 
@@ -112,8 +119,7 @@ print("reads", n)
 
 def cli_env(sim: Simulator, tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:
     """An environment for the dagster CLI and a DAGSTER_HOME under tmp_path holding the
-    repository's own dagster.yaml (pools, run queue); its storage paths are relative to the
-    directory Dagster starts in, so start it in that home."""
+    repository's own dagster.yaml (run queue, run retries); every instance file lives under it."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")

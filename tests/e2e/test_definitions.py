@@ -107,8 +107,33 @@ def test_partition_windows_follow_daylight_saving(day: date, hours: int) -> None
         ({"JAMBONZ_RATE_LIMIT_RESERVE": "1.5"}, "JAMBONZ_RATE_LIMIT_RESERVE"),
         ({"WAREHOUSE_MEMORY_LIMIT": "lots"}, "WAREHOUSE_MEMORY_LIMIT"),
         ({"WAREHOUSE_MEMORY_LIMIT": "512"}, "WAREHOUSE_MEMORY_LIMIT"),
+        ({"SYNC_RETRIES": "-1"}, "SYNC_RETRIES"),
+        ({"SYNC_RETRY_DELAY_S": "soon"}, "SYNC_RETRY_DELAY_S"),
+        ({"SYNC_FRESHNESS_MARGIN_MINUTES": "1e3"}, "SYNC_FRESHNESS_MARGIN_MINUTES"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         load_settings(env)
+
+
+def test_the_watchers_run_by_default_and_no_pool_holds_the_file(clean_env: None) -> None:
+    settings = load_settings({"SYNC_SETTLE_MINUTES": "90", "SYNC_FRESHNESS_MARGIN_MINUTES": "45"})
+    defs = build_definitions(settings)
+    repo = defs.get_repository_def()
+    sensors = {s.name: s for s in repo.sensor_defs}
+    for name in ("dead_runs", "calls_freshness", "models_follow_calls"):
+        assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING, name
+    for name in ("calls", "call_durations_daily", "answer_rates_daily"):
+        assert defs.resolve_assets_def(name).node_def.pool is None
+    # yesterday must be in by 90 + 45 minutes after local midnight; the job leaves that check to
+    # its sensor
+    (fresh,) = [c for c in repo.asset_checks_defs_by_key if c.name == "freshness_check"]
+    assert fresh.asset_key == dg.AssetKey("calls")
+    (spec,) = repo.asset_checks_defs_by_key[fresh].check_specs
+    assert spec.metadata["dagster/freshness_params"].data["deadline_cron"] == "15 2 * * *"
+    job = repo.get_job("daily_sync")
+    assert fresh not in job.asset_layer.asset_graph.asset_check_keys
+    assert dg.AssetCheckKey(dg.AssetKey("calls"), "calls_complete") in (
+        job.asset_layer.asset_graph.asset_check_keys
+    )

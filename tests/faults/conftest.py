@@ -28,6 +28,7 @@ from pipelines.partitions import day_window
 from pipelines.resources import JambonzResource
 from pipelines.settings import load_settings
 from tests.e2e.conftest import Pipeline, clean_env, pipeline_env
+from tests.faults.processes import Proc
 
 __all__ = ["clean_env"]  # the fixture, for the tests of this folder
 
@@ -75,6 +76,7 @@ def make_pipeline(
                 "WAREHOUSE_PATH": str(path),
                 "PARTITIONS_START_DATE": "2026-01-01",
                 "PARTITIONS_TIMEZONE": "UTC",
+                "SYNC_RETRIES": "0",
                 **env,
             }
         for key, value in values.items():
@@ -91,6 +93,7 @@ def make_pipeline(
         )
         defs = dg.Definitions(
             assets=defs.assets,
+            asset_checks=defs.asset_checks,
             jobs=defs.jobs,
             schedules=defs.schedules,
             sensors=defs.sensors,
@@ -216,3 +219,11 @@ def materialization(result: dg.ExecuteInProcessResult, node: str = "calls") -> d
     mats = result.asset_materializations_for_node(node)
     assert len(mats) == 1
     return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.kill()

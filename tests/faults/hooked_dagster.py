@@ -6,7 +6,7 @@ Hooks, each off unless its variable is set:
 - FAULTS_PAUSE_AT=<sql name> and FAULTS_PAUSE_FIFO=<fifo>: the first time the loader fetches
   warehouse/sql/<name>.sql (inside the load's open transaction), write "PAUSED-IN-LOAD" to the
   original stdout and block until the fifo is written to.
-- FAULTS_SIGNAL_LOCK=1: each time opening the DuckDB file meets a lock, write "WAITING-FOR-LOCK".
+- FAULTS_SIGNAL_LOCK=1: each time opening the DuckDB file finds it held, write "WAITING-FOR-LOCK".
 
 Signals go to a duplicate of the process's original stdout, so Dagster's compute-log capture
 (which redirects fd 1 during a step) does not swallow them. Nothing here ships: it patches the
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import sys
-
-import duckdb
+from pathlib import Path
 
 import warehouse.load as load
+from warehouse import locks
 
 _SIGNAL_FD = os.dup(1)
 
@@ -47,17 +47,15 @@ def _install() -> None:
 
         load.sql = sql  # type: ignore[assignment]
     if os.environ.get("FAULTS_SIGNAL_LOCK"):
-        attach = load.Warehouse._attach
+        probe = locks.file_busy
 
-        def signalling_attach(self: load.Warehouse) -> duckdb.DuckDBPyConnection:
-            try:
-                return attach(self)
-            except duckdb.IOException as exc:
-                if "lock" in str(exc).lower():
-                    _signal("WAITING-FOR-LOCK")
-                raise
+        def signalling_probe(path: Path, *, write: bool) -> bool:
+            busy = probe(path, write=write)
+            if busy:
+                _signal("WAITING-FOR-LOCK")
+            return busy
 
-        load.Warehouse._attach = signalling_attach  # type: ignore[method-assign]
+        locks.file_busy = signalling_probe  # type: ignore[assignment]
 
 
 def main() -> int:

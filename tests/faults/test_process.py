@@ -12,15 +12,10 @@
 from __future__ import annotations
 
 import os
-import queue
-import shutil
-import signal
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +23,7 @@ import duckdb
 import pytest
 
 from pipelines.jambonz.simulator import Simulator
-from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
-from tests.e2e.conftest import ENV_VARS, pipeline_env
 from tests.faults.conftest import (
     MakePipeline,
     assert_window_exact,
@@ -38,129 +31,25 @@ from tests.faults.conftest import (
     materialization,
     snapshot,
 )
+from tests.faults.processes import (
+    HOLDER,
+    WAIT_S,
+    Proc,
+    cli_env,
+    cpu_seconds,
+    gate,
+    materialize,
+    open_gate,
+    start,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAY = NOW.date() - timedelta(days=2)
-WAIT_S = 120  # upper bound on any one wait; the tests finish in seconds when nothing hangs
-HOLDER = (
-    "import duckdb, sys\n"
-    "con = duckdb.connect(sys.argv[1])\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.read()\n"
-)
 
 
-@dataclass
-class Proc:
-    """A child process whose output lines are read by a thread, so waits have a bound."""
-
-    popen: subprocess.Popen[str]
-    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    seen: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def __post_init__(self) -> None:
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, marker: str) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=WAIT_S)
-            except queue.Empty:
-                self.kill()
-                pytest.fail(f"no {marker!r} within {WAIT_S}s:\n{self.text[-3000:]}")
-            if line is None:
-                pytest.fail(f"exited before {marker!r}:\n{self.text[-3000:]}")
-            self.seen.append(line)
-            if marker in line:
-                return line
-
-    @property
-    def text(self) -> str:
-        return "".join(self.seen)
-
-    def finish(self) -> tuple[int, str]:
-        code = self.popen.wait(timeout=WAIT_S)
-        while (line := self.lines.get(timeout=WAIT_S)) is not None:
-            self.seen.append(line)
-        self.close()
-        return code, self.text
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)  # the group this test started, only
-        self.popen.wait(timeout=WAIT_S)
-        self.close()
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.join(timeout=WAIT_S)
-        for pipe in (self.popen.stdin, self.popen.stdout):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
-
-def _cli_env(sim: Simulator, tmp_path: Path, **extra: str) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    if not home.exists():
-        home.mkdir()
-        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(pipeline_env(sim, tmp_path / "warehouse.duckdb"))
-    env["DAGSTER_HOME"] = str(home)
-    env.update(extra)
-    return env
-
-
-def _start(procs: list[Proc], args: list[str], env: dict[str, str], cwd: Path) -> Proc:
-    proc = Proc(
-        subprocess.Popen(
-            args,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    )
-    procs.append(proc)
-    return proc
-
-
-def _materialize(procs: list[Proc], env: dict[str, str]) -> Proc:
-    args = [sys.executable, "-m", "tests.faults.hooked_dagster", "asset", "materialize"]
-    args += ["-m", "pipelines.definitions", "--select", "*", "--partition", DAY.isoformat()]
-    env = {**env, "PYTHONPATH": str(REPO_ROOT)}
-    return _start(procs, args, env, Path(env["DAGSTER_HOME"]))
-
-
-def _gate(tmp_path: Path) -> Path:
-    fifo = tmp_path / "gate.fifo"
-    os.mkfifo(fifo)
-    return fifo
-
-
-def _open_gate(fifo: Path) -> None:
-    with open(fifo, "w") as gate:
-        gate.write("go\n")
+def _materialize(procs: list[Proc], env: dict[str, str], day: date = DAY) -> Proc:
+    return materialize(procs, env, day)
 
 
 def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
@@ -190,8 +79,8 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
                 "(SELECT call_key FROM calls ORDER BY call_key DESC LIMIT 20)"
             )
     before = snapshot(pipeline.warehouse)
-    fifo = _gate(tmp_path)
-    env = _cli_env(simulator, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo))
+    fifo = gate(tmp_path)
+    env = cli_env(simulator, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo))
     run = _materialize(procs, env)
     run.wait_for("PAUSED-IN-LOAD")  # changed rows deleted, nothing inserted yet
     run.kill()
@@ -242,7 +131,7 @@ def test_sigkill_while_fetching_changes_no_table_and_the_next_run_completes(
             con.execute("DELETE FROM calls")  # so a commit of the killed run would show
         before = snapshot(pipeline.warehouse)
         sim.hold_at += 3  # the killed run's third page: past the first one, mid-window
-        run = _materialize(procs, _cli_env(sim, tmp_path))
+        run = _materialize(procs, cli_env(sim, tmp_path))
         assert sim.arrived.wait(WAIT_S), run.text
         run.kill()
         sim.release.set()
@@ -256,10 +145,10 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
 ) -> None:
     pipeline = make_pipeline(simulator, WAREHOUSE_LOCK_TIMEOUT_S="1")
     assert pipeline.run_day(DAY - timedelta(days=1)).success  # the file exists, with a day
-    fifo = _gate(tmp_path)
+    fifo = gate(tmp_path)
     first = _materialize(
         procs,
-        _cli_env(simulator, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo)),
+        cli_env(simulator, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo)),
     )
     pid = int(first.wait_for("PAUSED-IN-LOAD").split("pid=")[1])
     # A run with a short lock timeout fails, naming a Dagster process as the holder.
@@ -269,19 +158,26 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
     assert f"a Dagster process (PID {pid})" in message, message
     assert f"partition {DAY.isoformat()}" in message
     assert "WAREHOUSE_LOCK_TIMEOUT_S" in message
-    # A run of the same Dagster instance waits in the duckdb_warehouse pool...
-    same_instance = _materialize(procs, _cli_env(simulator, tmp_path))
-    same_instance.wait_for("blocked by limit for pool duckdb_warehouse")
-    # ...and a run of another instance (another DAGSTER_HOME) waits on the file's lock.
+    # A run of the same Dagster instance waits on the file's lock, sleeping, not spinning...
+    same_instance = _materialize(
+        procs, cli_env(simulator, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
+    )
+    same_instance.wait_for("WAITING-FOR-LOCK")
+    cpu, wall = cpu_seconds(same_instance.popen.pid), time.monotonic()
+    for _ in range(6):  # six more tries at the lock: a few seconds of waiting, its own clock
+        same_instance.wait_for("WAITING-FOR-LOCK")
+    used = (cpu_seconds(same_instance.popen.pid) - cpu) / (time.monotonic() - wall)
+    assert used < 0.05, f"the waiting run used {used:.0%} of a core"
+    # ...and so does a run of another instance (another DAGSTER_HOME).
     other_home = tmp_path / "other"
     other_home.mkdir()
     other_instance = _materialize(
         procs,
-        _cli_env(simulator, other_home, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
+        cli_env(simulator, other_home, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
         | {"WAREHOUSE_PATH": str(pipeline.warehouse)},
     )
     other_instance.wait_for("WAITING-FOR-LOCK")
-    _open_gate(fifo)
+    open_gate(fifo)
     for proc in (first, same_instance, other_instance):
         code, out = proc.finish()
         assert code == 0, out[-3000:]
@@ -293,7 +189,7 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
 
 
 def _hold(procs: list[Proc], path: Path) -> Proc:
-    holder = _start(procs, [sys.executable, "-c", HOLDER, str(path)], dict(os.environ), path.parent)
+    holder = start(procs, [sys.executable, "-c", HOLDER, str(path)], dict(os.environ), path.parent)
     holder.wait_for("ready")
     return holder
 
@@ -336,7 +232,7 @@ def test_a_holder_that_lets_go_within_the_bound_only_delays_the_run(
     holder = _hold(procs, pipeline.warehouse)
     run = _materialize(
         procs,
-        _cli_env(simulator, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120"),
+        cli_env(simulator, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120"),
     )
     run.wait_for("WAITING-FOR-LOCK")
     _release(holder)

@@ -1,10 +1,10 @@
 """Transport faults through the real `daily_sync` job: ridden out, or a clean failure.
 
-Runs of 5xx (JSON and HTML bodies), 429 storms with and without Retry-After, responses slower
-than the read timeout, connections refused and reset, truncated bodies and 200s with a non-JSON
-body. A bounded run of a fault ends with the window exact; a fault that outlasts the retry bound
-fails the run naming the cause and the day, after a bounded number of requests, with every table
-as it was.
+Runs of 5xx (JSON and HTML bodies), 429 storms with and without Retry-After (and with
+Retry-After behind a proxy's spent RateLimit headers), responses slower than the read timeout,
+connections refused and reset, truncated bodies and 200s with a non-JSON body. A bounded run of a
+fault ends with the window exact; a fault that outlasts the retry bound fails the run naming the
+cause and the day, after a bounded number of requests, with every table as it was.
 """
 
 from __future__ import annotations
@@ -61,6 +61,24 @@ def test_a_429_storm_is_waited_out(
     assert meta["retries"] == {"429": 3}
     if retry_after:
         assert meta["rate_limit_wait_s"] >= 3 * 0.2 * 0.9  # Retry-After was honoured
+    assert assert_window_exact(pipeline, DAY) > 0
+
+
+def test_a_429_storm_behind_a_spent_proxy_bucket_waits_for_retry_after(
+    simulator: Simulator, make_pipeline: MakePipeline
+) -> None:
+    # Issue 10: a proxy or a restarted limiter answers Retry-After: 1 with RateLimit-Remaining: 0
+    # and RateLimit-Reset: 290. Retry-After rules: four of them cost seconds, not 4 x 290 s, and
+    # the request does not give up (max_retry_s is 20 here).
+    pipeline = make_pipeline(simulator)
+    simulator.faults.storm_429 = 4
+    simulator.faults.retry_after_s = 1.0
+    simulator.faults.storm_429_reset_s = 290.0
+    result = pipeline.run_day(DAY)
+    assert result.success
+    meta = materialization(result)
+    assert meta["retries"] == {"429": 4}
+    assert 4 * 1.0 * 0.9 <= meta["rate_limit_wait_s"] < 30
     assert assert_window_exact(pipeline, DAY) > 0
 
 

@@ -1,4 +1,6 @@
-"""Pacing against a small shared bucket over loopback: no 429, never into the reserve."""
+"""Pacing over loopback: a small shared bucket draws no 429 and keeps the reserve; a 429's
+Retry-After outranks the spent bucket its RateLimit headers show (a proxy, a restarted limiter).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipelines.jambonz.client import RecentCallsClient, Scope, Window
+from pipelines.jambonz.pacing import RESET_MARGIN_S
 from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
 from tests.conftest import NOW
 
@@ -47,3 +50,43 @@ def test_several_buckets_of_requests_draw_no_429_and_keep_the_reserve(
     assert min(e["remaining"] for e in ours) >= reserve
     assert sum(r.rate_limit_wait_s for r in results) > 0
     assert all(r.retries == {} for r in results)
+
+
+class FakeTime:
+    """The client's clock: its waits are recorded, not slept, so a 290 s wait costs nothing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "storm", "waits"),
+    [(True, 4, [1.0] * 4), (False, 1, [290.0 + RESET_MARGIN_S])],
+    ids=["retry-after-1", "no-retry-after"],
+)
+def test_a_429s_retry_after_outranks_its_spent_ratelimit_headers(
+    simulator: Simulator, retry_after: bool, storm: int, waits: list[float]
+) -> None:
+    simulator.faults.storm_429 = storm
+    simulator.faults.storm_429_retry_after = retry_after
+    simulator.faults.retry_after_s = 1.0
+    simulator.faults.storm_429_reset_s = 290.0  # RateLimit-Remaining: 0, RateLimit-Reset: 290
+    clock = FakeTime()
+    with RecentCallsClient(
+        simulator.base_url, ACCOUNT_KEY, _sleep=clock.sleep, _monotonic=clock.monotonic
+    ) as client:  # the default bounds: max_retry_s 300
+        result = client.fetch_window(ACCOUNT, DAYS[0])
+    assert result.retries == {"429": storm}
+    assert simulator.count_429 == storm
+    assert clock.slept == [pytest.approx(w) for w in waits]
+    assert result.rate_limit_wait_s == pytest.approx(sum(waits))
+    truth = simulator.calls(ACCOUNT_SID, DAYS[0].start, DAYS[0].end)
+    assert result.total == len(truth) == len(result.records) > 0

@@ -157,6 +157,33 @@ def test_a_429_blocks_for_its_retry_after() -> None:
     assert p.acquire() == pytest.approx(2.0)  # a storm 429: Retry-After, not the full window
 
 
+def test_a_429s_retry_after_outranks_its_ratelimit_reset() -> None:
+    clock = FakeClock()
+    p = pacer(clock)
+    p.acquire()
+    p.release(RateInfo(600, 500, 200.0))
+    p.acquire()
+    # a proxy or a restarted limiter: a spent bucket of its own, but Retry-After: 1
+    p.release(RateInfo(600, 0, 290.0), retry_after_s=1.0)
+    p.on_429(1.0)  # what the client's retry loop does next
+    assert p.acquire() == pytest.approx(1.0)
+    assert clock.slept == [pytest.approx(1.0)]
+    assert p.decide(clock.now) is None  # then one probe alone: the window is not known
+    p.release(RateInfo(600, 480, 120.0))  # its answer says what the bucket really is
+    assert p.decide(clock.now) == 0.0
+
+
+def test_a_429_without_retry_after_waits_for_its_ratelimit_reset() -> None:
+    clock = FakeClock()
+    p = pacer(clock)
+    p.acquire()
+    p.release(RateInfo(600, 500, 200.0))
+    p.acquire()
+    p.release(RateInfo(600, 0, 290.0))
+    p.on_429(290.0 + RESET_MARGIN_S)  # the client's wait: the reset its headers give
+    assert p.acquire() == pytest.approx(290.0 + RESET_MARGIN_S)
+
+
 def test_reserve_bounds() -> None:
     with pytest.raises(ValueError, match="reserve"):
         Pacer(reserve=1.0)

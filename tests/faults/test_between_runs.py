@@ -1,0 +1,298 @@
+"""Between runs: a killed run, an open notebook and DAGSTER_HOME, on the killed run's own instance.
+
+What a user meets after a failure is the next run on the same DAGSTER_HOME and the same file, so
+every test here continues there, through the `dagster` CLI and `dagster-daemon` in subprocesses:
+- SIGKILL at three points (paging, load, models): a CLI run of another day and a daemon-launched
+  run of the killed day each send their first request within 60 s and load every call once; the
+  killed run is marked failed by the `dead_runs` sensor;
+- a reader holding the file across a queued run: the step fails naming the holder, is retried
+  after a backoff, and completes once the reader lets go; models rebuilt;
+- DAGSTER_HOME in one folder, the process started in another: no file appears outside it, the
+  warehouse folder and the repository's git-ignored paths.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.events import DagsterEventType
+
+from pipelines.jambonz.simulator import Simulator
+from pipelines.settings import REPO_ROOT
+from tests.conftest import NOW
+from tests.e2e.conftest import BIN, MATERIALIZE
+from tests.faults.conftest import MakePipeline, assert_window_exact
+from tests.faults.processes import WAIT_S, Proc, cli_env, gate, materialize, start
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DAY = NOW.date() - timedelta(days=2)
+
+FIRST_REQUEST_S = 60  # the promise: a run's first RecentCalls request within this of its launch
+READ_HOLDER = (
+    "import duckdb, sys\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "con.execute('SELECT count(*) FROM calls').fetchall()\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+class _Watched(Simulator):
+    """Says which day each RecentCalls request asks for, and can hold its Nth request."""
+
+    def __init__(self, hold_at: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hold_at = hold_at
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.days: queue.Queue[str] = queue.Queue()
+        self._seen = 0
+        self._seen_lock = threading.Lock()
+
+    def handle(self, path: str, auth: str | None) -> Any:
+        start = parse_qs(urlsplit(path).query).get("start", [""])[0]
+        self.days.put(start[:10])
+        with self._seen_lock:
+            self._seen += 1
+            hold = self._seen == self.hold_at
+        if hold:
+            self.arrived.set()
+            self.release.wait(WAIT_S)
+        return super().handle(path, auth)
+
+    def forget_requests(self) -> None:
+        while not self.days.empty():
+            self.days.get_nowait()
+
+    def wait_for_request(self, day: date, within_s: float) -> float:
+        """Seconds until a request for `day` arrives; fails past within_s."""
+        started = time.monotonic()
+        while True:
+            left = started + within_s - time.monotonic()
+            try:
+                if self.days.get(timeout=max(left, 0.0)) == day.isoformat():
+                    return time.monotonic() - started
+            except queue.Empty:
+                pytest.fail(f"no RecentCalls request for {day} within {within_s} s")
+
+
+def _daemon(procs: list[Proc], env: dict[str, str], cwd: Path) -> Proc:
+    return start(
+        procs, [str(BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions"], env, cwd
+    )
+
+
+def _backfill(env: dict[str, str], cwd: Path, day: date) -> None:
+    """A one-day backfill: a run queued for the daemon to launch, as a schedule tick's is."""
+    args = [str(BIN / "dagster"), "job", "backfill", "-m", "pipelines.definitions"]
+    args += ["-j", "daily_sync", "--from", day.isoformat(), "--to", day.isoformat(), "--noprompt"]
+    done = subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=WAIT_S, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def _poll(home: Path, done: Callable[[dg.DagsterInstance], bool], what: str, daemon: Proc) -> None:
+    """Read the instance until `done` holds; fails after WAIT_S seconds."""
+    deadline = time.monotonic() + WAIT_S
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        while not done(instance):
+            if time.monotonic() > deadline:
+                runs = [(r.run_id[:8], r.status.value, r.tags) for r in instance.get_runs()]
+                log = daemon.drain()[-4000:]
+                pytest.fail(f"{what}: not within {WAIT_S} s; runs: {runs}\ndaemon:\n{log}")
+            time.sleep(0.5)  # polling a condition with a deadline, not synchronizing on time
+
+
+def _syncs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """The runs that sync (the freshness sensor launches runs of its own check)."""
+    runs = instance.get_runs()
+    return [r for r in runs if r.tags.get("dagster/sensor_name") != "calls_freshness"]
+
+
+def _first_sync_s(instance: dg.DagsterInstance, run_id: str) -> float | None:
+    """Seconds from the run's creation to its `syncing ...` line (right before its first
+    request), or None if it has not got there."""
+    record = instance.get_run_record_by_id(run_id)
+    assert record is not None
+    for entry in instance.all_logs(run_id):
+        if entry.user_message.startswith("syncing "):
+            return entry.timestamp - record.create_timestamp.timestamp()
+    return None
+
+
+KILL_AT = {
+    "paging": {},  # the simulator holds the run's second request
+    "load": {"FAULTS_PAUSE_AT": "calls_insert"},  # inside the load's transaction
+    "models": {"FAULTS_PAUSE_AT": "answer_rates_daily"},  # rebuilding a model
+}
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("point", list(KILL_AT))
+def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
+    make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc], point: str
+) -> None:
+    with _Watched(
+        hold_at=2 if point == "paging" else 0, seed=11, calls_per_day=1600, now=NOW
+    ) as sim:
+        pipeline = make_pipeline(sim)  # the oracle's view of the same file
+        env = cli_env(sim, tmp_path)
+        home = Path(env["DAGSTER_HOME"])
+        hooks: dict[str, str] = dict(KILL_AT[point])
+        if hooks:
+            hooks["FAULTS_PAUSE_FIFO"] = str(gate(tmp_path))
+        killed = materialize(procs, env | hooks, DAY)
+        if point == "paging":
+            assert sim.arrived.wait(WAIT_S), killed.text
+        else:
+            killed.wait_for("PAUSED-IN-LOAD")
+        killed.kill()  # the whole process group, as an OOM kill or a reboot would
+        sim.release.set()
+
+        # The CLI, another day: nothing waits for the dead run.
+        sim.forget_requests()
+        other_day = DAY - timedelta(days=1)
+        other = materialize(procs, env, other_day)
+        waited = sim.wait_for_request(other_day, FIRST_REQUEST_S)
+        code, out = other.finish()
+        assert code == 0, out[-3000:]
+        assert assert_window_exact(pipeline, other_day) > 1500
+
+        # The daemon, the killed day: a queued run starts at once; the dead run is marked
+        # failed (a CLI run has no origin for run retries to launch again; a daemon-launched
+        # one would be).
+        daemon = _daemon(procs, env, tmp_path)
+        _backfill(env, tmp_path, DAY)
+
+        def settled(instance: dg.DagsterInstance) -> bool:
+            runs = _syncs(instance)
+            return all(r.is_finished for r in runs) and any(
+                r.tags.get("dagster/backfill") for r in runs
+            )
+
+        _poll(home, settled, "the backfill run and the dead run's retry finish", daemon)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = _syncs(instance)
+            dead = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+            assert len(dead) == 1, [(r.run_id, r.status) for r in runs]
+            failure = instance.all_logs(dead[0].run_id, of_type=DagsterEventType.RUN_FAILURE)
+            assert "is gone without ending the run" in failure[-1].message
+            later = [r for r in runs if r.run_id != dead[0].run_id]
+            assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in later)
+            assert any(r.tags.get("dagster/backfill") for r in later)
+            delays = [
+                _first_sync_s(instance, r.run_id)
+                for r in later
+                if r.tags.get("dagster/partition") == DAY.isoformat()
+            ]
+        assert delays, runs
+        assert all(d is not None and d < FIRST_REQUEST_S for d in delays), delays
+        assert assert_window_exact(pipeline, DAY) > 1500
+        print(f"{point}: CLI run's first request after {waited:.1f} s; daemon runs {delays}")
+
+
+def test_a_reader_holding_the_file_delays_a_queued_run_which_retries_and_completes(
+    simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
+) -> None:
+    pipeline = make_pipeline(simulator)
+    assert pipeline.run_day(DAY - timedelta(days=1)).success  # the file exists, with a day
+    env = cli_env(
+        simulator,
+        tmp_path,
+        WAREHOUSE_LOCK_TIMEOUT_S="1",
+        SYNC_RETRIES="6",
+        SYNC_RETRY_DELAY_S="1",
+    )
+    home = Path(env["DAGSTER_HOME"])
+    reader = start(
+        procs, [sys.executable, "-c", READ_HOLDER, str(pipeline.warehouse)], env, tmp_path
+    )
+    reader.wait_for("ready")  # a notebook left open, read-only
+    # Queued first: the backfill command creates the instance's storage, which a daemon
+    # starting at the same moment on a fresh DAGSTER_HOME would race it to create.
+    _backfill(env, tmp_path, DAY)
+    daemon = _daemon(procs, env, tmp_path)
+    holder = f"a Python process (PID {reader.popen.pid}, not a Dagster run)"
+
+    def up_for_retry(instance: dg.DagsterInstance) -> bool:
+        return any(
+            holder in (e.dagster_event.step_retry_data.error.to_string() if e.dagster_event else "")
+            for r in instance.get_runs()
+            for e in instance.all_logs(r.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+        )
+
+    _poll(home, up_for_retry, "the step fails naming the reader and is up for retry", daemon)
+    assert reader.popen.stdin is not None
+    reader.popen.stdin.close()  # the notebook is closed
+    assert reader.finish()[0] == 0
+
+    def finished(instance: dg.DagsterInstance) -> bool:
+        runs = _syncs(instance)
+        return bool(runs) and all(r.is_finished for r in runs)
+
+    _poll(home, finished, "the run completes once the reader let go", daemon)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = _syncs(instance)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert assert_window_exact(pipeline, DAY) > 0
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        ((calls, attempts),) = con.execute(
+            "SELECT (SELECT count(*) FROM calls WHERE attempted_at::DATE = $d), "
+            "(SELECT sum(attempts) FROM answer_rates_daily WHERE day = $d)",
+            {"d": DAY},
+        ).fetchall()
+    assert attempts == calls > 0  # the day's models were rebuilt after the retried load
+
+
+def _untracked() -> set[str]:
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line[3:] for line in out.splitlines() if line.startswith("??")}
+
+
+def test_every_instance_file_lives_under_dagster_home(
+    simulator: Simulator, tmp_path: Path, procs: list[Proc]
+) -> None:
+    env = cli_env(simulator, tmp_path)  # DAGSTER_HOME and the warehouse under tmp_path
+    home = Path(env["DAGSTER_HOME"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = _untracked()
+    run = start(
+        procs, [str(BIN / "dagster"), *MATERIALIZE, "--partition", DAY.isoformat()], env, elsewhere
+    )
+    code, out = run.finish()
+    assert code == 0, out[-3000:]
+    assert list(elsewhere.iterdir()) == []
+    assert {p.name for p in tmp_path.iterdir()} <= {
+        "dagster_home",
+        "elsewhere",
+        "warehouse.duckdb",
+        "warehouse.duckdb.wal",
+    }
+    assert _untracked() == before  # nothing new in the repository outside its ignored paths
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (recorded,) = _syncs(instance)
+        assert recorded.status == dg.DagsterRunStatus.SUCCESS
+    written = {p.relative_to(home).parts[0] for p in home.rglob("*") if p.is_file()}
+    assert "dagster.yaml" in written
+    assert len(written) > 1  # run storage, event logs, compute logs: all here
