@@ -1,0 +1,102 @@
+"""The command line: `python -m pipelines.jambonz.simulator [--port 0] ...` (`make sim`).
+
+Builds a `Simulator` from the flags, prints a banner (where it listens, its sids and its fake
+keys, a curl to try) and serves until Ctrl-C or SIGTERM, both ending it the same orderly way.
+The only module of the package that prints or touches signals; it never binds beyond `--host`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Iterable, Sequence
+
+from pipelines.jambonz.simulator.identities import (
+    ACCOUNT_KEY,
+    ACCOUNT_SID,
+    ADMIN_KEY,
+    OTHER_ACCOUNT_KEY,
+    OTHER_ACCOUNT_SID,
+    SERVICE_PROVIDER_KEY,
+    SERVICE_PROVIDER_SID,
+)
+from pipelines.jambonz.simulator.server import Simulator
+from pipelines.jambonz.simulator.times import from_ns, parse_time_param
+
+
+def _parse_rate_limit(text: str) -> tuple[int, float]:
+    limit, _, window = text.partition("/")
+    try:
+        return int(limit), float(window or 300)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected LIMIT/WINDOW_SECONDS, e.g. 600/300") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.jambonz.simulator",
+        description="Serve synthetic jambonz RecentCalls on loopback until Ctrl-C.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--calls-per-day", type=int, default=1000)
+    parser.add_argument("--dialect", choices=("server", "docs"), default="server")
+    parser.add_argument("--retention-days", type=int, default=30)
+    parser.add_argument("--now", help="freeze the CDR clock at this RFC 3339 time (default: run)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--rate-limit", type=_parse_rate_limit, default=(600, 300.0))
+    group.add_argument("--no-rate-limit", action="store_true")
+    args = parser.parse_args(argv)
+    now = None
+    if args.now:
+        ns = parse_time_param(args.now)
+        if ns is None:
+            parser.error(f"--now: cannot parse {args.now!r}")
+        now = from_ns(ns)
+    sim = Simulator(
+        seed=args.seed,
+        calls_per_day=args.calls_per_day,
+        dialect=args.dialect,
+        rate_limit=None if args.no_rate_limit else args.rate_limit,
+        now=now,
+        retention_days=args.retention_days,
+        host=args.host,
+        port=args.port,
+    )
+    # SIGTERM ends the process the same orderly way as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+    with sim:
+        _print_banner(sim, args.rate_limit if not args.no_rate_limit else None)
+        try:
+            while not stop.wait(3600):
+                pass
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _print_banner(sim: Simulator, rate_limit: tuple[int, float] | None) -> None:
+    limit = "none" if rate_limit is None else f"{rate_limit[0]} per {rate_limit[1]:g}s"
+    lines: Iterable[str] = (
+        f"jambonz simulator listening on {sim.base_url} (dialect {sim.dialect}, seed {sim.seed}, "
+        f"{sim.calls_per_day} calls/day/account)",
+        f"  rate limit:            {limit}",
+        f"  service provider sid:  {SERVICE_PROVIDER_SID}",
+        f"  account sid:           {ACCOUNT_SID}",
+        f"  other account sid:     {OTHER_ACCOUNT_SID}",
+        f"  account key:           {ACCOUNT_KEY}",
+        f"  other account key:     {OTHER_ACCOUNT_KEY}",
+        f"  service provider key:  {SERVICE_PROVIDER_KEY}",
+        f"  admin key:             {ADMIN_KEY}",
+        f"  try: curl -H 'Authorization: Bearer {ACCOUNT_KEY}' "
+        f"'{sim.base_url}/v1/Accounts/{ACCOUNT_SID}/RecentCalls?page=1&count=5'",
+    )
+    for line in lines:
+        print(line, flush=True)
