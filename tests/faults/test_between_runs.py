@@ -175,6 +175,7 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
         # The daemon, the killed day: a queued run starts at once; the dead run is marked
         # failed (a CLI run has no origin for run retries to launch again; a daemon-launched
         # one would be).
+        watched_from = time.time()  # a watcher is there from now on: the daemon
         daemon = _daemon(procs, env, tmp_path)
         _backfill(env, tmp_path, DAY)
 
@@ -184,13 +185,15 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
                 r.tags.get("dagster/backfill") for r in runs
             )
 
-        _poll(home, settled, "the backfill run and the dead run's retry finish", daemon)
+        _poll(home, settled, "the backfill run finishes and the dead run is marked failed", daemon)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             runs = _syncs(instance)
             dead = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
             assert len(dead) == 1, [(r.run_id, r.status) for r in runs]
             failure = instance.all_logs(dead[0].run_id, of_type=DagsterEventType.RUN_FAILURE)
             assert "is gone without ending the run" in failure[-1].message
+            reaped_after = failure[-1].timestamp - watched_from
+            assert reaped_after < 60, f"the dead run held its run slot {reaped_after:.0f} s"
             later = [r for r in runs if r.run_id != dead[0].run_id]
             assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in later)
             assert any(r.tags.get("dagster/backfill") for r in later)
@@ -202,7 +205,10 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
         assert delays, runs
         assert all(d is not None and d < FIRST_REQUEST_S for d in delays), delays
         assert assert_window_exact(pipeline, DAY) > 1500
-        print(f"{point}: CLI run's first request after {waited:.1f} s; daemon runs {delays}")
+        print(
+            f"{point}: CLI run's first request after {waited:.1f} s; daemon runs {delays}; "
+            f"dead run marked failed {reaped_after:.1f} s after the daemon started"
+        )
 
 
 def test_a_reader_holding_the_file_delays_a_queued_run_which_retries_and_completes(
