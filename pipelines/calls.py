@@ -27,7 +27,7 @@ from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.retries import TransientFailure, retrying
 from pipelines.settings import Settings
 from pipelines.sync import SyncResult, load_stream
-from warehouse.checks import CheckOutcome, run_check
+from warehouse.checks import CheckOutcome
 from warehouse.load import Warehouse
 
 # (check name, blocking, severity, description)
@@ -87,11 +87,9 @@ def evaluate_call_checks(
     rows_in_window: int,
 ) -> list[CheckOutcome]:
     """Every check of CALL_CHECKS for one window, after its load. Pure over the warehouse."""
-    wh.con.register("fetched_keys", pa.table({"call_key": fetched_keys}))
-    try:
-        complete = run_check(wh.con, "calls_complete", start=window.start, end=window.end)
-    finally:
-        wh.con.unregister("fetched_keys")
+    complete = wh.check(
+        "calls_complete", start=window.start, end=window.end, fetched_keys=fetched_keys
+    )
     # A record counts as accounted for when it loaded or was quarantined.
     shortfall = in_window - (len(fetched_keys) + quarantined)
     outcomes = [
@@ -101,7 +99,7 @@ def evaluate_call_checks(
             complete.sample + ([f"shortfall {shortfall}"] if shortfall else []),
         )
     ]
-    outcomes += [run_check(wh.con, n, start=window.start, end=window.end) for n in SQL_CHECKS]
+    outcomes += [wh.check(n, start=window.start, end=window.end) for n in SQL_CHECKS]
     outcomes.append(CheckOutcome("nothing_quarantined", quarantined, []))
     forgotten = rows_in_window if api_total == 0 and rows_in_window > 0 else 0
     outcomes.append(

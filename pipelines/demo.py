@@ -74,7 +74,6 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
 
     from pipelines.jambonz.simulator import Simulator
     from warehouse.load import Warehouse
-    from warehouse.reports import run_report
 
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)
@@ -104,7 +103,7 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
                 return 1
     start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     with Warehouse(warehouse, read_only=True) as wh:
-        columns, rows = run_report(wh.con, "by_trunk", start=start, end=start + timedelta(days))
+        columns, rows = wh.report("by_trunk", start=start, end=start + timedelta(days))
     print(f"\nanswer rate and median duration per trunk, {first} .. {today - timedelta(1)}:")
     _print_table(columns, rows)
     print(f"\nwarehouse: {warehouse}  (try: duckdb -readonly {warehouse})")

@@ -14,8 +14,6 @@ from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.retries import retrying
 from pipelines.settings import Settings
-from warehouse.checks import run_check
-from warehouse.reports import run_report
 
 MODELS: dict[str, str] = {
     "call_durations_daily": (
@@ -80,9 +78,9 @@ def build_model_asset(
             rows = wh.rebuild_model(
                 name, day=day, tz=tz, window_start=window.start, window_end=window.end
             )
-            columns, report = run_report(wh.con, "by_trunk", start=window.start, end=window.end)
+            columns, report = wh.report("by_trunk", start=window.start, end=window.end)
             outcomes = [
-                run_check(wh.con, check, start=window.start, end=window.end, day=day, tz=tz)
+                wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
                 for check, _ in checks
             ]
         return dg.MaterializeResult(

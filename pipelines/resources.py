@@ -13,12 +13,18 @@ import re
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from pydantic import Field
 
 from pipelines.jambonz.client import RecentCallsClient, Scope
+from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.retries import TransientFailure
-from warehouse.load import DEFAULT_MEMORY_LIMIT, Warehouse, WarehouseLockedError
+from warehouse.load import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    DEFAULT_MEMORY_LIMIT,
+    Warehouse,
+    WarehouseLockedError,
+    WarehouseUnopenableError,
+)
 
 _SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -34,7 +40,9 @@ class JambonzResource(dg.ConfigurableResource):
         description="JAMBONZ_SERVICE_PROVIDER_SID: when set, the service-provider route syncs "
         "every account of it",
     )
-    reserve: float = Field(default=0.2, description="share of the rate limit left to others")
+    reserve: float = Field(
+        default=DEFAULT_RESERVE, description="share of the rate limit left to others"
+    )
     concurrency: int = Field(default=1, description="pages in flight at once, inside the pacing")
     timeout_s: float = Field(default=30.0, description="per-request timeout")
     max_attempts: int = Field(default=6, description="attempts per request before giving up")
@@ -98,7 +106,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str = Field(description="WAREHOUSE_PATH")
     lock_timeout_s: float = Field(
-        default=120.0, description="how long a run waits for another process to release the file"
+        default=DEFAULT_LOCK_TIMEOUT_S,
+        description="how long a run waits for another process to release the file",
     )
 
     memory_limit: str = Field(
@@ -147,7 +156,7 @@ class WarehouseResource(dg.ConfigurableResource):
             raise TransientFailure(
                 f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)"
             ) from None
-        except (OSError, duckdb.IOException) as exc:
+        except (OSError, WarehouseUnopenableError) as exc:
             raise dg.Failure(
                 f"{where}WAREHOUSE_PATH={self.path!r} cannot be opened"
                 f"{'' if read_only else ' for writing'}: {exc}"

@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from warehouse.load import DEFAULT_MEMORY_LIMIT
+from pipelines.jambonz.pacing import DEFAULT_RESERVE
+from warehouse.load import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://api.jambonz.cloud"
@@ -41,7 +42,7 @@ class Settings:
     settle_minutes: int
     lookback_days: int
     rate_limit_reserve: float
-    warehouse_lock_timeout_s: float = 120.0
+    warehouse_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     warehouse_memory_limit: str = DEFAULT_MEMORY_LIMIT
     sync_retries: int = 4
     sync_retry_delay_s: float = 60.0
@@ -80,14 +81,14 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         start = (today - timedelta(days=DEFAULT_HISTORY_DAYS)).isoformat()
     reserve_raw = env.get("JAMBONZ_RATE_LIMIT_RESERVE", "").strip()
     try:
-        reserve = float(reserve_raw) if reserve_raw else 0.2
+        reserve = float(reserve_raw) if reserve_raw else DEFAULT_RESERVE
     except ValueError:
         raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve_raw!r} is not a number") from None
     if not 0.0 <= reserve < 1.0:
         raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve} is outside [0, 1)")
     lock_raw = env.get("WAREHOUSE_LOCK_TIMEOUT_S", "").strip()
     try:
-        lock_timeout = float(lock_raw) if lock_raw else 120.0
+        lock_timeout = float(lock_raw) if lock_raw else DEFAULT_LOCK_TIMEOUT_S
     except ValueError:
         raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_raw!r} is not a number") from None
     if not 0.0 <= lock_timeout <= 3600.0:

@@ -18,12 +18,9 @@ warehouse/sql/<table>_<operation>.sql. Knows nothing of HTTP or Dagster.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,37 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse import locks
+from warehouse.checks import CheckOutcome
+from warehouse.sql_files import migrations, model_names, sql
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
-
-
-@cache
-def sql(name: str, folder: str = "sql") -> str:
-    """The text of warehouse/{folder}/{name}.sql."""
-    if not _NAME.match(name):
-        raise ValueError(f"bad SQL file name {name!r}")
-    path = resources.files("warehouse").joinpath(folder, f"{name}.sql")
-    if not path.is_file():
-        raise KeyError(f"no SQL file warehouse/{folder}/{name}.sql")
-    return path.read_text(encoding="utf-8")
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, DDL) of warehouse/schema/NNN_name.sql, in order."""
-    found = []
-    for entry in resources.files("warehouse").joinpath("schema").iterdir():
-        m = _MIGRATION.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def model_names() -> list[str]:
-    """Every model: warehouse/models/<table>.sql."""
-    folder = resources.files("warehouse").joinpath("models")
-    return sorted(e.name[:-4] for e in folder.iterdir() if e.name.endswith(".sql"))
 
 
 @dataclass(frozen=True)
@@ -77,6 +46,9 @@ class LoadResult:
 # DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day peaked at 1.5 GB with it,
 # 1.0 GB with 512MB (the window's write and the checkpoint spill or evict instead).
 DEFAULT_MEMORY_LIMIT = "512MB"
+DEFAULT_LOCK_TIMEOUT_S = (
+    120.0  # how long opening waits for another process (WAREHOUSE_LOCK_TIMEOUT_S)
+)
 
 # The file is attached with ROW_GROUP_SIZE 30720 (warehouse/sql/attach_read_write.sql; DuckDB's
 # default is 122,880): a window's batches are appended in one transaction, and DuckDB writes
@@ -215,6 +187,10 @@ class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file; the message says what to do."""
 
 
+class WarehouseUnopenableError(OSError):
+    """The file cannot be opened (not a DuckDB file, unreadable, a newer format); says why."""
+
+
 def _is_lock_error(exc: duckdb.Error) -> bool:
     return "lock" in str(exc).lower()
 
@@ -235,7 +211,7 @@ class Warehouse:
         self,
         path: str | Path,
         *,
-        lock_timeout_s: float = 60.0,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
         read_only: bool = False,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     ) -> None:
@@ -270,7 +246,7 @@ class Warehouse:
                     return self._attach()
                 except duckdb.IOException as exc:
                     if not _is_lock_error(exc):
-                        raise
+                        raise WarehouseUnopenableError(str(exc)) from exc
                     if left <= 0:
                         raise WarehouseLockedError(
                             f"The warehouse file {self.path} is locked by another process, "
@@ -340,6 +316,43 @@ class Warehouse:
         if self._con is None:
             raise RuntimeError(f"the warehouse {self.path} is closed")
         return self._con
+
+    def check(
+        self,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        day: date | None = None,
+        tz: str = "UTC",
+        fetched_keys: pa.Array | None = None,
+    ) -> CheckOutcome:
+        """Run the data check warehouse/checks/{name}.sql over [start, end).
+
+        Its one row is (violations, sample). fetched_keys: the call_keys a sync loaded, as the
+        table `fetched_keys` the check may read (calls_complete). Only the parameters the check
+        names are bound (DuckDB refuses others).
+        """
+        text = sql(name, "checks")
+        given: dict[str, object] = {"start": start, "end": end, "day": day, "tz": tz}
+        params = {k: v for k, v in given.items() if f"${k}" in text}
+        if fetched_keys is not None:
+            self.con.register("fetched_keys", pa.table({"call_key": fetched_keys}))
+        try:
+            # fetchall: DuckDB 2 refuses new work on a connection with an unfinished result.
+            ((violations, sample),) = self.con.execute(text, params).fetchall()
+        finally:
+            if fetched_keys is not None:
+                self.con.unregister("fetched_keys")
+        return CheckOutcome(name, int(violations or 0), [str(s) for s in (sample or [])])
+
+    def report(
+        self, name: str, *, start: datetime, end: datetime
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of warehouse/reports/{name}.sql over calls in [start, end)."""
+        cur = self.con.execute(sql(name, "reports"), {"start": start, "end": end})
+        columns = [d[0] for d in cur.description or []]
+        return columns, cur.fetchall()
 
     def query(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run warehouse/sql/{name}.sql with bound params; works on a read-only warehouse."""

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from pipelines.jambonz.columnar import parse_page
 from pipelines.jambonz.pacing import (
+    DEFAULT_RESERVE,
     RESET_MARGIN_S,
     Pacer,
     backoff_delay,
@@ -360,7 +361,7 @@ class RecentCallsClient:
         base_url: str,
         api_key: str,
         *,
-        reserve: float = 0.2,
+        reserve: float = DEFAULT_RESERVE,
         fallback_rate: tuple[int, float] | None = (600, 300.0),
         timeout_s: float = 30.0,
         max_attempts: int = 6,

@@ -44,7 +44,7 @@ from pipelines.jambonz.records import (
     Normalized,
     surrogate_key,
 )
-from warehouse.load import sql
+from warehouse.sql_files import sql
 from warehouse.tables import (
     CALL_COLUMN_NAMES,
     CALLS_SCHEMA,

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+DEFAULT_RESERVE = (
+    0.2  # share of the bucket left to others: the one default (JAMBONZ_RATE_LIMIT_RESERVE)
+)
 RESET_MARGIN_S = 0.25  # RateLimit-Reset is rounded up to whole seconds; this covers clock skew
 
 
@@ -90,7 +93,7 @@ class Pacer:
     def __init__(
         self,
         *,
-        reserve: float = 0.2,
+        reserve: float = DEFAULT_RESERVE,
         fallback_rate: tuple[int, float] | None = (600, 300.0),
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,

@@ -42,11 +42,6 @@ def to_ns(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000
 
 
-def from_ns(ns: int) -> datetime:
-    """Nanoseconds since the epoch as an aware UTC datetime (truncated to microseconds)."""
-    return _EPOCH + timedelta(microseconds=ns // 1_000)
-
-
 def format_ns(ns: int) -> str:
     """RFC 3339 UTC with `Z` and 9 fraction digits: never a `+` (a raw `+` decodes to a space)."""
     secs, frac = divmod(ns, NS_PER_S)

@@ -15,7 +15,6 @@ from pipelines.calls import evaluate_call_checks
 from pipelines.partitions import day_window
 from tests.conftest import NOW, cdr
 from tests.e2e.conftest import Pipeline
-from warehouse.checks import run_check
 from warehouse.load import Warehouse
 
 DAY = NOW.date() - timedelta(days=2)
@@ -251,18 +250,14 @@ def test_model_checks_fail_on_rows_built_to_break_them(pipeline: Pipeline) -> No
     window = day_window(DAY, "UTC")
     with Warehouse(pipeline.warehouse) as wh:
         for name in ("answer_rate_bounds", "model_attempts_match"):
-            assert run_check(wh.con, name, start=window.start, end=window.end, day=DAY).passed
+            assert wh.check(name, start=window.start, end=window.end, day=DAY).passed
         wh.con.execute(
             "UPDATE answer_rates_daily SET answer_rate = 1.5, attempts = attempts + 1 "
             "WHERE day = $d AND trunk = (SELECT min(trunk) FROM answer_rates_daily WHERE day = $d)",
             {"d": DAY},
         )
-        bounds = run_check(
-            wh.con, "answer_rate_bounds", start=window.start, end=window.end, day=DAY
-        )
-        match = run_check(
-            wh.con, "model_attempts_match", start=window.start, end=window.end, day=DAY
-        )
+        bounds = wh.check("answer_rate_bounds", start=window.start, end=window.end, day=DAY)
+        match = wh.check("model_attempts_match", start=window.start, end=window.end, day=DAY)
     assert not bounds.passed
     assert match.violations == 1
 

@@ -15,7 +15,8 @@ import pytest
 import warehouse.load as load_module
 from pipelines.jambonz.records import Normalized, normalize
 from tests.conftest import load_capture
-from warehouse.load import Warehouse, WarehouseLockedError, migrations
+from warehouse.load import Warehouse, WarehouseLockedError
+from warehouse.sql_files import migrations
 from warehouse.tables import CALL_COLUMN_NAMES
 
 WS = datetime(2026, 11, 21, tzinfo=UTC)
