@@ -20,6 +20,9 @@ def test_demo_syncs_through_dagster_and_prints_each_trunk(
     for name in demo.DEMO_ENV_VARS:
         monkeypatch.delenv(name, raising=False)  # the demo sets them; monkeypatch restores them
         monkeypatch.setenv(name, "")
+    # the demo's instance in a folder of the test's, not the repository's var/dagster
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
     warehouse = tmp_path / "demo.duckdb"
     assert demo.main(["--days", "2", "--calls-per-day", "300", "--warehouse", str(warehouse)]) == 0
     out = capsys.readouterr().out
