@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -161,3 +162,21 @@ def stop_reader(reader: subprocess.Popen[str]) -> int:
     out, _ = reader.communicate(input="", timeout=300)
     assert reader.returncode == 0, out[-3000:]
     return int(out.split("reads")[-1])
+
+
+@contextmanager
+def running_daemon(env: dict[str, str], home: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-daemon run` on the instance at `home`, its output in `log`; stopped on exit."""
+    with log.open("w") as out:
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions"],
+            env=env,
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield daemon
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)

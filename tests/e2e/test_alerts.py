@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import subprocess
 import threading
 import time
 import traceback
@@ -39,7 +38,7 @@ from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import load_settings
 from tests.conftest import NOW
-from tests.e2e.conftest import BIN, cli_env, materialize
+from tests.e2e.conftest import cli_env, materialize, running_daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -118,55 +117,45 @@ def test_a_failed_run_posts_one_alert_and_a_good_run_none(
 ) -> None:
     env, home = cli_env(simulator, tmp_path, **{ALERT_WEBHOOK_URL: receiver.url})
     log_path = tmp_path / "daemon.log"
-    log = log_path.open("w")
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions"],
-        env=env,
-        cwd=home,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            # The sensor's first tick sets its cursor after every failure so far; runs come after.
-            def initialized() -> bool:
-                state = _sensor_state(instance)
-                return bool(state and state.instigator_data and state.instigator_data.cursor)
+    with (
+        running_daemon(env, home, log_path),
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+        # The sensor's first tick sets its cursor after every failure so far; runs come after.
+        def initialized() -> bool:
+            state = _sensor_state(instance)
+            return bool(state and state.instigator_data and state.instigator_data.cursor)
 
-            _wait_until("the alert sensor's first tick", initialized, timeout_s=90)
-            good = _run(env, home, GOOD_DAY)
-            assert good.startswith("exit 0"), good[-3000:]
-            bad = _run({**env, "JAMBONZ_API_KEY": WRONG_KEY}, home, BAD_DAY)
-            assert not bad.startswith("exit 0"), bad[-3000:]
-            first = receiver.posts.get(timeout=60)  # answered 503: the tick fails, cursor stays
-            second = receiver.posts.get(timeout=60)  # the next tick posts it again
-            runs = {
-                r.tags["dagster/partition"]: r
-                for r in instance.get_runs()
-                if "dagster/partition" in r.tags  # not the freshness sensor's check runs
-            }
-            failed_id = runs[BAD_DAY].run_id
+        _wait_until("the alert sensor's first tick", initialized, timeout_s=90)
+        good = _run(env, home, GOOD_DAY)
+        assert good.startswith("exit 0"), good[-3000:]
+        bad = _run({**env, "JAMBONZ_API_KEY": WRONG_KEY}, home, BAD_DAY)
+        assert not bad.startswith("exit 0"), bad[-3000:]
+        first = receiver.posts.get(timeout=60)  # answered 503: the tick fails, cursor stays
+        second = receiver.posts.get(timeout=60)  # the next tick posts it again
+        runs = {
+            r.tags["dagster/partition"]: r
+            for r in instance.get_runs()
+            if "dagster/partition" in r.tags  # not the freshness sensor's check runs
+        }
+        failed_id = runs[BAD_DAY].run_id
 
-            def delivered_tick() -> bool:
-                state = _sensor_state(instance)
-                ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-                return any(
-                    t.status == TickStatus.SUCCESS and failed_id in t.origin_run_ids for t in ticks
-                )
-
-            # The tick that posted it finishes after the POST: wait for it to be written.
-            _wait_until("the tick that delivered the alert", delivered_tick, timeout_s=60)
+        def delivered_tick() -> bool:
             state = _sensor_state(instance)
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-            events = "\n".join(
-                dg.serialize_value(entry)
-                for run in runs.values()
-                for entry in instance.all_logs(run.run_id)
+            return any(
+                t.status == TickStatus.SUCCESS and failed_id in t.origin_run_ids for t in ticks
             )
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        log.close()
+
+        # The tick that posted it finishes after the POST: wait for it to be written.
+        _wait_until("the tick that delivered the alert", delivered_tick, timeout_s=60)
+        state = _sensor_state(instance)
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+        events = "\n".join(
+            dg.serialize_value(entry)
+            for run in runs.values()
+            for entry in instance.all_logs(run.run_id)
+        )
 
     assert runs[GOOD_DAY].status == dg.DagsterRunStatus.SUCCESS
     failed = runs[BAD_DAY]

@@ -19,7 +19,7 @@ import pytest
 
 from pipelines.jambonz.simulator import Simulator
 from tests.conftest import NOW
-from tests.e2e.conftest import BIN, cli_env, materialize, start_reader, stop_reader
+from tests.e2e.conftest import BIN, cli_env, materialize, running_daemon, start_reader, stop_reader
 from tests.e2e.test_cli import truth_keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -61,48 +61,38 @@ def test_a_30_day_backfill_through_the_daemon_has_no_lock_error(
     first = materialize(env, home, DAYS[0].isoformat())
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out[-3000:]
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions"],
-        env=env,
-        cwd=home,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    reader = start_reader(env)
-    try:
-        submit = subprocess.run(
-            [
-                str(BIN / "dagster"),
-                "job",
-                "backfill",
-                "-m",
-                "pipelines.definitions",
-                "-j",
-                "daily_sync",
-                "--from",
-                DAYS[0].isoformat(),
-                "--to",
-                DAYS[-1].isoformat(),
-                "--noprompt",
-            ],
-            env=env,
-            cwd=home,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
-        runs = _wait_for_backfill(home, expected_runs=1 + len(DAYS), timeout_s=900)
-        reads = stop_reader(reader)
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        log.close()
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
+    with running_daemon(env, home, tmp_path / "daemon.log"):
+        reader = start_reader(env)
+        try:
+            submit = subprocess.run(
+                [
+                    str(BIN / "dagster"),
+                    "job",
+                    "backfill",
+                    "-m",
+                    "pipelines.definitions",
+                    "-j",
+                    "daily_sync",
+                    "--from",
+                    DAYS[0].isoformat(),
+                    "--to",
+                    DAYS[-1].isoformat(),
+                    "--noprompt",
+                ],
+                env=env,
+                cwd=home,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
+            runs = _wait_for_backfill(home, expected_runs=1 + len(DAYS), timeout_s=900)
+            reads = stop_reader(reader)
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+                reader.wait()
     failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
     assert not failed, [(r.tags.get("dagster/partition"), r.status) for r in failed]
     backfill_runs = [r for r in runs if r.tags.get("dagster/backfill")]

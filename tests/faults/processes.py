@@ -13,9 +13,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -161,3 +164,42 @@ def gate(tmp_path: Path) -> Path:
 def open_gate(fifo: Path) -> None:
     with open(fifo, "w") as gate:
         gate.write("go\n")
+
+
+class WatchedSimulator(Simulator):
+    """Says which day each RecentCalls request asks for, and can hold its Nth request."""
+
+    def __init__(self, hold_at: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hold_at = hold_at
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.days: queue.Queue[str] = queue.Queue()
+        self._seen = 0
+        self._seen_lock = threading.Lock()
+
+    def handle(self, path: str, auth: str | None) -> Any:
+        start = parse_qs(urlsplit(path).query).get("start", [""])[0]
+        self.days.put(start[:10])
+        with self._seen_lock:
+            self._seen += 1
+            hold = self._seen == self.hold_at
+        if hold:
+            self.arrived.set()
+            self.release.wait(WAIT_S)
+        return super().handle(path, auth)
+
+    def forget_requests(self) -> None:
+        while not self.days.empty():
+            self.days.get_nowait()
+
+    def wait_for_request(self, day: date, within_s: float) -> float:
+        """Seconds until a request for `day` arrives; fails past within_s."""
+        started = time.monotonic()
+        while True:
+            left = started + within_s - time.monotonic()
+            try:
+                if self.days.get(timeout=max(left, 0.0)) == day.isoformat():
+                    return time.monotonic() - started
+            except queue.Empty:
+                pytest.fail(f"no RecentCalls request for {day} within {within_s} s")

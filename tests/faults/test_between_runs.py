@@ -13,16 +13,12 @@ every test here continues there, through the `dagster` CLI and `dagster-daemon` 
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
 import duckdb
@@ -34,7 +30,15 @@ from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
 from tests.e2e.conftest import BIN, MATERIALIZE
 from tests.faults.conftest import MakePipeline, assert_window_exact
-from tests.faults.processes import WAIT_S, Proc, cli_env, gate, materialize, start
+from tests.faults.processes import (
+    WAIT_S,
+    Proc,
+    WatchedSimulator,
+    cli_env,
+    gate,
+    materialize,
+    start,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -48,45 +52,6 @@ READ_HOLDER = (
     "print('ready', flush=True)\n"
     "sys.stdin.read()\n"
 )
-
-
-class _Watched(Simulator):
-    """Says which day each RecentCalls request asks for, and can hold its Nth request."""
-
-    def __init__(self, hold_at: int = 0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.hold_at = hold_at
-        self.arrived = threading.Event()
-        self.release = threading.Event()
-        self.days: queue.Queue[str] = queue.Queue()
-        self._seen = 0
-        self._seen_lock = threading.Lock()
-
-    def handle(self, path: str, auth: str | None) -> Any:
-        start = parse_qs(urlsplit(path).query).get("start", [""])[0]
-        self.days.put(start[:10])
-        with self._seen_lock:
-            self._seen += 1
-            hold = self._seen == self.hold_at
-        if hold:
-            self.arrived.set()
-            self.release.wait(WAIT_S)
-        return super().handle(path, auth)
-
-    def forget_requests(self) -> None:
-        while not self.days.empty():
-            self.days.get_nowait()
-
-    def wait_for_request(self, day: date, within_s: float) -> float:
-        """Seconds until a request for `day` arrives; fails past within_s."""
-        started = time.monotonic()
-        while True:
-            left = started + within_s - time.monotonic()
-            try:
-                if self.days.get(timeout=max(left, 0.0)) == day.isoformat():
-                    return time.monotonic() - started
-            except queue.Empty:
-                pytest.fail(f"no RecentCalls request for {day} within {within_s} s")
 
 
 def _daemon(procs: list[Proc], env: dict[str, str], cwd: Path) -> Proc:
@@ -146,7 +111,7 @@ KILL_AT = {
 def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
     make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc], point: str
 ) -> None:
-    with _Watched(
+    with WatchedSimulator(
         hold_at=2 if point == "paging" else 0, seed=11, calls_per_day=1600, now=NOW
     ) as sim:
         pipeline = make_pipeline(sim)  # the oracle's view of the same file

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.faults.processes import (
     HOLDER,
     WAIT_S,
     Proc,
+    WatchedSimulator,
     cli_env,
     cpu_seconds,
     gate,
@@ -100,31 +100,10 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
     assert assert_window_exact(pipeline, DAY) > 0
 
 
-class _HoldingSimulator(Simulator):
-    """Holds its Nth RecentCalls request until released, and says when it arrives."""
-
-    def __init__(self, hold_at: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.hold_at = hold_at
-        self.arrived = threading.Event()
-        self.release = threading.Event()
-        self._seen = 0
-        self._seen_lock = threading.Lock()
-
-    def handle(self, path: str, auth: str | None) -> Any:
-        with self._seen_lock:
-            self._seen += 1
-            hold = self._seen == self.hold_at
-        if hold:
-            self.arrived.set()
-            self.release.wait(WAIT_S)
-        return super().handle(path, auth)
-
-
 def test_sigkill_while_fetching_changes_no_table_and_the_next_run_completes(
     make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
-    with _HoldingSimulator(hold_at=4, seed=11, calls_per_day=1600, now=NOW) as sim:
+    with WatchedSimulator(hold_at=4, seed=11, calls_per_day=1600, now=NOW) as sim:
         pipeline = make_pipeline(sim)
         assert pipeline.run_day(DAY - timedelta(days=1)).success  # requests 1..3 (4 pages)
         with duckdb.connect(str(pipeline.warehouse)) as con:
