@@ -15,13 +15,8 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from pipelines.jambonz.client import (
-    IncompleteWindowError,
-    JambonzError,
-    JambonzUnavailableError,
-    Scope,
-    Window,
-)
+from pipelines.jambonz.client import Scope, Window
+from pipelines.jambonz.errors import IncompleteWindowError, JambonzError, JambonzUnavailableError
 from pipelines.partitions import day_window, partition_day, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.retries import TransientFailure, retrying

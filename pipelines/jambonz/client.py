@@ -27,6 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.jambonz.columnar import parse_page
+from pipelines.jambonz.errors import (
+    IncompleteWindowError,
+    JambonzAuthError,
+    JambonzBadRequestError,
+    JambonzError,
+    JambonzForbiddenError,
+    JambonzUnavailableError,
+)
 from pipelines.jambonz.pacing import (
     DEFAULT_RESERVE,
     RESET_MARGIN_S,
@@ -137,29 +145,20 @@ class WindowStream:
         return self._batches
 
 
-class JambonzError(Exception):
-    """Base of every error the client raises; messages name scope and base URL, never the key."""
-
-
-class JambonzAuthError(JambonzError):
-    """401: the API key was refused."""
-
-
-class JambonzForbiddenError(JambonzError):
-    """403: the key may not read this account or service provider."""
-
-
-class JambonzBadRequestError(JambonzError):
-    """400 (or a deterministic 500 such as a bad filter regex): the request is wrong."""
-
-
-class JambonzUnavailableError(JambonzError):
-    """Retries exhausted: 5xx, timeouts, resets, bad bodies or 429s beyond the bounds."""
-
-
-class IncompleteWindowError(JambonzError):
-    """The window could not be made complete within bounded attempts; names the shortfall."""
-
+__all__ = [
+    "Batch",
+    "IncompleteWindowError",
+    "JambonzAuthError",
+    "JambonzBadRequestError",
+    "JambonzError",
+    "JambonzForbiddenError",
+    "JambonzUnavailableError",
+    "RecentCallsClient",
+    "Scope",
+    "Window",
+    "WindowResult",
+    "WindowStream",
+]
 
 USER_AGENT = "jambonz-warehouse/0.1 (RecentCalls sync; +https://github.com/jambonz)"
 REPAIR_COUNT = 500  # the largest page the server serves: one request verifies up to 500 calls
