@@ -137,9 +137,10 @@ class WindowStream:
     `records` empty, `in_window` counting what was yielded). Errors surface from the iteration.
     """
 
-    def __init__(self, batches: Iterator[Batch]) -> None:
-        self._batches = batches
+    def __init__(self, produce: Callable[[WindowStream], Iterator[Batch]]) -> None:
+        """produce(stream): the batches, a generator that sets `stream.result` at its end."""
         self.result: WindowResult | None = None
+        self._batches = produce(self)
 
     def __iter__(self) -> Iterator[Batch]:
         return self._batches
@@ -445,9 +446,8 @@ class RecentCallsClient:
         lo, hi = to_ns(window.start), to_ns(window.end)
         if hi <= lo:
             raise ValueError(f"empty or reversed window: {describe(scope, window)}")
-        stream = WindowStream(iter(()))
-        stream._batches = self._stream(stream, _Run(scope, window, lo, hi, columnar))
-        return stream
+        run = _Run(scope, window, lo, hi, columnar)
+        return WindowStream(lambda stream: self._stream(stream, run))
 
     def _stream(self, stream: WindowStream, run: _Run) -> Iterator[Batch]:
         started = self._monotonic()
