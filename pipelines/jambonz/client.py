@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from array import array
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,26 +89,32 @@ class Window:
     end: datetime
 
 
-@dataclass
-class WindowResult:
-    """Every call of one window, and what getting them cost."""
+@dataclass(kw_only=True)
+class WindowStats:
+    """What paging one window cost: counted while it runs (under its lock), kept in its result."""
 
-    scope: Scope
-    window: Window
-    records: list[dict[str, Any]]  # raw API records, distinct, start <= attempted_at < end
-    total: int  # the API's total for the window, as last confirmed
     requests: int = 0  # HTTP requests sent, retries included
     pages: int = 0  # 200 pages read
+    columnar_pages: int = 0  # pages read by columnar.read_page (a columnar stream's fast path)
     records_seen: int = 0  # records received, before dedupe and window filtering
     duplicates_dropped: int = 0
     out_of_window_dropped: int = 0
     repairs: int = 0  # requests spent repairing the window after a detected shift
     retries: dict[str, int] = field(default_factory=dict)  # cause -> count
     rate_limit_wait_s: float = 0.0  # seconds slept to stay inside the bucket (429 waits too)
-    elapsed_s: float = 0.0
-    in_window: int = 0  # distinct in-window records delivered (len(records) unless streamed)
     parse_s: float = 0.0  # seconds spent parsing bodies (inside elapsed_s)
-    columnar_pages: int = 0  # pages read by columnar.read_page (a columnar stream's fast path)
+    in_window: int = 0  # distinct in-window records delivered (len(records) unless streamed)
+    elapsed_s: float = 0.0
+
+
+@dataclass(kw_only=True)
+class WindowResult(WindowStats):
+    """Every call of one window, and what getting them cost."""
+
+    scope: Scope
+    window: Window
+    records: list[dict[str, Any]]  # raw API records, distinct, start <= attempted_at < end
+    total: int  # the API's total for the window, as last confirmed
 
 
 @dataclass
@@ -214,20 +220,10 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: set[str] = field(default_factory=set)  # identities delivered or out of the window
     times: array[int] = field(default_factory=lambda: array("q"))  # ns of delivered records
-    known: int = 0  # records delivered (with or without a readable attempted_at)
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_raw: list[str] | None = field(default_factory=list)
     pending_tables: list[pa.Table] = field(default_factory=list)
-    parse_s: float = 0.0
-    requests: int = 0
-    pages: int = 0
-    columnar_pages: int = 0
-    records_seen: int = 0
-    duplicates: int = 0
-    out_of_window: int = 0
-    repairs: int = 0
-    retries: Counter[str] = field(default_factory=Counter)
-    wait_s: float = 0.0
+    stats: WindowStats = field(default_factory=WindowStats)
 
     def absorb(self, page: Page) -> tuple[int, int]:
         """Add a page's records; returns (new distinct in-window, duplicates)."""
@@ -239,9 +235,9 @@ class _Run:
         keep: list[int] = []
         new = dups = 0
         with self.lock:
-            self.pages += 1
-            self.columnar_pages += cols is not None
-            self.records_seen += len(idents)
+            self.stats.pages += 1
+            self.stats.columnar_pages += cols is not None
+            self.stats.records_seen += len(idents)
             seen, lo, hi = self.seen, self.lo, self.hi
             if cols is not None and idents:
                 # the common page: distinct calls, none seen, all inside the window; checked with
@@ -257,7 +253,7 @@ class _Run:
                     seen |= fresh
                     self.times.extend(instants)
                     self.pending_tables.append(cols.records)
-                    self.known += len(idents)
+                    self.stats.in_window += len(idents)
                     return len(idents), 0
             for i, ident in enumerate(idents):
                 if ident in seen:
@@ -267,7 +263,7 @@ class _Run:
                 ns = times[i]
                 if ns is not None:
                     if not lo <= ns < hi:
-                        self.out_of_window += 1
+                        self.stats.out_of_window_dropped += 1
                         continue
                     self.times.append(ns)
                 # a record without a readable attempted_at is kept: records.py quarantines it
@@ -283,8 +279,8 @@ class _Run:
                     self.pending_raw = None
                 else:
                     self.pending_raw.extend(raw[i] for i in keep)
-            self.known += new
-            self.duplicates += dups
+            self.stats.in_window += new
+            self.stats.duplicates_dropped += dups
         return new, dups
 
     def take(self) -> Batch:
@@ -297,7 +293,7 @@ class _Run:
     def count_in(self, a: int, b: int) -> int:
         with self.lock:
             if a <= self.lo and b >= self.hi:
-                return self.known
+                return self.stats.in_window
             return sum(1 for ns in self.times if a <= ns < b)
 
     def times_in(self, a: int, b: int) -> list[int]:
@@ -480,23 +476,9 @@ class RecentCallsClient:
             batch = run.take()
             if batch.size:
                 yield batch
+        run.stats.elapsed_s = self._monotonic() - started
         result = WindowResult(
-            scope=scope,
-            window=window,
-            records=[],
-            total=latest,
-            requests=run.requests,
-            pages=run.pages,
-            records_seen=run.records_seen,
-            duplicates_dropped=run.duplicates,
-            out_of_window_dropped=run.out_of_window,
-            repairs=run.repairs,
-            retries=dict(run.retries),
-            rate_limit_wait_s=run.wait_s,
-            elapsed_s=self._monotonic() - started,
-            in_window=run.known,
-            parse_s=run.parse_s,
-            columnar_pages=run.columnar_pages,
+            scope=scope, window=window, records=[], total=latest, **vars(run.stats)
         )
         log.info(
             "%s: %d calls (total %d) in %d requests, %d pages, %d repairs, retries %s, "
@@ -554,25 +536,25 @@ class RecentCallsClient:
         """
         lo, hi = run.lo, run.hi
         budget = 4 * pages_for(run.count_in(lo, hi) + 1, REPAIR_LEAF) + 40
-        spent_at_start = run.repairs
+        spent_at_start = run.stats.repairs
         total = shortfall = 0
         for _ in range(MAX_REPAIR_ROUNDS):
             ok, total = self._verify(run, lo, hi, budget + spent_at_start)
             if ok:
                 return total
             shortfall = total - run.count_in(lo, hi)
-            if run.repairs - spent_at_start >= budget:
+            if run.stats.repairs - spent_at_start >= budget:
                 break
         raise IncompleteWindowError(
             f"{describe(run.scope, run.window)} at {self.base_url}: the server counts {total} "
             f"calls but {run.count_in(lo, hi)} were collected (short by {max(shortfall, 0)}) "
-            f"after {run.repairs} repair requests; records are still landing or paging is "
+            f"after {run.stats.repairs} repair requests; records are still landing or paging is "
             "unstable: retry the window later"
         )
 
     def _verify(self, run: _Run, a: int, b: int, limit: int) -> tuple[bool, int]:
         """Verify [a, b); returns (confirmed by its own answer, the total it answered)."""
-        if run.repairs >= limit:
+        if run.stats.repairs >= limit:
             return False, 0
         page = self._page(run, a, b, 1, REPAIR_COUNT, repair=True)
         run.absorb(page)
@@ -610,7 +592,7 @@ class RecentCallsClient:
             except _Retry as retry:
                 attempt += 1
                 with run.lock:
-                    run.retries[retry.cause] += 1
+                    run.stats.retries[retry.cause] = run.stats.retries.get(retry.cause, 0) + 1
                 spent = self._monotonic() - first_try
                 if retry.wait_s is not None:
                     delay = retry.wait_s
@@ -647,10 +629,10 @@ class RecentCallsClient:
         with self._gate:
             waited = self.pacer.acquire()
             with run.lock:
-                run.wait_s += waited
-                run.requests += 1
+                run.stats.rate_limit_wait_s += waited
+                run.stats.requests += 1
                 if repair:
-                    run.repairs += 1
+                    run.stats.repairs += 1
             response = self._exchange(run, params)
         return self._interpret(run, response)
 
@@ -693,7 +675,7 @@ class RecentCallsClient:
                 raise _Retry("bad_body", f"200 with a bad body: {exc}") from None
             finally:
                 with run.lock:
-                    run.parse_s += time.perf_counter() - t
+                    run.stats.parse_s += time.perf_counter() - t
         body = response.content
         message = error_message(body)
         if status == 429:
