@@ -180,3 +180,19 @@ def running_daemon(env: dict[str, str], home: Path, log: Path) -> Iterator[subpr
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
+
+
+def submit_backfill(env: dict[str, str], cwd: Path, first: date, last: date) -> None:
+    """`dagster job backfill` of daily_sync over [first, last]: runs queued for the daemon."""
+    args = [str(BIN / "dagster"), "job", "backfill", "-m", "pipelines.definitions"]
+    args += ["-j", "daily_sync", "--from", first.isoformat(), "--to", last.isoformat()]
+    done = subprocess.run(
+        [*args, "--noprompt"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

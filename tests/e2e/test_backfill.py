@@ -7,7 +7,6 @@ backfill must finish with every run successful, no lock error anywhere, and ever
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +18,14 @@ import pytest
 
 from pipelines.jambonz.simulator import Simulator
 from tests.conftest import NOW
-from tests.e2e.conftest import BIN, cli_env, materialize, running_daemon, start_reader, stop_reader
+from tests.e2e.conftest import (
+    cli_env,
+    materialize,
+    running_daemon,
+    start_reader,
+    stop_reader,
+    submit_backfill,
+)
 from tests.e2e.test_cli import truth_keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -64,29 +70,7 @@ def test_a_30_day_backfill_through_the_daemon_has_no_lock_error(
     with running_daemon(env, home, tmp_path / "daemon.log"):
         reader = start_reader(env)
         try:
-            submit = subprocess.run(
-                [
-                    str(BIN / "dagster"),
-                    "job",
-                    "backfill",
-                    "-m",
-                    "pipelines.definitions",
-                    "-j",
-                    "daily_sync",
-                    "--from",
-                    DAYS[0].isoformat(),
-                    "--to",
-                    DAYS[-1].isoformat(),
-                    "--noprompt",
-                ],
-                env=env,
-                cwd=home,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-            assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
+            submit_backfill(env, home, DAYS[0], DAYS[-1])
             runs = _wait_for_backfill(home, expected_runs=1 + len(DAYS), timeout_s=900)
             reads = stop_reader(reader)
         finally:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +28,7 @@ from dagster._core.events import DagsterEventType
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
-from tests.e2e.conftest import BIN, MATERIALIZE
+from tests.e2e.conftest import BIN, MATERIALIZE, submit_backfill
 from tests.faults.conftest import MakePipeline, assert_window_exact
 from tests.faults.processes import (
     WAIT_S,
@@ -58,16 +58,6 @@ def _daemon(procs: list[Proc], env: dict[str, str], cwd: Path) -> Proc:
     return start(
         procs, [str(BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions"], env, cwd
     )
-
-
-def _backfill(env: dict[str, str], cwd: Path, day: date) -> None:
-    """A one-day backfill: a run queued for the daemon to launch, as a schedule tick's is."""
-    args = [str(BIN / "dagster"), "job", "backfill", "-m", "pipelines.definitions"]
-    args += ["-j", "daily_sync", "--from", day.isoformat(), "--to", day.isoformat(), "--noprompt"]
-    done = subprocess.run(
-        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=WAIT_S, check=False
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def _poll(home: Path, done: Callable[[dg.DagsterInstance], bool], what: str, daemon: Proc) -> None:
@@ -142,7 +132,7 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
         # one would be).
         watched_from = time.time()  # a watcher is there from now on: the daemon
         daemon = _daemon(procs, env, tmp_path)
-        _backfill(env, tmp_path, DAY)
+        submit_backfill(env, tmp_path, DAY, DAY)
 
         def settled(instance: dg.DagsterInstance) -> bool:
             runs = _syncs(instance)
@@ -195,7 +185,7 @@ def test_a_reader_holding_the_file_delays_a_queued_run_which_retries_and_complet
     reader.wait_for("ready")  # a notebook left open, read-only
     # Queued first: the backfill command creates the instance's storage, which a daemon
     # starting at the same moment on a fresh DAGSTER_HOME would race it to create.
-    _backfill(env, tmp_path, DAY)
+    submit_backfill(env, tmp_path, DAY, DAY)
     daemon = _daemon(procs, env, tmp_path)
     holder = f"a Python process (PID {reader.popen.pid}, not a Dagster run)"
 
