@@ -191,7 +191,7 @@ def build_calls_asset(
 
         try:
             with jambonz.client() as client:
-                stream = client.stream_window(scope, window, columnar=True)
+                stream = client.stream_window(scope, window)
                 synced = load_stream(
                     stream, open_warehouse, scope, window, synced_at=datetime.now(UTC)
                 )

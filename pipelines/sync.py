@@ -2,10 +2,9 @@
 
 This is the code path of the `calls` asset (pipelines/calls.py wraps it with metadata and checks)
 and of the benchmarks, which run it outside Dagster. It joins the two systems and knows neither's
-internals: the client streams the window's records (a columnar stream: pages columnar.read_page
-took come as checked Arrow tables, the rest as dicts), one thread turns each chunk into `calls`
-rows (columnar.normalize_columns, or records.normalize for the dicts), another upserts them, all
-chunks inside one transaction.
+internals: the client streams the window's records (pages read as Arrow tables where they could
+be, the rest as dicts), one thread turns each chunk into `calls` rows (pipelines/normalize.py),
+another upserts them, all chunks inside one transaction.
 
 Memory is bounded by the chunk, not the day: a chunk is normalized and written away behind the
 stream (Arrow and DuckDB work outside the GIL, so both overlap fetching the next chunk); what is
@@ -30,13 +29,13 @@ import pyarrow as pa
 from pipelines.jambonz.client import (
     Batch,
     RecentCallsClient,
+    Rows,
     Scope,
     Window,
     WindowResult,
     WindowStream,
 )
-from pipelines.jambonz.columnar import normalize_columns
-from pipelines.jambonz.records import Normalized, normalize
+from pipelines.normalize import Normalized, normalize, normalize_table
 from warehouse.load import LoadResult, Warehouse, WindowLoad
 
 CHUNK_RECORDS = 25_000  # records normalized and loaded at once: bounds memory, amortizes SQL
@@ -131,6 +130,21 @@ class _Loader:
             raise self._error
 
 
+def _joined(parts: list[Rows]) -> list[Rows]:
+    """Pages read as Arrow, as one table (normalized at once) when their columns agree: pages
+    with different unknown keys are joined with nulls; an unknown key typed differently on two
+    pages keeps the pages apart."""
+    if len(parts) <= 1:
+        return parts
+    try:
+        table = pa.concat_tables([p.table for p in parts], promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return parts
+    keys = [k for p in parts for k in p.keys]
+    instants = [t for p in parts for t in p.instants]
+    return [Rows(table, keys, instants)]
+
+
 def sync_window(
     client: RecentCallsClient,
     wh: Warehouse,
@@ -141,7 +155,7 @@ def sync_window(
     chunk_records: int = CHUNK_RECORDS,
 ) -> SyncResult:
     """Fetch, normalize and load one window, all of it in one warehouse transaction."""
-    stream = client.stream_window(scope, window, columnar=True)
+    stream = client.stream_window(scope, window)
     return load_stream(
         stream, lambda: wh, scope, window, synced_at=synced_at, chunk_records=chunk_records
     )
@@ -164,43 +178,55 @@ def load_stream(
     that may wait minutes on the rate limit.
     """
     fetch_s = 0.0
-    records: list[dict[str, object]] = []
-    raws: list[str] | None = []
-    tables: list[pa.Table] = []
+    gathered = Batch()  # dicts, and Arrow tables
     held = 0  # records and table rows gathered since the last flush
 
     def flush(loader: _Loader) -> None:
-        nonlocal records, raws, tables, held
-        if tables:  # one schema (columnar.RECORDS) whatever keys the pages had
-            loader.put(partial(normalize_columns, pa.concat_tables(tables), synced_at=synced_at))
-        if records:
+        nonlocal gathered, held
+        for rows in _joined(gathered.tables):
             loader.put(
                 partial(
-                    normalize,
-                    records,
+                    normalize_table,
+                    rows.table,
+                    keys=rows.keys,
+                    instants=rows.instants,
                     synced_at=synced_at,
                     scope_sid=scope.sid,
                     window_start=window.start,
                     window_end=window.end,
-                    raw_texts=raws,
                 )
             )
-        records, raws, tables, held = [], [], [], 0
+        if gathered.records:
+            loader.put(
+                partial(
+                    normalize,
+                    gathered.records,
+                    synced_at=synced_at,
+                    raw_texts=gathered.raw,
+                    keys=gathered.keys,
+                    instants=gathered.instants,
+                    scope_sid=scope.sid,
+                    window_start=window.start,
+                    window_end=window.end,
+                )
+            )
+        gathered, held = Batch(), 0
 
     def gather(batches: Iterator[Batch]) -> bool:
         """Take batches until a chunk is full (True) or the stream ends (False)."""
-        nonlocal raws, fetch_s
+        nonlocal fetch_s, held
         t = time.perf_counter()
-        nonlocal held
         for batch in batches:
             fetch_s += time.perf_counter() - t
-            tables.extend(batch.tables)
+            gathered.tables.extend(batch.tables)
             if batch.records:
-                records.extend(batch.records)
-                if raws is not None and batch.raw is not None:
-                    raws += batch.raw
+                gathered.records.extend(batch.records)
+                gathered.keys.extend(batch.keys)
+                gathered.instants.extend(batch.instants)
+                if gathered.raw is not None and batch.raw is not None:
+                    gathered.raw += batch.raw
                 else:
-                    raws = None  # one batch without raw texts: serialize the chunk's records
+                    gathered.raw = None  # one batch without raw texts: serialize the chunk's
             held += batch.size
             if held >= chunk_records:
                 return True

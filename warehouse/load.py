@@ -121,15 +121,12 @@ class WindowLoad:
         if pc.count_distinct(keys).as_py() != calls.num_rows:
             raise ValueError("calls has duplicate call_key values: normalize() dedupes them")
         con = self._con
-        # The SQL reads these by name (DuckDB's replacement scan of the caller's variables), not
-        # through con.register: a registered view is kept, with its Arrow data, until the
-        # transaction ends, so a window's every batch would stay in memory until COMMIT.
-        batch_calls, batch_quarantine = calls, quarantine  # noqa: F841
         try:
             if calls.num_rows:
                 span = pc.min_max(calls.column("attempted_at"))
                 lo, hi = span["min"].as_py(), span["max"].as_py()
                 rng = {"lo": lo, "hi": hi}
+                _scan(con, "batch_keys_create", batch_calls=calls)
                 if self._span is None:
                     con.execute(sql("window_keys_create"))
                     row = con.execute(sql("calls_window_rows"), self._window).fetchone()
@@ -151,7 +148,7 @@ class WindowLoad:
                     self._write(calls, raw, calls.num_rows)
                 else:
                     con.execute(sql("calls_existing"), rng)
-                    con.execute(sql("calls_diff"))
+                    _scan(con, "calls_diff", batch_calls=calls)
                     inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
                     con.execute(sql("calls_delete_changed"), rng)
                     con.execute(sql("calls_raw_delete"), rng)
@@ -159,12 +156,13 @@ class WindowLoad:
                         self._write(calls, raw, int(inserted) + int(updated))
                     con.execute("DROP TABLE IF EXISTS _existing")
                     con.execute("DROP TABLE IF EXISTS _diff")
+                con.execute("DROP TABLE IF EXISTS _batch_keys")
                 self.inserted += int(inserted)
                 self.updated += int(updated)
                 self.unchanged += calls.num_rows - int(inserted) - int(updated)
             if quarantine.num_rows:
-                row = con.execute(sql("calls_quarantine_insert"), self._window).fetchone()
-                self.quarantined += int(row[0]) if row else 0
+                rows = _scan(con, "calls_quarantine_insert", batch_quarantine=quarantine)
+                self.quarantined += int(rows[0][0]) if rows else 0
         except BaseException:
             self._abort()
             raise
@@ -175,12 +173,25 @@ class WindowLoad:
             keys = self._con.sql(sql("calls_diff_keys")).to_arrow_table().column(0)
             calls = calls.filter(pc.is_in(calls.column("call_key"), value_set=keys))
             raw = raw.filter(pc.is_in(raw.column("call_key"), value_set=keys))
-        new_calls, new_raw = calls, raw  # noqa: F841  (read by name, see add)
-        self._con.execute(sql("calls_insert"))
-        self._con.execute(sql("calls_raw_insert"))
+        _scan(self._con, "calls_insert", new_calls=calls)
+        _scan(self._con, "calls_raw_insert", new_raw=raw)
 
     def result(self) -> LoadResult:
         return LoadResult(self.inserted, self.updated, self.unchanged, self.quarantined)
+
+
+def _scan(con: duckdb.DuckDBPyConnection, name: str, **tables: pa.Table) -> list[tuple[Any, ...]]:
+    """Run warehouse/sql/{name}.sql with one Arrow table under the name the SQL reads it by.
+
+    The table is bound to its name for this statement only (a relation's virtual table): not a
+    view registered on the connection, which DuckDB keeps, with its Arrow data, until the
+    transaction ends (a window's every batch would stay in memory until COMMIT), and not a
+    Python variable found by DuckDB's replacement scan (renaming it would break the SQL).
+    Such statements take no parameters; they read parameters' results from temp tables.
+    """
+    ((table_name, table),) = tables.items()
+    rel = con.from_arrow(table).query(table_name, sql(name))
+    return rel.fetchall() if rel is not None else []
 
 
 class WarehouseLockedError(RuntimeError):

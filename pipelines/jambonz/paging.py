@@ -14,10 +14,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from pipelines.jambonz.columnar import ColumnarPage
+import pyarrow as pa
 
 NS_PER_S = 1_000_000_000
 # attempted_at as the deployed server writes it: UTC with `Z`, 0-9 fraction digits
@@ -28,6 +27,42 @@ _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
     r"(Z|z|[+-]\d{2}:?\d{2})?$"
 )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose calls: one account, or every account of a service provider."""
+
+    kind: Literal["account", "service_provider"]
+    sid: str
+
+    @classmethod
+    def account(cls, sid: str) -> Scope:
+        return cls("account", sid)
+
+    @classmethod
+    def service_provider(cls, sid: str) -> Scope:
+        return cls("service_provider", sid)
+
+    @property
+    def path(self) -> str:
+        if self.kind == "account":
+            return f"/v1/Accounts/{self.sid}/RecentCalls"
+        return f"/v1/ServiceProviders/{self.sid}/RecentCalls"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open UTC window [start, end); both datetimes are timezone-aware."""
+
+    start: datetime
+    end: datetime
+
+
+def describe(scope: Scope, window: Window) -> str:
+    """`account <sid> [start, end)` for messages: what a person needs to find the sync."""
+    kind = "account" if scope.kind == "account" else "service provider"
+    return f"{kind} {scope.sid} window [{window.start.isoformat()}, {window.end.isoformat()})"
 
 
 class BadBodyError(ValueError):
@@ -60,9 +95,11 @@ def format_end_inclusive(dt: datetime) -> str:
 
 
 def parse_instant(value: Any) -> int:
-    """attempted_at (RFC 3339 with 0-9 fraction digits, Z or offset; or epoch seconds) -> ns.
+    """A time (RFC 3339 with 0-9 fraction digits, Z or offset; or epoch seconds) -> ns.
 
-    Raises ValueError on anything else.
+    The one reading of a record's times (records.parse_times applies it to columns). Epoch
+    seconds as a float are read to the microsecond, the precision a float holds at today's
+    epoch. Raises ValueError on anything else.
     """
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
@@ -72,12 +109,10 @@ def parse_instant(value: Any) -> int:
         if not math.isfinite(value):
             raise ValueError(f"not a time: {value!r}")
         whole = math.floor(value)
-        return whole * NS_PER_S + round((value - whole) * NS_PER_S)
+        return whole * NS_PER_S + round((value - whole) * 1_000_000) * 1_000
     if not isinstance(value, str):
         raise ValueError(f"not a time: {value!r}")
-    # Strictly what records.normalize reads: a text it would quarantine (no zone, epoch digits,
-    # padding) must raise here, so the window filter keeps the record for quarantine instead of
-    # dropping it as "out of window" on a reading normalize does not share.
+    # No zone, epoch digits as text, padding: not a time (never guessed into another day).
     m = _RFC3339.match(value)
     if m is None or m.group(8) is None:
         raise ValueError(f"not a time: {value!r}")
@@ -114,20 +149,26 @@ def _as_int(value: Any, name: str) -> int:
 
 @dataclass(frozen=True)
 class Page:
-    """One RecentCalls envelope in either dialect (docs: `batch`; server: `page_size`)."""
+    """One RecentCalls envelope in either dialect (docs: `batch`; server: `page_size`).
+
+    Its records are either `table` (read as Arrow by columnar.read_page, which also read each
+    record's identity and attempted_at: `keys`, `instants`) or `data` (dicts, with `raw`, each
+    one's JSON text as received when the body could be read so).
+    """
 
     total: int
     page: int | None
     page_size: int | None
-    data: list[dict[str, Any]]  # empty when `columns` holds the records
-    # data[i]'s JSON text exactly as received (for calls_raw), when the body could be read so
+    data: list[dict[str, Any]]  # empty when `table` holds the records
     raw: list[str] | None = None
-    columns: ColumnarPage | None = None  # the records read by columnar.read_page, if it took them
+    table: pa.Table | None = None
+    keys: list[str] | None = None  # with `table`: records.record_identity of each record
+    instants: list[int | None] | None = None  # with `table`: attempted_at, ns (parse_times)
 
     @property
     def size(self) -> int:
         """Records in the page."""
-        return self.columns.records.num_rows if self.columns is not None else len(self.data)
+        return self.table.num_rows if self.table is not None else len(self.data)
 
 
 _DECODER = json.JSONDecoder()

@@ -22,8 +22,8 @@ import pytest
 
 from pipelines.definitions import build_definitions
 from pipelines.jambonz import simulator as simmod
-from pipelines.jambonz.records import normalize
 from pipelines.jambonz.simulator import Simulator
+from pipelines.normalize import normalize
 from pipelines.partitions import day_window
 from pipelines.resources import JambonzResource
 from pipelines.settings import load_settings

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.jambonz.records import normalize
+from pipelines.normalize import normalize
 from warehouse.load import Warehouse
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 import warehouse.load as load_module
-from pipelines.jambonz.records import Normalized, normalize
+from pipelines.normalize import Normalized, normalize
 from tests.conftest import load_capture
 from warehouse.load import Warehouse, WarehouseLockedError
 from warehouse.sql_files import migrations

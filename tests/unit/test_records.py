@@ -10,12 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines.jambonz.records import (
-    SURROGATE_PREFIX,
-    Normalized,
-    normalize,
-    record_identity,
-)
+from pipelines.jambonz.records import SURROGATE_PREFIX, record_identity
+from pipelines.normalize import Normalized, normalize
 from tests.conftest import load_capture
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
 

@@ -20,10 +20,7 @@ import sys
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pipelines.jambonz.simulator.server import Simulator
+from typing import Any, Protocol
 
 log = logging.getLogger(__package__)  # the package's one logger
 
@@ -42,9 +39,17 @@ def _etag(body: bytes) -> str:
     return f'W/"{len(body):x}-{digest[:27]}"'
 
 
+class _Answers(Protocol):
+    """What the HTTP side needs of the simulator (server.Simulator)."""
+
+    def _connected(self) -> None: ...
+
+    def handle(self, path: str, auth: str | None) -> _Response: ...
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    sim: Simulator
+    sim: _Answers
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hang up mid-answer on purpose in fault tests; that is not an error here.

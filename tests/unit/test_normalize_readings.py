@@ -1,6 +1,9 @@
-"""columnar.read_page + normalize_columns (the sync's fast path) against parse_envelope + normalize
-(the record-by-record path): a page the fast path takes gives the same rows and the same payloads
-(as JSON values); a page it must not take goes to the other path, which quarantines with reasons.
+"""The one normalizer on both readings of a page: as Arrow columns (columnar.read_page, the
+sync's common page) and as dicts (paging.parse_envelope, an odd page or the docs' dialect).
+
+Whatever reading a page gets, the normalizer gives the same rows, the same payloads (as JSON
+values) and the same quarantine rows with the same reasons. A page Arrow cannot hold exactly is
+refused by read_page and read as dicts.
 """
 
 from __future__ import annotations
@@ -14,16 +17,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.jambonz.columnar import ColumnarPage, normalize_columns, parse_page, read_page
-from pipelines.jambonz.paging import parse_envelope, parse_instant
-from pipelines.jambonz.records import Normalized, normalize, record_identity
+from pipelines.jambonz.columnar import read_page
+from pipelines.jambonz.paging import Page, parse_envelope, parse_instant
+from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import generate_day
+from pipelines.jambonz.transport import read_body
+from pipelines.normalize import Normalized, normalize, normalize_table
 from tests.conftest import cdr, load_capture
 
 WS = datetime(2000, 1, 1, tzinfo=UTC)
 WE = datetime(2100, 1, 1, tzinfo=UTC)
 SYNCED = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 AT = datetime(2026, 11, 21, 10, 0, 0, 250_000, tzinfo=UTC)
+WHERE: dict[str, Any] = {
+    "synced_at": SYNCED,
+    "scope_sid": "x",
+    "window_start": WS,
+    "window_end": WE,
+}
 
 
 def envelope(records: list[dict[str, Any]], **head: Any) -> bytes:
@@ -32,40 +43,51 @@ def envelope(records: list[dict[str, Any]], **head: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def slow(body: bytes) -> Normalized:
+def as_dicts(body: bytes) -> Normalized:
     page = parse_envelope(body)
-    return normalize(
-        page.data,
-        synced_at=SYNCED,
-        scope_sid="x",
-        window_start=WS,
-        window_end=WE,
-        raw_texts=page.raw,
-    )
+    return normalize(page.data, raw_texts=page.raw, **WHERE)
 
 
-def taken(body: bytes) -> ColumnarPage:
+def taken(body: bytes) -> Page:
     page = read_page(body)
-    assert page is not None, "the fast path refused a page it should take"
+    assert page is not None, "read_page refused a page Arrow holds exactly"
     return page
 
 
-def assert_same(body: bytes) -> Normalized:
-    """The fast path takes the page and gives what the record-by-record path gives."""
+def as_arrow(body: bytes) -> Normalized:
     page = taken(body)
-    fast = normalize_columns(page.records, synced_at=SYNCED)
-    ref = slow(body)
-    assert ref.quarantine.num_rows == 0
+    assert page.table is not None
+    assert page.keys is not None
+    assert page.instants is not None
+    return normalize_table(page.table, keys=page.keys, instants=page.instants, **WHERE)
+
+
+def assert_same(body: bytes) -> Normalized:
+    """Both readings of the page normalize alike: rows, payloads (as JSON), quarantine."""
+    fast, ref = as_arrow(body), as_dicts(body)
     assert fast.calls.equals(ref.calls), _first_difference(fast.calls, ref.calls)
     assert fast.raw.drop_columns(["payload"]).equals(ref.raw.drop_columns(["payload"]))
     for ours, theirs in zip(
         fast.raw.column("payload").to_pylist(), ref.raw.column("payload").to_pylist(), strict=True
     ):
         assert json.loads(ours) == json.loads(theirs)
-    # the client dedupes and filters by these: the identities records.record_identity gives
-    assert page.keys == [record_identity(r) for r in json.loads(body)["data"]]
-    assert page.instants == [parse_instant(r["attempted_at"]) for r in json.loads(body)["data"]]
+    assert fast.quarantine.equals(ref.quarantine), (
+        fast.quarantine.to_pylist(),
+        ref.quarantine.to_pylist(),
+    )
+    # the window dedupes and filters by these: the identities records.record_identity gives
+    page = taken(body)
+    data = json.loads(body)["data"]
+    assert page.keys == [record_identity(r) for r in data]
+    assert page.instants == [_instant(r.get("attempted_at")) for r in data]
     return fast
+
+
+def _instant(value: Any) -> int | None:
+    try:
+        return parse_instant(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _first_difference(a: pa.Table, b: pa.Table) -> str:
@@ -85,11 +107,12 @@ def _first_difference(a: pa.Table, b: pa.Table) -> str:
         "80_ratelimit20_req01_normal_headers.http",
     ],
 )
-def test_real_pages_are_taken_and_match_the_record_path(capture: str) -> None:
+def test_real_pages_read_as_arrow_normalize_as_dicts_do(capture: str) -> None:
     body = load_capture(capture).body
     fast = assert_same(body)
+    assert fast.quarantine.num_rows == 0
     # the captures' payloads come back byte for byte (the server's key order and number forms)
-    assert fast.raw.column("payload").equals(slow(body).raw.column("payload"))
+    assert fast.raw.column("payload").equals(as_dicts(body).raw.column("payload"))
     page = taken(body)
     doc = json.loads(body)
     assert (page.total, page.page, page.page_size) == (
@@ -102,12 +125,13 @@ def test_real_pages_are_taken_and_match_the_record_path(capture: str) -> None:
 def test_empty_pages_are_taken() -> None:
     for name in ("14_acctA_day1121_count100_page11.http", "55_acctA_empty_window.http"):
         page = taken(load_capture(name).body)
-        assert page.records.num_rows == 0
+        assert page.table is not None
+        assert page.table.num_rows == 0
         assert page.keys == []
         assert page.instants == []
 
 
-def test_a_simulated_day_with_the_servers_quirks_matches() -> None:
+def test_a_simulated_day_with_the_servers_quirks_normalizes_alike() -> None:
     """Whole-number floats (`752.0`), calls without call_sid, unknown keys (`cost`,
     `billed_seconds`): the simulator's day has them all."""
     block = generate_day(3, 0, 20_000, 3_000)
@@ -157,35 +181,67 @@ def test_the_unanswered_sentinel_becomes_null() -> None:
     assert fast.calls.column("answered_at").null_count == 1
 
 
+# Values Arrow holds exactly but the normalizer refuses or reads specially: taken as Arrow, and
+# judged there as on dicts (field, value, reason).
+JUDGED: dict[str, tuple[dict[str, Any], str | None]] = {
+    "a fraction in an integer field": (
+        cdr("r-1", AT, duration=7.5),
+        "duration: 7.5 is not a 32-bit integer",
+    ),
+    "an integer beyond int32": (
+        cdr("r-1", AT, duration=2**31),
+        "duration: 2147483648 is not a 32-bit integer",
+    ),
+    "attempted_at null": (cdr("r-1", AT, attempted_at=None), "attempted_at: missing"),
+    "attempted_at unreadable": (
+        cdr("r-1", AT, attempted_at="2026-11-21"),
+        "attempted_at: '2026-11-21' is not an RFC 3339 timestamp or epoch seconds",
+    ),
+    "an unreadable answered_at": (
+        cdr("r-1", AT, answered_at="yesterday"),
+        "answered_at: 'yesterday' is not an RFC 3339 timestamp or epoch seconds",
+    ),
+    "attempted_at with an offset": (
+        cdr("r-1", "2026-11-21T10:00:00.250+01:00", failed=True),
+        None,
+    ),
+    "a key named call_key": (cdr("r-1", AT, call_key="k"), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JUDGED))
+def test_values_the_normalizer_judges_are_judged_alike_on_both_readings(case: str) -> None:
+    record, reason = JUDGED[case]
+    fast = assert_same(envelope([cdr("ok-1", AT), record]))
+    assert fast.calls.num_rows == (1 if reason else 2)
+    assert fast.quarantine.column("reason").to_pylist() == ([reason] if reason else [])
+
+
 REFUSED: dict[str, list[dict[str, Any]]] = {
     "a number in a text field": [cdr("r-1", AT, **{"from": 15085550100})],
     "a string in a number field": [cdr("r-1", AT, sip_status="busy")],
     "a boolean in a number field": [cdr("r-1", AT, duration=True)],
-    "a fraction in an integer field": [cdr("r-1", AT, duration=7.5)],
-    "an integer beyond int32": [cdr("r-1", AT, duration=2**31)],
     "a number in the boolean field": [cdr("r-1", AT, answered=1)],
-    "attempted_at null": [cdr("r-1", AT, attempted_at=None)],
-    "attempted_at with an offset": [cdr("r-1", "2026-11-21T10:00:00.250+01:00", failed=True)],
     "attempted_at in epoch seconds": [cdr("r-1", AT, attempted_at=1_763_719_200)],
-    "an unreadable answered_at": [cdr("r-1", AT, answered_at="yesterday")],
+    "an integer beyond 2^53": [cdr("r-1", AT, duration=2**60 + 1)],
     "no call_sid and no sip_callid": [cdr(None, AT, sip_callid=None)],
     "the docs' sip_call_id": [cdr("r-1", AT, sip_call_id="x@h")],
     "an unknown key that is null": [cdr("r-1", AT, cost=None)],
     "an unknown whole float": [cdr("r-1", AT, cost=1.0), cdr("r-2", AT, cost=0.5)],
     "an unknown object": [cdr("r-1", AT, tags={"a": 1})],
     "an unknown list": [cdr("r-1", AT, tags=[1, 2])],
-    "a key named call_key": [cdr("r-1", AT, call_key="k")],
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
-def test_pages_the_record_path_must_judge_are_refused(case: str) -> None:
+def test_pages_arrow_cannot_hold_exactly_are_read_as_dicts(case: str) -> None:
     body = envelope([cdr("ok-1", AT), *REFUSED[case]])
     assert read_page(body) is None
-    # and parse_page then reads it as dicts, as without the fast path
-    page = parse_page(body)
-    assert page.columns is None
+    # and the transport then reads it as dicts, which the normalizer judges
+    page = read_body(body)
+    assert page.table is None
     assert page.data == json.loads(body)["data"]
+    assert as_dicts(body).calls.num_rows >= 1
 
 
 def test_a_record_missing_a_key_is_refused_not_rebuilt_with_a_null() -> None:
@@ -242,7 +298,7 @@ _VALUES: dict[str, list[Any]] = {
         max_size=6,
     )
 )
-def test_whatever_the_fast_path_takes_it_reads_as_the_record_path_does(
+def test_whatever_read_page_takes_normalizes_as_its_dicts_do(
     edits: list[dict[str, int]],
 ) -> None:
     records = []
@@ -253,17 +309,6 @@ def test_whatever_the_fast_path_takes_it_reads_as_the_record_path_does(
             record[key] = values[pick % len(values)]
         records.append(record)
     body = envelope(records)
-    page = read_page(body)
-    if page is None:
-        return  # refused: the record path judges it (tests/unit/test_records.py)
-    # The client keeps the first of calls repeated in a page (stream dedupe); the record path's
-    # own dedupe keeps the latest instead, so both are handed the page the client would keep.
-    first = sorted({key: i for i, key in reversed(list(enumerate(page.keys)))}.values())
-    ref = slow(envelope([records[i] for i in first]))
-    fast = normalize_columns(page.records.take(first), synced_at=SYNCED)
-    # the fast path takes a page only if the record path loads every record of it, alike
-    assert ref.quarantine.num_rows == 0
-    assert fast.calls.equals(ref.calls), _first_difference(fast.calls, ref.calls)
-    assert [json.loads(p) for p in fast.raw.column("payload").to_pylist()] == [
-        json.loads(p) for p in ref.raw.column("payload").to_pylist()
-    ]
+    if read_page(body) is None:
+        return  # refused: read as dicts (tests/unit/test_records.py judges those)
+    assert_same(body)

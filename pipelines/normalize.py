@@ -1,0 +1,456 @@
+"""The one normalizer: RecentCalls records -> rows of `calls`, their raw payloads, quarantine.
+
+A page comes from pipelines/jambonz either as Arrow columns (columnar.read_page: the server's
+dialect, typed as sent) or as dicts (an odd page, or the docs' dialect), always with each record's
+identity and attempted_at as the window read them (records.record_identity, records.parse_times).
+Both go through the same steps here, on whole columns:
+
+1. RULES, one per API column: the value must be of the rule's Kind, else the record is
+   quarantined with a reason naming the field and the value (the first rule a record breaks).
+2. attempted_at must be present; the record must have an identity.
+3. The 1970 `answered_at` sentinel (and any answer time of an unanswered call) becomes NULL.
+4. Duplicates (same call_key) keep the latest terminated_at, ties broken by canonical JSON.
+5. Rows are sorted by (attempted_at, call_key): the load's range scans skip row groups.
+
+It never drops a record silently: every record ends as a row of `calls` (with its payload in
+`raw`), as a row of `quarantine`, or as the loser of a duplicate. Knows no HTTP, DuckDB or Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.jambonz.records import (
+    INVALID_PREFIX,
+    KNOWN_KEYS,
+    SERVER_KEYS,
+    UTC_NS,
+    canonical_json,
+    digest,
+    identities,
+    parse_times,
+    whole,
+)
+from warehouse.payloads import record_json
+from warehouse.tables import (
+    CALL_COLUMN_NAMES,
+    CALLS_SCHEMA,
+    QUARANTINE_SCHEMA,
+    RAW_SCHEMA,
+    UTC_US,
+)
+
+_NONE = type(None)
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+Values: TypeAlias = pa.Array | list[Any]
+
+
+def _text(values: Values) -> pa.Array:
+    if isinstance(values, pa.Array):
+        if not pa.types.is_string(values.type) and values.null_count != len(values):
+            raise ValueError("not a string")
+        return values.cast(pa.string())
+    if not set(map(type, values)) <= {str, _NONE}:
+        raise ValueError("not a string")
+    return pa.array(values, pa.string())
+
+
+def _flag(values: Values) -> pa.Array:
+    if isinstance(values, pa.Array):
+        if not pa.types.is_boolean(values.type) and values.null_count != len(values):
+            raise ValueError("not a boolean")
+        return values.cast(pa.bool_())
+    if not set(map(type, values)) <= {bool, _NONE}:
+        raise ValueError("not a boolean")
+    return pa.array(values, pa.bool_())
+
+
+def _int32(values: Values) -> pa.Array:
+    if isinstance(values, pa.Array) and pa.types.is_floating(values.type):
+        if pc.all(pc.equal(pc.trunc(values), values)).as_py() is False:
+            raise ValueError("not whole")
+        return values.cast(pa.int32())  # out of range raises
+    if isinstance(values, pa.Array):
+        values = values.to_pylist()
+    values = [whole(v) for v in values]
+    if not set(map(type, values)) <= {int, _NONE}:
+        raise ValueError("not an integer")
+    return pa.array(values, pa.int32())  # out of range raises
+
+
+def _time(values: Values) -> pa.Array:
+    ns = parse_times(values)
+    if isinstance(values, pa.Array):
+        given = pc.is_valid(values)
+    else:
+        given = pa.array([v is not None for v in values], pa.bool_())
+    if pc.any(pc.and_(pc.is_null(ns), given)).as_py():
+        raise ValueError("not a time")
+    return pc.cast(ns, UTC_US, safe=False)  # truncates nanoseconds
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a column holds: how a whole column is built, and what a bad value is not."""
+
+    build: Callable[[Values], pa.Array]  # raises ValueError/ArrowException on any bad value
+    expected: str  # "<key>: <value> is not <expected>"
+
+
+TEXT = Kind(_text, "a string")
+FLAG = Kind(_flag, "a boolean")
+INT32 = Kind(_int32, "a 32-bit integer")
+TIME = Kind(_time, "an RFC 3339 timestamp or epoch seconds")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A `calls` column read from the API: its key(s) (the server's first, then the docs')."""
+
+    column: str
+    kind: Kind
+    keys: tuple[str, ...]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("call_sid", TEXT, ("call_sid",)),
+    Rule("account_sid", TEXT, ("account_sid",)),
+    Rule("service_provider_sid", TEXT, ("service_provider_sid",)),
+    Rule("application_sid", TEXT, ("application_sid",)),
+    Rule("direction", TEXT, ("direction",)),
+    Rule("from_number", TEXT, ("from",)),
+    Rule("to_number", TEXT, ("to",)),
+    Rule("answered", FLAG, ("answered",)),
+    Rule("sip_status", INT32, ("sip_status",)),
+    Rule("duration", INT32, ("duration",)),
+    Rule("attempted_at", TIME, ("attempted_at",)),
+    Rule("answered_at", TIME, ("answered_at",)),
+    Rule("terminated_at", TIME, ("terminated_at",)),
+    Rule("termination_reason", TEXT, ("termination_reason",)),
+    Rule("host", TEXT, ("host",)),
+    Rule("remote_host", TEXT, ("remote_host",)),
+    Rule("trunk", TEXT, ("trunk",)),
+    Rule("sip_callid", TEXT, ("sip_callid", "sip_call_id")),
+    Rule("sip_parent_callid", TEXT, ("sip_parent_callid",)),
+    Rule("trace_id", TEXT, ("trace_id",)),
+    Rule("recording_url", TEXT, ("recording_url",)),
+)
+# every API key is some rule's, every rule's column is a `calls` column
+assert {k for r in RULES for k in r.keys} == KNOWN_KEYS
+assert {r.column for r in RULES} <= set(CALL_COLUMN_NAMES)
+
+
+@dataclass
+class Normalized:
+    """Records normalized: what the warehouse loads (warehouse.load.WindowLoad.add)."""
+
+    calls: pa.Table  # warehouse.tables.CALLS_SCHEMA, synced_at filled with `synced_at`
+    raw: pa.Table  # warehouse.tables.RAW_SCHEMA: the JSON text of each record in `calls`
+    quarantine: pa.Table  # warehouse.tables.QUARANTINE_SCHEMA: rejected records and why
+
+
+class _Records:
+    """Records of either reading, as the steps above need them."""
+
+    def __init__(
+        self,
+        *,
+        table: pa.Table | None = None,
+        dicts: list[dict[str, Any]] | None = None,
+        texts: list[str] | None = None,
+        keys: Sequence[str],
+        instants: Sequence[int | None],
+    ) -> None:
+        self.table, self.dicts, self.texts = table, dicts, texts
+        self.n = table.num_rows if table is not None else len(dicts or [])
+        self.keys, self.instants = list(keys), list(instants)
+
+    def values(self, rule: Rule) -> Values:
+        if self.table is not None:
+            return self.table.column(rule.keys[0]).combine_chunks()
+        assert self.dicts is not None
+        if len(rule.keys) == 1:
+            key = rule.keys[0]
+            return [r.get(key) for r in self.dicts]
+        out = []
+        for r in self.dicts:
+            v = None
+            for key in rule.keys:
+                v = r.get(key)
+                if v is not None:
+                    break
+            out.append(v)
+        return out
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Record i as the API sent it (unknown keys that were absent left out)."""
+        if self.dicts is not None:
+            return self.dicts[i]
+        assert self.table is not None
+        row: dict[str, Any] = self.table.slice(i, 1).to_pylist()[0]
+        return {k: v for k, v in row.items() if k in KNOWN_KEYS or v is not None}
+
+    def extra(self) -> pa.Array:
+        """The unknown keys of each record, sorted, as compact JSON (NULL when none)."""
+        if self.dicts is not None:
+            return pa.array([_extra_json(r) for r in self.dicts], pa.string())
+        assert self.table is not None
+        names = sorted(k for k in self.table.column_names if k not in KNOWN_KEYS)
+        if not names:
+            return pa.nulls(self.n, pa.string())
+        present = pc.is_valid(self.table.column(names[0]))
+        for k in names[1:]:
+            present = pc.or_(present, pc.is_valid(self.table.column(k)))
+        out: list[str | None] = [None] * self.n
+        for i in pc.indices_nonzero(present).to_pylist():
+            values = {k: self.table.column(k)[i].as_py() for k in names}
+            out[i] = _extra_json({k: v for k, v in values.items() if v is not None})
+        return pa.array(out, pa.string())
+
+    def payloads(self, rows: list[int], cols: dict[str, pa.Array]) -> pa.Array:
+        """calls_raw.payload of `rows`: dicts' text as received; Arrow rows rendered as JSON by
+        the warehouse, their numbers as the integers they were checked to be."""
+        if self.dicts is not None:
+            if self.texts is not None:
+                return pa.array([self.texts[i] for i in rows], pa.string())
+            return pa.array(
+                [
+                    json.dumps(
+                        self.dicts[i], separators=(",", ":"), ensure_ascii=False, default=str
+                    )
+                    for i in rows
+                ],
+                pa.string(),
+            )
+        assert self.table is not None
+        take = pa.array(rows, pa.int64())
+        record = self.table.select(list(SERVER_KEYS))
+        for key in ("sip_status", "duration"):
+            record = record.set_column(record.schema.get_field_index(key), key, cols[key])
+        return record_json(record.take(take), cols["extra"].take(take))
+
+
+def _extra_json(mapping: dict[str, Any]) -> str | None:
+    """The keys of `mapping` no column holds, sorted, as compact JSON; None when none."""
+    if mapping.keys() <= KNOWN_KEYS:  # the common case, without building a dict
+        return None
+    unknown = {k: v for k, v in mapping.items() if k not in KNOWN_KEYS}
+    if not unknown:
+        return None
+    return json.dumps(
+        dict(sorted(unknown.items())), separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+def _value_text(v: Any) -> str:
+    text = repr(whole(v))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _column(rule: Rule, values: Values, reasons: dict[int, str]) -> pa.Array:
+    """The rule's column; bad values are named in `reasons` (first reason per record kept) and
+    left NULL in the column, whose rows the caller drops."""
+    try:
+        return rule.kind.build(values)
+    except (ValueError, TypeError, OverflowError, pa.ArrowException):
+        pass
+    vals = values.to_pylist() if isinstance(values, pa.Array) else values
+    good: list[Any] = []
+    for i, v in enumerate(vals):
+        try:
+            rule.kind.build([v])
+            good.append(v)
+        except (ValueError, TypeError, OverflowError, pa.ArrowException):
+            reasons.setdefault(i, f"{rule.keys[0]}: {_value_text(v)} is not {rule.kind.expected}")
+            good.append(None)
+    return rule.kind.build(good)
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError(f"{ts!r} must be timezone-aware")
+    return ts.astimezone(UTC)
+
+
+def quarantine_key(record: dict[str, Any], window_start: datetime, window_end: datetime) -> str:
+    """One row per record per window: a hash of the canonical raw JSON and the window bounds."""
+    bounds = f"{_utc(window_start).isoformat()}|{_utc(window_end).isoformat()}"
+    return digest(canonical_json(record) + "|" + bounds)
+
+
+def normalize(
+    records: list[dict[str, Any]],
+    *,
+    synced_at: datetime,
+    scope_sid: str,
+    window_start: datetime,
+    window_end: datetime,
+    raw_texts: list[str] | None = None,
+    keys: Sequence[str] | None = None,
+    instants: Sequence[int | None] | None = None,
+) -> Normalized:
+    """Records read as dicts (either dialect, possibly with duplicates) -> Normalized.
+
+    Args:
+        raw_texts: records[i]'s JSON text as received, stored as its payload; None to write
+            each record's JSON (the same content, serialized again).
+        keys, instants: each record's identity and attempted_at (ns) as the window read them;
+            read here when not given.
+        synced_at: stamped on every row (and as quarantined_at).
+        scope_sid: the account or service provider synced (kept with quarantined records).
+        window_start, window_end: the window synced (keys the quarantine rows).
+    """
+    if raw_texts is not None and len(raw_texts) != len(records):
+        raise ValueError(f"{len(raw_texts)} raw texts for {len(records)} records")
+    if instants is None:
+        read = parse_times([r.get("attempted_at") for r in records]).cast(pa.int64())
+        instants = read.to_pylist()
+    if keys is None:
+        keys = identities(records, list(instants))
+    part = _Records(dicts=records, texts=raw_texts, keys=keys, instants=instants)
+    return _normalize(part, synced_at, scope_sid, window_start, window_end)
+
+
+def normalize_table(
+    table: pa.Table,
+    *,
+    keys: Sequence[str],
+    instants: Sequence[int | None],
+    synced_at: datetime,
+    scope_sid: str,
+    window_start: datetime,
+    window_end: datetime,
+) -> Normalized:
+    """Records read as Arrow (columnar.read_page; several pages concatenated) -> Normalized."""
+    part = _Records(table=table, keys=keys, instants=instants)
+    return _normalize(part, synced_at, scope_sid, window_start, window_end)
+
+
+def _normalize(
+    part: _Records,
+    synced_at: datetime,
+    scope_sid: str,
+    window_start: datetime,
+    window_end: datetime,
+) -> Normalized:
+    synced_at = _utc(synced_at)
+    n = part.n
+    reasons: dict[int, str] = {}
+    cols: dict[str, pa.Array] = {}
+    attempted_ns = pa.array(part.instants, pa.int64())
+    for rule in RULES:
+        values = part.values(rule)
+        if rule.column == "attempted_at":  # read once, by the window: only its reason is sought
+            given = pc.is_valid(values) if isinstance(values, pa.Array) else None
+            if given is None:
+                given = pa.array([v is not None for v in values], pa.bool_())
+            unread = pc.and_(given, pc.is_null(attempted_ns))
+            if pc.any(unread).as_py():
+                vals = values.to_pylist() if isinstance(values, pa.Array) else values
+                for i in pc.indices_nonzero(unread).to_pylist():
+                    text = _value_text(vals[i])
+                    reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")
+            cols[rule.column] = pc.cast(attempted_ns.cast(UTC_NS), UTC_US, safe=False)
+            continue
+        cols[rule.column] = _column(rule, values, reasons)
+    for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
+        reasons.setdefault(i, "attempted_at: missing")
+    for i, key in enumerate(part.keys):
+        if key.startswith(INVALID_PREFIX):
+            reasons.setdefault(
+                i, "call_sid and sip_callid/sip_call_id: both missing, the call has no identity"
+            )
+
+    # The 1970 sentinel (and epoch 0) means "not answered"; an unanswered call has no answer time.
+    answered_at = cols["answered_at"]
+    sentinel = pc.equal(answered_at.cast(pa.int64()), 0)
+    drop = pc.fill_null(pc.or_kleene(sentinel, pc.invert(cols["answered"])), False)
+    cols["answered_at"] = pc.if_else(drop, pa.scalar(None, UTC_US), answered_at)
+    cols["call_key"] = pa.array(part.keys, pa.string())
+    cols["extra"] = part.extra()
+    cols["synced_at"] = pa.array([synced_at] * n, UTC_US) if n else pa.array([], UTC_US)
+
+    keep = [i for i in range(n) if i not in reasons] if reasons else list(range(n))
+    if len(set(part.keys)) != n:
+        keep = _winners(part, keep, cols["terminated_at"])
+    calls = pa.Table.from_arrays([cols[c] for c in CALL_COLUMN_NAMES], schema=CALLS_SCHEMA)
+    if len(keep) != n:
+        calls = calls.take(pa.array(keep, pa.int64()))
+    order = pc.sort_indices(calls, [("attempted_at", "ascending"), ("call_key", "ascending")])
+    calls = calls.take(order)
+    rows = [keep[i] for i in order.to_pylist()]
+    raw = pa.Table.from_arrays(
+        [
+            calls.column("call_key"),
+            calls.column("attempted_at"),
+            calls.column("account_sid"),
+            part.payloads(rows, cols),
+            calls.column("synced_at"),
+        ],
+        schema=RAW_SCHEMA,
+    )
+    rejected = [(part.record(i), part.keys[i], reason) for i, reason in sorted(reasons.items())]
+    return Normalized(
+        calls, raw, _quarantine(rejected, synced_at, scope_sid, window_start, window_end)
+    )
+
+
+def _winners(part: _Records, keep: list[int], terminated: pa.Array) -> list[int]:
+    """Of `keep`, one index per call_key: the latest terminated_at, ties by canonical JSON."""
+    groups: dict[str, list[int]] = {}
+    for i in keep:
+        groups.setdefault(part.keys[i], []).append(i)
+    term = terminated.cast(pa.int64())
+    out = []
+    for idx in groups.values():
+        if len(idx) == 1:
+            out.append(idx[0])
+            continue
+        out.append(
+            max(
+                idx,
+                key=lambda i: (
+                    term[i].as_py() is not None,
+                    term[i].as_py() or 0,
+                    canonical_json(part.record(i)),
+                ),
+            )
+        )
+    return sorted(out)
+
+
+def _quarantine(
+    rejected: list[tuple[dict[str, Any], str, str]],
+    synced_at: datetime,
+    scope_sid: str,
+    window_start: datetime,
+    window_end: datetime,
+) -> pa.Table:
+    ws, we = _utc(window_start), _utc(window_end)
+    rows: dict[str, dict[str, Any]] = {}
+    for record, key, reason in rejected:
+        qkey = quarantine_key(record, ws, we)
+        account = record.get("account_sid")
+        rows.setdefault(
+            qkey,
+            {
+                "quarantine_key": qkey,
+                "record_key": key,
+                "scope_sid": scope_sid,
+                "account_sid": account if type(account) is str else None,
+                "window_start": ws,
+                "window_end": we,
+                "reason": reason,
+                "payload": canonical_json(record),
+                "quarantined_at": synced_at,
+            },
+        )
+    ordered = [rows[k] for k in sorted(rows)]
+    return pa.Table.from_pylist(ordered, schema=QUARANTINE_SCHEMA)
