@@ -164,11 +164,10 @@ class _Records:
         *,
         table: pa.Table | None = None,
         dicts: list[dict[str, Any]] | None = None,
-        texts: list[str] | None = None,
         keys: Sequence[str],
         instants: Sequence[int | None],
     ) -> None:
-        self.table, self.dicts, self.texts = table, dicts, texts
+        self.table, self.dicts = table, dicts
         self.n = table.num_rows if table is not None else len(dicts or [])
         self.keys, self.instants = list(keys), list(instants)
 
@@ -215,26 +214,20 @@ class _Records:
         return pa.array(out, pa.string())
 
     def payloads(self, rows: list[int], cols: dict[str, pa.Array]) -> pa.Array:
-        """calls_raw.payload of `rows`: dicts' text as received; Arrow rows rendered as JSON by
-        the warehouse, their numbers as the integers they were checked to be."""
+        """calls_raw.payload of `rows`: each record as compact JSON (dicts by json.dumps, Arrow
+        rows by the warehouse, their numbers as the integers they were checked to be)."""
         if self.dicts is not None:
-            if self.texts is not None:
-                return pa.array([self.texts[i] for i in rows], pa.string())
-            return pa.array(
-                [
-                    json.dumps(
-                        self.dicts[i], separators=(",", ":"), ensure_ascii=False, default=str
-                    )
-                    for i in rows
-                ],
-                pa.string(),
-            )
+            return pa.array([_json(self.dicts[i]) for i in rows], pa.string())
         assert self.table is not None
         take = pa.array(rows, pa.int64())
         record = self.table.select(list(SERVER_KEYS))
         for key in ("sip_status", "duration"):
             record = record.set_column(record.schema.get_field_index(key), key, cols[key])
         return record_json(record.take(take), cols["extra"].take(take))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _extra_json(mapping: dict[str, Any]) -> str | None:
@@ -244,9 +237,7 @@ def _extra_json(mapping: dict[str, Any]) -> str | None:
     unknown = {k: v for k, v in mapping.items() if k not in KNOWN_KEYS}
     if not unknown:
         return None
-    return json.dumps(
-        dict(sorted(unknown.items())), separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return _json(dict(sorted(unknown.items())))
 
 
 def _value_text(v: Any) -> str:
@@ -292,29 +283,24 @@ def normalize(
     scope_sid: str,
     window_start: datetime,
     window_end: datetime,
-    raw_texts: list[str] | None = None,
     keys: Sequence[str] | None = None,
     instants: Sequence[int | None] | None = None,
 ) -> Normalized:
     """Records read as dicts (either dialect, possibly with duplicates) -> Normalized.
 
     Args:
-        raw_texts: records[i]'s JSON text as received, stored as its payload; None to write
-            each record's JSON (the same content, serialized again).
         keys, instants: each record's identity and attempted_at (ns) as the window read them;
             read here when not given.
         synced_at: stamped on every row (and as quarantined_at).
         scope_sid: the account or service provider synced (kept with quarantined records).
         window_start, window_end: the window synced (keys the quarantine rows).
     """
-    if raw_texts is not None and len(raw_texts) != len(records):
-        raise ValueError(f"{len(raw_texts)} raw texts for {len(records)} records")
     if instants is None:
         read = parse_times([r.get("attempted_at") for r in records]).cast(pa.int64())
         instants = read.to_pylist()
     if keys is None:
         keys = identities(records, list(instants))
-    part = _Records(dicts=records, texts=raw_texts, keys=keys, instants=instants)
+    part = _Records(dicts=records, keys=keys, instants=instants)
     return _normalize(part, synced_at, scope_sid, window_start, window_end)
 
 

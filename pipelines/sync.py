@@ -202,7 +202,6 @@ def load_stream(
                     normalize,
                     gathered.records,
                     synced_at=synced_at,
-                    raw_texts=gathered.raw,
                     keys=gathered.keys,
                     instants=gathered.instants,
                     scope_sid=scope.sid,
@@ -223,10 +222,6 @@ def load_stream(
                 gathered.records.extend(batch.records)
                 gathered.keys.extend(batch.keys)
                 gathered.instants.extend(batch.instants)
-                if gathered.raw is not None and batch.raw is not None:
-                    gathered.raw += batch.raw
-                else:
-                    gathered.raw = None  # one batch without raw texts: serialize the chunk's
             held += batch.size
             if held >= chunk_records:
                 return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -152,15 +151,13 @@ class Page:
     """One RecentCalls envelope in either dialect (docs: `batch`; server: `page_size`).
 
     Its records are either `table` (read as Arrow by columnar.read_page, which also read each
-    record's identity and attempted_at: `keys`, `instants`) or `data` (dicts, with `raw`, each
-    one's JSON text as received when the body could be read so).
+    record's identity and attempted_at: `keys`, `instants`) or `data` (dicts, by json.loads).
     """
 
     total: int
     page: int | None
     page_size: int | None
     data: list[dict[str, Any]]  # empty when `table` holds the records
-    raw: list[str] | None = None
     table: pa.Table | None = None
     keys: list[str] | None = None  # with `table`: records.record_identity of each record
     instants: list[int | None] | None = None  # with `table`: attempted_at, ns (parse_times)
@@ -171,94 +168,13 @@ class Page:
         return self.table.num_rows if self.table is not None else len(self.data)
 
 
-_DECODER = json.JSONDecoder()
-# the C scanner and string reader json.loads uses: same parser, same cost (untyped in typeshed)
-_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009
-_SCANSTRING: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009
-_WS = re.compile(r"[ \t\n\r]*")
-_BLANK = frozenset(" \t\n\r")
-
-
-def _scan_envelope(text: str) -> tuple[dict[str, Any], list[str] | None]:
-    """json.loads of an envelope object that also keeps the text of each element of `data`.
-
-    Raises ValueError (or StopIteration/IndexError) on anything json.loads would refuse, and on
-    what it would accept but this small reader does not (the caller then uses json.loads).
-    """
-
-    def ws(text: str, i: int) -> re.Match[str]:
-        m = _WS.match(text, i)
-        assert m is not None  # a starred pattern always matches
-        return m
-
-    doc: dict[str, Any] = {}
-    raw: list[str] | None = None
-    i = ws(text, 0).end()
-    if text[i] != "{":
-        raise ValueError("not an object")
-    i = ws(text, i + 1).end()
-    if text[i] == "}":
-        i += 1
-    else:
-        while True:
-            if text[i] != '"':
-                raise ValueError("expected a key")
-            key, i = _SCANSTRING(text, i + 1)
-            i = ws(text, i).end()
-            if text[i] != ":":
-                raise ValueError("expected ':'")
-            i = ws(text, i + 1).end()
-            if key == "data" and text[i] == "[":
-                items: list[Any] = []
-                raw = []
-                i = ws(text, i + 1).end()
-                if text[i] == "]":
-                    i += 1
-                else:
-                    scan, add_item, add_raw = _SCAN, items.append, raw.append
-                    while True:  # the hot loop: compact JSON never calls ws() here
-                        value, j = scan(text, i)
-                        add_item(value)
-                        add_raw(text[i:j])
-                        c = text[j]
-                        if c in _BLANK:
-                            j = ws(text, j).end()
-                            c = text[j]
-                        i = j + 1
-                        if c == "]":
-                            break
-                        if c != ",":
-                            raise ValueError("expected ',' or ']'")
-                        if text[i] in _BLANK:
-                            i = ws(text, i).end()
-                doc[key] = items
-            else:
-                doc[key], i = _SCAN(text, i)
-                if key == "data":
-                    raw = None
-            i = ws(text, i).end()
-            if text[i] == "}":
-                i += 1
-                break
-            if text[i] != ",":
-                raise ValueError("expected ',' or '}'")
-            i = ws(text, i + 1).end()
-    if ws(text, i).end() != len(text):
-        raise ValueError("extra data")
-    return doc, raw
-
-
 def parse_envelope(body: bytes) -> Page:
     """Parse a 200 body. Raises BadBodyError for truncated, non-JSON or wrong-shape bodies."""
-    raw: list[str] | None = None
     try:
-        doc, raw = _scan_envelope(body.decode("utf-8"))
-    except (ValueError, StopIteration, IndexError):
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            snippet = body[:60].decode("utf-8", "replace")
-            raise BadBodyError(f"not JSON ({len(body)} bytes, starts {snippet!r})") from None
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        snippet = body[:60].decode("utf-8", "replace")
+        raise BadBodyError(f"not JSON ({len(body)} bytes, starts {snippet!r})") from None
     if not isinstance(doc, dict):
         raise BadBodyError(f"JSON {type(doc).__name__}, not an object")
     if "total" not in doc or "data" not in doc:
@@ -272,7 +188,7 @@ def parse_envelope(body: bytes) -> Page:
     page = _as_int(doc["page"], "page") if doc.get("page") is not None else None
     size_raw = doc.get("page_size", doc.get("batch"))
     size = _as_int(size_raw, "page_size") if size_raw is not None else None
-    return Page(total=total, page=page, page_size=size, data=data, raw=raw)
+    return Page(total=total, page=page, page_size=size, data=data)
 
 
 def error_message(body: bytes) -> str:

@@ -78,12 +78,11 @@ class Batch:
     """Records of one page (or of a repair) new to the window: distinct, start <= at < end (or
     with an unreadable attempted_at, kept for the normalizer to quarantine).
 
-    Pages read as Arrow come as `tables`; the others as `records` (dicts) with `raw` (each one's
-    JSON text as received, when the parser kept it), `keys` and `instants`.
+    Pages read as Arrow come as `tables`; the others as `records` (dicts) with their `keys` and
+    `instants`.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
-    raw: list[str] | None = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     instants: list[int | None] = field(default_factory=list)
     tables: list[Rows] = field(default_factory=list)
@@ -190,10 +189,6 @@ class _Run:
         pending.records.extend(page.data[i] for i in keep)
         pending.keys.extend(keys)
         pending.instants.extend(instants)
-        if page.raw is None or pending.raw is None:
-            pending.raw = None
-        else:
-            pending.raw.extend(page.raw[i] for i in keep)
 
     def take(self) -> Batch:
         """The records absorbed since the last take, handed on and forgotten here."""

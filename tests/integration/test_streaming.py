@@ -122,12 +122,8 @@ def test_stream_batches_are_the_window_exactly_once(sim: Simulator) -> None:
         batches = list(stream)
     streamed = [r for b in batches for r in b.records]
     assert len(batches) >= 6
-    # the page with the odd records came as dicts, with their texts as received; the rest as Arrow
+    # the page with the odd records came as dicts, the rest as Arrow
     assert 0 < len(streamed) < whole.in_window
-    assert all(b.raw is not None and len(b.raw) == len(b.records) for b in batches)
-    assert all(
-        json.loads(t) == r for b in batches for t, r in zip(b.raw or [], b.records, strict=True)
-    )
     assert [k for b in batches for k in b.keys] == [record_identity(r) for r in streamed]
     ids = [k for b in batches for t in b.tables for k in t.keys] + [
         k for b in batches for k in b.keys

@@ -45,7 +45,7 @@ def envelope(records: list[dict[str, Any]], **head: Any) -> bytes:
 
 def as_dicts(body: bytes) -> Normalized:
     page = parse_envelope(body)
-    return normalize(page.data, raw_texts=page.raw, **WHERE)
+    return normalize(page.data, **WHERE)
 
 
 def taken(body: bytes) -> Page:
@@ -111,8 +111,10 @@ def test_real_pages_read_as_arrow_normalize_as_dicts_do(capture: str) -> None:
     body = load_capture(capture).body
     fast = assert_same(body)
     assert fast.quarantine.num_rows == 0
-    # the captures' payloads come back byte for byte (the server's key order and number forms)
-    assert fast.raw.column("payload").equals(as_dicts(body).raw.column("payload"))
+    # the captures' payloads come back byte for byte (the server's key order and number forms),
+    # from either reading
+    for payloads in (fast.raw.column("payload"), as_dicts(body).raw.column("payload")):
+        assert all(p.encode() in body for p in payloads.to_pylist())
     page = taken(body)
     doc = json.loads(body)
     assert (page.total, page.page, page.page_size) == (
