@@ -48,28 +48,22 @@ from warehouse.tables import (
 )
 
 _NONE = type(None)
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 Values: TypeAlias = pa.Array | list[Any]
 
 
-def _text(values: Values) -> pa.Array:
-    if isinstance(values, pa.Array):
-        if not pa.types.is_string(values.type) and values.null_count != len(values):
-            raise ValueError("not a string")
-        return values.cast(pa.string())
-    if not set(map(type, values)) <= {str, _NONE}:
-        raise ValueError("not a string")
-    return pa.array(values, pa.string())
+def _plain(arrow_type: pa.DataType, py_type: type) -> Callable[[Values], pa.Array]:
+    """A builder of a column of one JSON type (text, boolean): any other value is refused."""
 
+    def build(values: Values) -> pa.Array:
+        if isinstance(values, pa.Array):
+            if values.type != arrow_type and values.null_count != len(values):
+                raise ValueError(f"not {arrow_type}")
+            return values.cast(arrow_type)
+        if not set(map(type, values)) <= {py_type, _NONE}:
+            raise ValueError(f"not {arrow_type}")
+        return pa.array(values, arrow_type)
 
-def _flag(values: Values) -> pa.Array:
-    if isinstance(values, pa.Array):
-        if not pa.types.is_boolean(values.type) and values.null_count != len(values):
-            raise ValueError("not a boolean")
-        return values.cast(pa.bool_())
-    if not set(map(type, values)) <= {bool, _NONE}:
-        raise ValueError("not a boolean")
-    return pa.array(values, pa.bool_())
+    return build
 
 
 def _int32(values: Values) -> pa.Array:
@@ -104,8 +98,8 @@ class Kind:
     expected: str  # "<key>: <value> is not <expected>"
 
 
-TEXT = Kind(_text, "a string")
-FLAG = Kind(_flag, "a boolean")
+TEXT = Kind(_plain(pa.string(), str), "a string")
+FLAG = Kind(_plain(pa.bool_(), bool), "a boolean")
 INT32 = Kind(_int32, "a 32-bit integer")
 TIME = Kind(_time, "an RFC 3339 timestamp or epoch seconds")
 
@@ -178,15 +172,8 @@ class _Records:
         if len(rule.keys) == 1:
             key = rule.keys[0]
             return [r.get(key) for r in self.dicts]
-        out = []
-        for r in self.dicts:
-            v = None
-            for key in rule.keys:
-                v = r.get(key)
-                if v is not None:
-                    break
-            out.append(v)
-        return out
+        # the first of the rule's keys the record has (sip_callid, else the docs' sip_call_id)
+        return [next((r[k] for k in rule.keys if r.get(k) is not None), None) for r in self.dicts]
 
     def record(self, i: int) -> dict[str, Any]:
         """Record i as the API sent it (unknown keys that were absent left out)."""

@@ -12,13 +12,8 @@ Dagster, DuckDB or the warehouse.
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
-
-import httpx
 
 from pipelines.jambonz.errors import (
     IncompleteWindowError,
@@ -28,7 +23,6 @@ from pipelines.jambonz.errors import (
     JambonzForbiddenError,
     JambonzUnavailableError,
 )
-from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.jambonz.paging import Scope, Window
 from pipelines.jambonz.records import KNOWN_KEYS, whole
 from pipelines.jambonz.transport import Transport
@@ -59,76 +53,24 @@ __all__ = [
 ]
 
 
-class RecentCallsClient:
+class RecentCallsClient(Transport):
     """Reads RecentCalls windows. Thread-safe; one instance may serve several windows.
 
-    Args:
-        base_url: e.g. https://api.jambonz.cloud.
-        api_key: the Bearer token; kept private, never printed.
-        reserve: share of the rate-limit bucket left to other clients (0..1).
-        fallback_rate: (requests, seconds) to pace to when the server sends no RateLimit
-            headers; None to not pace at all then (a self-hosted server without a limiter).
-        timeout_s: connect/read/write/pool timeout of each request.
-        max_attempts: attempts per request before JambonzUnavailableError.
-        max_retry_s: total seconds one request may spend retrying.
-        backoff_base_s, backoff_cap_s: capped, fully jittered exponential backoff.
-        concurrency: pages in flight at once (1 = sequential); always inside the pacing budget.
+    Args: those of Transport (pacing, retries, concurrency, timeouts), and
         page_size: count per request, 25..500.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        reserve: float = DEFAULT_RESERVE,
-        fallback_rate: tuple[int, float] | None = (600, 300.0),
-        timeout_s: float = 30.0,
-        max_attempts: int = 6,
-        max_retry_s: float = 300.0,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
-        concurrency: int = 1,
-        page_size: int = 500,
-        _sleep: Callable[[float], None] = time.sleep,
-        _monotonic: Callable[[], float] = time.monotonic,
-        _random: Callable[[], float] = random.random,
-        _transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, api_key: str, *, page_size: int = 500, **options: Any):
         if not 25 <= page_size <= 500:
             raise ValueError(f"page_size must be within 25..500 (the server's bounds): {page_size}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1: {concurrency}")
+        super().__init__(base_url, api_key, **options)
         self.page_size = page_size
-        self.concurrency = concurrency
-        self._monotonic = _monotonic
-        self.transport = Transport(
-            base_url,
-            api_key,
-            reserve=reserve,
-            fallback_rate=fallback_rate,
-            timeout_s=timeout_s,
-            max_attempts=max_attempts,
-            max_retry_s=max_retry_s,
-            backoff_base_s=backoff_base_s,
-            backoff_cap_s=backoff_cap_s,
-            concurrency=concurrency,
-            sleep=_sleep,
-            monotonic=_monotonic,
-            rand=_random,
-            transport=_transport,
-        )
-        self.base_url = self.transport.base_url
-        self.pacer = self.transport.pacer
 
     def __repr__(self) -> str:
         return (
             f"RecentCallsClient(base_url={self.base_url!r}, page_size={self.page_size}, "
             f"concurrency={self.concurrency}, reserve={self.pacer.reserve})"
         )
-
-    def close(self) -> None:
-        self.transport.close()
 
     def __enter__(self) -> RecentCallsClient:
         return self
@@ -152,7 +94,7 @@ class RecentCallsClient:
         """The window's records batch by batch (window.stream_window over this transport)."""
         stats = WindowStats()
         return stream_window(
-            partial(self.transport.fetch, scope, window, stats),
+            partial(self.fetch, scope, window, stats),
             scope,
             window,
             page_size=self.page_size,

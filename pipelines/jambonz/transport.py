@@ -86,7 +86,18 @@ def read_body(body: bytes) -> Page:
 class Transport:
     """Paced, retried RecentCalls requests over one HTTP connection pool. Thread-safe.
 
-    Args: see RecentCallsClient, which builds one.
+    Args:
+        base_url: e.g. https://api.jambonz.cloud.
+        api_key: the Bearer token; kept private, never printed.
+        reserve: share of the rate-limit bucket left to other clients (0..1).
+        fallback_rate: (requests, seconds) to pace to when the server sends no RateLimit
+            headers; None to not pace at all then (a self-hosted server without a limiter).
+        timeout_s: connect/read/write/pool timeout of each request.
+        max_attempts: attempts per request before JambonzUnavailableError.
+        max_retry_s: total seconds one request may spend retrying.
+        backoff_base_s, backoff_cap_s: capped, fully jittered exponential backoff.
+        concurrency: requests in flight at once (1 = sequential); always inside the pacing.
+        _sleep, _monotonic, _random, _transport: the clock, jitter and HTTP transport (tests).
     """
 
     def __init__(
@@ -102,36 +113,39 @@ class Transport:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         concurrency: int = 1,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-        rand: Callable[[], float] = random.random,
-        transport: httpx.BaseTransport | None = None,
+        _sleep: Callable[[float], None] = time.sleep,
+        _monotonic: Callable[[], float] = time.monotonic,
+        _random: Callable[[], float] = random.random,
+        _transport: httpx.BaseTransport | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1: {max_attempts}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1: {concurrency}")
         if not api_key:
             raise ValueError("api_key is empty: set JAMBONZ_API_KEY")
         self.base_url = base_url.rstrip("/")
+        self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.max_retry_s = max_retry_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.timeout_s = timeout_s
-        self._sleep = sleep
-        self._monotonic = monotonic
-        self._random = rand
+        self._sleep = _sleep
+        self._monotonic = _monotonic
+        self._random = _random
         self._lock = threading.Lock()  # guards the stats objects requests count into
         # requests in flight at once; one more page may be parsed meanwhile
         self._gate = threading.BoundedSemaphore(concurrency)
         self.pacer = Pacer(
-            reserve=reserve, fallback_rate=fallback_rate, sleep=sleep, monotonic=monotonic
+            reserve=reserve, fallback_rate=fallback_rate, sleep=_sleep, monotonic=_monotonic
         )
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_BearerAuth(api_key),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_s),
-            transport=transport,
+            transport=_transport,
             follow_redirects=False,
         )
 

@@ -7,16 +7,13 @@ count before the page, the rate-limit bucket with its headers, and fault knobs. 
 loopback unless told otherwise. It must never be imported by production code paths other than the
 demo, and it never logs an API key (only the key's role).
 
-How it is built, one module a layer, each importing (at run time) only the ones above it:
+How it is built, one module a layer, each importing only the ones above it:
 
-    times.py       integer ns UTC; InfluxDB's and jambonz's RFC 3339 texts; start/end params
-    identities.py  the service provider, two accounts, four keys and their roles
-    generator.py   seeded CDRs per (account, UTC day) as numpy columns (`_Block`); `to_docs`
+    generator.py   ns UTC times and their texts; who it knows (sids, keys, roles); seeded CDRs
+                   per (account, UTC day) as numpy columns (`_Block`); `to_docs`
     query.py       `_Store`: the calls, the clock, retention, filters, order; the query string
-    faults.py      `Faults`, the knobs a test turns
-    bucket.py      `_Bucket`, express-rate-limit's fixed window and its headers
-    wire.py        `_Server`/`_Handler`: HTTP/1.1 keep-alive, answers written byte by byte
-    server.py      `Simulator(_Store)`: rate limit, faults, auth, count then page, envelopes
+    server.py      HTTP: `Faults`, the rate-limit `_Bucket`, the socket side, and
+                   `Simulator(_Store)`: rate limit, faults, auth, count then page, envelopes
     cli.py         `main`: flags, banner, serve until Ctrl-C (`__main__.py` runs it)
 
 - CDRs are generated lazily per (account, UTC day) from the seed and cached; a record becomes a
@@ -35,72 +32,33 @@ from __future__ import annotations
 
 from pipelines.jambonz.records import SERVER_KEYS
 from pipelines.jambonz.simulator.cli import main
-from pipelines.jambonz.simulator.faults import Faults
 from pipelines.jambonz.simulator.generator import (
+    ACCOUNT_KEY,
+    ACCOUNT_SID,
+    ACCOUNTS,
+    ADMIN_KEY,
     APPLICATION_SIDS,
+    DAY_NS,
     DOCS_KEYS,
+    KEYS,
+    MS,
+    NS,
+    OTHER_ACCOUNT_KEY,
+    OTHER_ACCOUNT_SID,
+    SERVICE_PROVIDER_KEY,
+    SERVICE_PROVIDER_SID,
     TERMINATION_REASONS,
     TRUNKS,
     UNANSWERED_SENTINEL,
     WORST_TRUNK,
     Dialect,
-    generate_day,
-    make_block,
-    to_docs,
-)
-from pipelines.jambonz.simulator.identities import (
-    ACCOUNT_KEY,
-    ACCOUNT_SID,
-    ACCOUNTS,
-    ADMIN_KEY,
-    KEYS,
-    OTHER_ACCOUNT_KEY,
-    OTHER_ACCOUNT_SID,
-    SERVICE_PROVIDER_KEY,
-    SERVICE_PROVIDER_SID,
-)
-from pipelines.jambonz.simulator.server import Simulator
-from pipelines.jambonz.simulator.times import (
-    DAY_NS,
-    MS,
-    NS,
     format_influx,
     format_ms,
     from_ns,
+    generate_day,
+    make_block,
     parse_time_param,
+    to_docs,
     to_ns,
 )
-
-__all__ = [
-    "ACCOUNTS",
-    "ACCOUNT_KEY",
-    "ACCOUNT_SID",
-    "ADMIN_KEY",
-    "APPLICATION_SIDS",
-    "DAY_NS",
-    "DOCS_KEYS",
-    "KEYS",
-    "MS",
-    "NS",
-    "OTHER_ACCOUNT_KEY",
-    "OTHER_ACCOUNT_SID",
-    "SERVER_KEYS",
-    "SERVICE_PROVIDER_KEY",
-    "SERVICE_PROVIDER_SID",
-    "TERMINATION_REASONS",
-    "TRUNKS",
-    "UNANSWERED_SENTINEL",
-    "WORST_TRUNK",
-    "Dialect",
-    "Faults",
-    "Simulator",
-    "format_influx",
-    "format_ms",
-    "from_ns",
-    "generate_day",
-    "main",
-    "make_block",
-    "parse_time_param",
-    "to_docs",
-    "to_ns",
-]
+from pipelines.jambonz.simulator.server import Faults, Simulator

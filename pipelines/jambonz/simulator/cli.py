@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Iterable, Sequence
 
-from pipelines.jambonz.simulator.identities import (
+from pipelines.jambonz.simulator.generator import (
     ACCOUNT_KEY,
     ACCOUNT_SID,
     ADMIN_KEY,
@@ -20,9 +20,10 @@ from pipelines.jambonz.simulator.identities import (
     OTHER_ACCOUNT_SID,
     SERVICE_PROVIDER_KEY,
     SERVICE_PROVIDER_SID,
+    from_ns,
+    parse_time_param,
 )
 from pipelines.jambonz.simulator.server import Simulator
-from pipelines.jambonz.simulator.times import from_ns, parse_time_param
 
 
 def _parse_rate_limit(text: str) -> tuple[int, float]:

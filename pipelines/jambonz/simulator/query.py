@@ -24,20 +24,19 @@ from typing import Any
 import numpy as np
 
 from pipelines.jambonz.simulator.generator import (
+    ACCOUNTS,
+    DAY_NS,
+    NS,
+    SERVICE_PROVIDER_SID,
     TRUNKS,
     Dialect,
     _Block,
-    generate_day,
-    make_block,
-    to_docs,
-)
-from pipelines.jambonz.simulator.identities import ACCOUNTS, SERVICE_PROVIDER_SID
-from pipelines.jambonz.simulator.times import (
-    DAY_NS,
-    NS,
     _parse_rfc3339_loose,
     from_ns,
+    generate_day,
+    make_block,
     parse_time_param,
+    to_docs,
     to_ns,
 )
 

@@ -1,33 +1,199 @@
-"""The RecentCalls API as the deployed server answers it, and `Simulator`, the object tests drive.
+"""The RecentCalls API as the deployed server answers it over HTTP, and `Simulator`, the object
+tests drive.
 
 `Simulator.handle(path, auth)` answers one GET in the server's order: the rate-limit bucket, the
 faults that stand for the infrastructure in front of the API, the route and Bearer key (scoped by
 role), the query string, then a count and a page that are not atomic (the landing, repeated- and
 short-page faults bend them), in the server or the docs dialect, with the exact error shapes and
 helmet headers of the captures. Tests subclass `Simulator` and override `handle` to watch or hold
-requests. `Simulator` is the query engine's `_Store` plus this; the socket side is `wire.py`.
+requests. `Simulator` is the query engine's `_Store` (query.py) plus this.
+
+- `Faults`: the knobs a test turns on (counters count down per RecentCalls request); tests set
+  fields, or replace the whole `Faults`, while the server runs.
+- `_Bucket`: express-rate-limit's fixed window, one shared counter and the `RateLimit-*` headers;
+  it only counts, under the server's lock.
+- `_Server`/`_Handler`: a threading HTTP/1.1 server (keep-alive, the server's 5 s timeout) that
+  writes each `_Response` byte by byte with the headers in the captures' order, or half of it and
+  a close (a truncated body), or an RST without an answer (a reset connection). A client hanging
+  up mid-answer is not an error.
+
 It never logs a key (the request log and the debug log name the key's role), and it binds to
 loopback unless told otherwise.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import email.utils
+import hashlib
 import json
 import logging
 import math
 import re
+import socket
+import struct
+import sys
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from pipelines.jambonz.simulator.bucket import _Bucket
-from pipelines.jambonz.simulator.faults import Faults
-from pipelines.jambonz.simulator.generator import Dialect
-from pipelines.jambonz.simulator.identities import ACCOUNTS, KEYS, SERVICE_PROVIDER_SID
+from pipelines.jambonz.simulator.generator import ACCOUNTS, KEYS, SERVICE_PROVIDER_SID, Dialect
 from pipelines.jambonz.simulator.query import _parse_params, _Refusal, _Store
-from pipelines.jambonz.simulator.wire import _Handler, _Response, _Server
+
+
+@dataclass
+class Faults:
+    """Knobs a test turns on. Counters count down per affected RecentCalls request (any route)."""
+
+    server_errors: int = 0  # next N requests answer 5xx
+    server_error_status: int = 503
+    server_error_html: bool = False  # HTML body instead of {"msg": ...}
+    storm_429: int = 0  # next N requests answer 429 regardless of the bucket
+    storm_429_retry_after: bool = True  # whether those 429s carry Retry-After
+    retry_after_s: float = 1.0  # the Retry-After value sent with storm 429s
+    # When set, storm 429s carry a spent bucket of their own (RateLimit-Remaining 0, -Reset this
+    # many seconds) instead of the real one's: a proxy or a restarted limiter in front of jambonz.
+    storm_429_reset_s: float | None = None
+    slow_responses: int = 0  # next N requests wait slow_seconds before answering
+    slow_seconds: float = 0.0
+    truncated_bodies: int = 0  # next N 200 answers send half the body and close
+    non_json_bodies: int = 0  # next N 200 answers send an HTML page with status 200
+    reset_connections: int = 0  # next N requests: the socket is closed without an answer
+    # Not a countdown: while > 0, every RecentCalls request lands N new (already ended) CDRs
+    # inside its queried range, after its count and before its data query.
+    landing_per_request: int = 0
+    repeat_previous_page: int = 0  # next N pages > 1 repeat the records of the previous page
+    short_pages: int = 0  # next N pages > 1 drop their last record (short page before the end)
+
+
+class _Bucket:
+    """express-rate-limit's fixed window: one shared counter, reset when the window ends."""
+
+    def __init__(self, limit: int, window_s: float, *, start_now: bool) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.hits = 0
+        self.reset_at: float | None = time.monotonic() + window_s if start_now else None
+
+    def _roll(self, now: float) -> None:
+        if self.reset_at is None or now >= self.reset_at:
+            self.hits = 0
+            self.reset_at = now + self.window_s
+
+    def hit(self, n: int = 1) -> tuple[bool, int, int]:
+        """Count n requests; (allowed, remaining, seconds until reset)."""
+        now = time.monotonic()
+        self._roll(now)
+        self.hits += n
+        assert self.reset_at is not None
+        reset = max(0, math.ceil(self.reset_at - now))
+        return self.hits <= self.limit, max(0, self.limit - self.hits), reset
+
+    def headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
+        return [
+            ("RateLimit-Policy", f"{self.limit};w={math.ceil(self.window_s)}"),
+            ("RateLimit-Limit", str(self.limit)),
+            ("RateLimit-Remaining", str(remaining)),
+            ("RateLimit-Reset", str(reset)),
+        ]
+
+
+log = logging.getLogger(__package__)  # the package's one logger
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    truncate: bool = False
+    reset: bool = False
+
+
+def _etag(body: bytes) -> str:
+    digest = base64.b64encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode()
+    return f'W/"{len(body):x}-{digest[:27]}"'
+
+
+class _Answers(Protocol):
+    """What the HTTP side needs of the simulator (server.Simulator)."""
+
+    def _connected(self) -> None: ...
+
+    def handle(self, path: str, auth: str | None) -> _Response: ...
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    sim: _Answers
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hang up mid-answer on purpose in fault tests; that is not an error here.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 5  # the keep-alive timeout the real server advertises
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sim._connected()
+
+    def do_GET(self) -> None:
+        response = self.server.sim.handle(self.path, self.headers.get("Authorization"))
+        if response.reset:
+            self._reset()
+            return
+        keep_alive = not self.close_connection and not response.truncate
+        headers = list(response.headers)
+        date = email.utils.formatdate(usegmt=True)
+        if response.status == 401:
+            headers += [("Date", date), *self._connection(keep_alive)]
+            headers.append(("Content-Length", str(len(response.body))))
+        else:
+            headers.append(("Content-Length", str(len(response.body))))
+            headers.append(("ETag", _etag(response.body)))
+            headers += [("Date", date), *self._connection(keep_alive)]
+        try:
+            phrase = HTTPStatus(response.status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        head = f"HTTP/1.1 {response.status} {phrase}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        body = response.body[: len(response.body) // 2] if response.truncate else response.body
+        self.wfile.write(head.encode("latin-1") + body)
+        self.wfile.flush()
+        if not keep_alive:
+            self.close_connection = True
+
+    @staticmethod
+    def _connection(keep_alive: bool) -> list[tuple[str, str]]:
+        if keep_alive:
+            return [("Connection", "keep-alive"), ("Keep-Alive", "timeout=5")]
+        return [("Connection", "close")]
+
+    def _reset(self) -> None:
+        # SO_LINGER 0: the close sends RST, as a crashed proxy or a killed worker would. Closing
+        # here (the fd really goes once rfile is closed) keeps the server from sending FIN first.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
 
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -65,8 +231,6 @@ NON_JSON_PAGE = (
     b"<body><h1>We'll be right back</h1><p>The service is undergoing maintenance.</p>"
     b"</body></html>\n"
 )
-
-log = logging.getLogger(__package__)  # the package's one logger
 
 
 def _dumps(obj: Any) -> bytes:
