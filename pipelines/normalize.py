@@ -200,17 +200,17 @@ class _Records:
             out[i] = _extra_json({k: v for k, v in values.items() if v is not None})
         return pa.array(out, pa.string())
 
-    def payloads(self, rows: list[int], cols: dict[str, pa.Array]) -> pa.Array:
+    def payloads(self, rows: pa.Array, cols: dict[str, pa.Array]) -> pa.Array:
         """calls_raw.payload of `rows`: each record as compact JSON (dicts by json.dumps, Arrow
         rows by the warehouse, their numbers as the integers they were checked to be)."""
         if self.dicts is not None:
-            return pa.array([_json(self.dicts[i]) for i in rows], pa.string())
+            return pa.array([_json(self.dicts[i]) for i in rows.to_pylist()], pa.string())
         assert self.table is not None
-        take = pa.array(rows, pa.int64())
         record = self.table.select(list(SERVER_KEYS))
         for key in ("sip_status", "duration"):
             record = record.set_column(record.schema.get_field_index(key), key, cols[key])
-        return record_json(record.take(take), cols["extra"].take(take))
+        # rendered in the page's order (DuckDB scans the pages' chunks in parallel), then taken
+        return record_json(record, cols["extra"]).take(rows)
 
 
 def _json(value: Any) -> str:
@@ -335,30 +335,31 @@ def _normalize(
         cols[rule.column] = _column(rule, values, reasons)
     for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
         reasons.setdefault(i, "attempted_at: missing")
-    for i, key in enumerate(part.keys):
-        if key.startswith(INVALID_PREFIX):
-            reasons.setdefault(
-                i, "call_sid and sip_callid/sip_call_id: both missing, the call has no identity"
-            )
+    call_key = cols["call_key"] = pa.array(part.keys, pa.string())
+    for i in pc.indices_nonzero(pc.starts_with(call_key, INVALID_PREFIX)).to_pylist():
+        reasons.setdefault(
+            i, "call_sid and sip_callid/sip_call_id: both missing, the call has no identity"
+        )
 
     # The 1970 sentinel (and epoch 0) means "not answered"; an unanswered call has no answer time.
     answered_at = cols["answered_at"]
     sentinel = pc.equal(answered_at.cast(pa.int64()), 0)
     drop = pc.fill_null(pc.or_kleene(sentinel, pc.invert(cols["answered"])), False)
     cols["answered_at"] = pc.if_else(drop, pa.scalar(None, UTC_US), answered_at)
-    cols["call_key"] = pa.array(part.keys, pa.string())
     cols["extra"] = part.extra()
-    cols["synced_at"] = pa.array([synced_at] * n, UTC_US) if n else pa.array([], UTC_US)
+    cols["synced_at"] = pa.repeat(pa.scalar(synced_at, UTC_US), n)
 
-    keep = [i for i in range(n) if i not in reasons] if reasons else list(range(n))
-    if len(set(part.keys)) != n:
-        keep = _winners(part, keep, cols["terminated_at"])
     calls = pa.Table.from_arrays([cols[c] for c in CALL_COLUMN_NAMES], schema=CALLS_SCHEMA)
-    if len(keep) != n:
-        calls = calls.take(pa.array(keep, pa.int64()))
+    rows = None  # the input row of each output row, when some are left out
+    if reasons or pc.count_distinct(call_key).as_py() != n:
+        keep = [i for i in range(n) if i not in reasons]
+        if pc.count_distinct(call_key).as_py() != n:
+            keep = _winners(part, keep, cols["terminated_at"])
+        rows = pa.array(keep, pa.int64())
+        calls = calls.take(rows)
     order = pc.sort_indices(calls, [("attempted_at", "ascending"), ("call_key", "ascending")])
     calls = calls.take(order)
-    rows = [keep[i] for i in order.to_pylist()]
+    rows = order if rows is None else rows.take(order)
     raw = pa.Table.from_arrays(
         [
             calls.column("call_key"),

@@ -12,6 +12,7 @@ import threading
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.sql_files import sql
 
@@ -21,20 +22,21 @@ _DB_LOCK = threading.Lock()
 
 def record_json(records: pa.Table, extra: pa.Array) -> pa.Array:
     """The JSON text of each row of `records` (its columns as the record's keys, in order), with
-    the JSON object `extra[i]` (or null) merged in after them."""
+    the JSON object `extra[i]` (or null) merged in after them (`{"a":1}` becomes `,"a":1}` in
+    place of the closing brace)."""
     global _DB
-    record = pa.StructArray.from_arrays(
-        [c.combine_chunks() for c in records.columns], names=records.column_names
-    )
-    r = pa.table({"record": record, "extra": extra})
     with _DB_LOCK:
         if _DB is None:
             _DB = duckdb.connect()
         cur = _DB.cursor()  # a cursor per call: threads never share one
     try:
-        rel = cur.from_arrow(r).query("r", sql("calls_raw_payload"))
+        rel = cur.from_arrow(records).query("r", sql("calls_raw_payload"))
         assert rel is not None  # a SELECT always has a relation
-        texts = rel.to_arrow_table()
+        texts = rel.to_arrow_table().column(0).combine_chunks().cast(pa.string())
     finally:
         cur.close()
-    return texts.column(0).combine_chunks().cast(pa.string())
+    if extra.null_count == len(extra):
+        return texts
+    head = pc.utf8_slice_codeunits(texts, 0, -1)
+    spliced = pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(extra, 1), ",")
+    return pc.if_else(pc.is_null(extra), texts, spliced)
