@@ -37,6 +37,8 @@ def record_json(records: pa.Table, extra: pa.Array) -> pa.Array:
         cur.close()
     if extra.null_count == len(extra):
         return texts
-    head = pc.utf8_slice_codeunits(texts, 0, -1)
-    spliced = pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(extra, 1), ",")
-    return pc.if_else(pc.is_null(extra), texts, spliced)
+    has = pc.is_valid(extra)  # few rows: only theirs are rewritten
+    rows = pc.indices_nonzero(has)
+    head = pc.utf8_slice_codeunits(texts.take(rows), 0, -1)
+    tail = pc.utf8_slice_codeunits(extra.take(rows), 1)
+    return pc.replace_with_mask(texts, has, pc.binary_join_element_wise(head, tail, ","))
