@@ -10,35 +10,14 @@ Run: `python -m benchmarks.ab 532ae6a --rounds 5` (the ref is checked out in a t
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import pages
-from benchmarks.run import ROOT, PageServer
-
-
-def run_sync(root: Path, url: str, sid: str, concurrency: int) -> dict[str, float]:
-    db = Path(tempfile.mkdtemp(prefix="ab-")) / "w.duckdb"
-    args = {"url": url, "sid": sid, "db": str(db), "concurrency": concurrency}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scenarios", "sync", json.dumps(args)],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, float] = json.loads(line[7:])
-            return result
-    raise RuntimeError(f"sync in {root} failed:\n{proc.stderr[-3000:]}")
+from benchmarks.run import ROOT, PageServer, child
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.latency(latency)
             for _ in range(args.rounds):
                 for name, root in (("before", before), ("after", ROOT)):
-                    r = run_sync(root, server.url, sid, conc)
+                    db = str(Path(tempfile.mkdtemp(prefix="ab-")) / "w.duckdb")
+                    r = child("sync", root=root, url=server.url, sid=sid, db=db, concurrency=conc)
                     results.setdefault((latency, conc, name), []).append(r)
     finally:
         server.close()

@@ -49,11 +49,12 @@ class Row:
         return float(self.result["rows"]) / float(self.result["seconds"])
 
 
-def child(name: str, **args: Any) -> dict[str, Any]:
-    """Run one scenario in a fresh interpreter; its RESULT line."""
+def child(name: str, *, root: Path = ROOT, **args: Any) -> dict[str, Any]:
+    """Run one scenario in a fresh interpreter, on the code in `root`; its RESULT line."""
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.scenarios", name, json.dumps(args)],
-        cwd=ROOT,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
         capture_output=True,
         text=True,
         check=False,

@@ -351,9 +351,10 @@ def _normalize(
 
     calls = pa.Table.from_arrays([cols[c] for c in CALL_COLUMN_NAMES], schema=CALLS_SCHEMA)
     rows = None  # the input row of each output row, when some are left out
-    if reasons or pc.count_distinct(call_key).as_py() != n:
+    repeated = pc.count_distinct(call_key).as_py() != n
+    if reasons or repeated:
         keep = [i for i in range(n) if i not in reasons]
-        if pc.count_distinct(call_key).as_py() != n:
+        if repeated:
             keep = _winners(part, keep, cols["terminated_at"])
         rows = pa.array(keep, pa.int64())
         calls = calls.take(rows)
