@@ -48,14 +48,15 @@ from warehouse.tables import (
 )
 
 _NONE = type(None)
-Values: TypeAlias = pa.Array | list[Any]
+Values: TypeAlias = pa.Array | pa.ChunkedArray | list[Any]
+_ARROW = (pa.Array, pa.ChunkedArray)
 
 
 def _plain(arrow_type: pa.DataType, py_type: type) -> Callable[[Values], pa.Array]:
     """A builder of a column of one JSON type (text, boolean): any other value is refused."""
 
     def build(values: Values) -> pa.Array:
-        if isinstance(values, pa.Array):
+        if isinstance(values, _ARROW):
             if values.type != arrow_type and values.null_count != len(values):
                 raise ValueError(f"not {arrow_type}")
             return values.cast(arrow_type)
@@ -67,11 +68,11 @@ def _plain(arrow_type: pa.DataType, py_type: type) -> Callable[[Values], pa.Arra
 
 
 def _int32(values: Values) -> pa.Array:
-    if isinstance(values, pa.Array) and pa.types.is_floating(values.type):
+    if isinstance(values, _ARROW) and pa.types.is_floating(values.type):
         if pc.all(pc.equal(pc.trunc(values), values)).as_py() is False:
             raise ValueError("not whole")
         return values.cast(pa.int32())  # out of range raises
-    if isinstance(values, pa.Array):
+    if isinstance(values, _ARROW):
         values = values.to_pylist()
     values = [whole(v) for v in values]
     if not set(map(type, values)) <= {int, _NONE}:
@@ -81,7 +82,7 @@ def _int32(values: Values) -> pa.Array:
 
 def _time(values: Values) -> pa.Array:
     ns = parse_times(values)
-    if isinstance(values, pa.Array):
+    if isinstance(values, _ARROW):
         given = pc.is_valid(values)
     else:
         given = pa.array([v is not None for v in values], pa.bool_())
@@ -167,7 +168,7 @@ class _Records:
 
     def values(self, rule: Rule) -> Values:
         if self.table is not None:
-            return self.table.column(rule.keys[0]).combine_chunks()
+            return self.table.column(rule.keys[0])  # chunked as the pages came: no copy
         assert self.dicts is not None
         if len(rule.keys) == 1:
             key = rule.keys[0]
@@ -239,7 +240,7 @@ def _column(rule: Rule, values: Values, reasons: dict[int, str]) -> pa.Array:
         return rule.kind.build(values)
     except (ValueError, TypeError, OverflowError, pa.ArrowException):
         pass
-    vals = values.to_pylist() if isinstance(values, pa.Array) else values
+    vals = values.to_pylist() if isinstance(values, _ARROW) else values
     good: list[Any] = []
     for i, v in enumerate(vals):
         try:
@@ -321,12 +322,12 @@ def _normalize(
     for rule in RULES:
         values = part.values(rule)
         if rule.column == "attempted_at":  # read once, by the window: only its reason is sought
-            given = pc.is_valid(values) if isinstance(values, pa.Array) else None
+            given = pc.is_valid(values) if isinstance(values, _ARROW) else None
             if given is None:
                 given = pa.array([v is not None for v in values], pa.bool_())
             unread = pc.and_(given, pc.is_null(attempted_ns))
             if pc.any(unread).as_py():
-                vals = values.to_pylist() if isinstance(values, pa.Array) else values
+                vals = values.to_pylist() if isinstance(values, _ARROW) else values
                 for i in pc.indices_nonzero(unread).to_pylist():
                     text = _value_text(vals[i])
                     reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")

@@ -85,17 +85,17 @@ def surrogate_key(sip: str, direction: object, epoch_s: int) -> str:
     return SURROGATE_PREFIX + digest(f"{sip}|{direction}|{epoch_s}")
 
 
-def parse_times(values: pa.Array | list[Any]) -> pa.Array:
+def parse_times(values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Array | pa.ChunkedArray:
     """Times of either dialect -> timestamp[ns, UTC]; null where missing or unreadable.
 
     Readable is what paging.parse_instant reads (RFC 3339 with 0-9 fraction digits and a zone,
     or epoch seconds) between 1970 and 2262. A column in the server's own shape (UTC with `Z`)
     is cast by Arrow in one call; anything else is read value by value.
     """
-    if not isinstance(values, pa.Array):
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
         with contextlib.suppress(pa.ArrowException, TypeError, ValueError):
             values = pa.array(values, pa.string())  # else not all text: read value by value
-    if isinstance(values, pa.Array) and pa.types.is_string(values.type):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)) and pa.types.is_string(values.type):
         present = values.drop_null()
         if pc.all(pc.match_substring_regex(present, STRICT_UTC)).as_py() is not False:
             try:
@@ -105,7 +105,7 @@ def parse_times(values: pa.Array | list[Any]) -> pa.Array:
             else:
                 negative = pc.less(ns.cast(pa.int64()), 0)
                 return pc.if_else(negative, pa.scalar(None, UTC_NS), ns)
-    if isinstance(values, pa.Array):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_pylist()
     out: list[int | None] = []
     for value in values:
