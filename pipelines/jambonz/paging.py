@@ -83,16 +83,6 @@ def format_ns(ns: int) -> str:
     return base.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
-def format_start(dt: datetime) -> str:
-    """The window's start, at its exact value."""
-    return format_ns(to_ns(dt))
-
-
-def format_end_inclusive(dt: datetime) -> str:
-    """The last nanosecond before `dt`: the server's `end` is inclusive, our window is not."""
-    return format_ns(to_ns(dt) - 1)
-
-
 def parse_instant(value: Any) -> int:
     """A time (RFC 3339 with 0-9 fraction digits, Z or offset; or epoch seconds) -> ns.
 

@@ -10,8 +10,7 @@ from pipelines.jambonz.paging import (
     NS_PER_S,
     BadBodyError,
     error_message,
-    format_end_inclusive,
-    format_start,
+    format_ns,
     is_query_parse_error,
     parse_envelope,
     parse_instant,
@@ -24,15 +23,16 @@ DAY = datetime(2026, 11, 21, tzinfo=UTC)
 
 
 def test_bounds_are_rfc3339_z_with_nanosecond_inclusive_end() -> None:
-    assert format_start(DAY) == "2026-11-21T00:00:00.000000000Z"
-    assert format_end_inclusive(DAY + timedelta(days=1)) == "2026-11-21T23:59:59.999999999Z"
+    # the transport sends start as format_ns(start) and end as format_ns(end - 1)
+    assert format_ns(to_ns(DAY)) == "2026-11-21T00:00:00.000000000Z"
+    assert format_ns(to_ns(DAY + timedelta(days=1)) - 1) == "2026-11-21T23:59:59.999999999Z"
     odd = datetime(2026, 11, 21, 10, 0, 0, 5, tzinfo=UTC)
-    assert format_end_inclusive(odd) == "2026-11-21T10:00:00.000004999Z"
+    assert format_ns(to_ns(odd) - 1) == "2026-11-21T10:00:00.000004999Z"
 
 
 def test_bounds_of_an_offset_window_are_sent_in_utc_without_plus() -> None:
     plus2 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
-    text = format_start(plus2)
+    text = format_ns(to_ns(plus2))
     assert text == "2026-11-21T02:00:00.000000000Z"
     assert "+" not in text
 
