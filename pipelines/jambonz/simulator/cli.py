@@ -1,16 +1,16 @@
 """The command line: `python -m pipelines.jambonz.simulator [--port 0] ...` (`make sim`).
 
-Builds a `Simulator` from the flags, prints a banner (where it listens, its sids and its fake
-keys, a curl to try) and serves until Ctrl-C or SIGTERM, both ending it the same orderly way.
-The only module of the package that prints or touches signals; it never binds beyond `--host`.
+Builds a `Simulator` from the flags, prints a banner (where it listens, its sids and fake keys, a
+curl to try) and serves until Ctrl-C or SIGTERM, both ending it the same orderly way. The only
+module of the package that prints or touches signals; it never binds beyond `--host`.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
-import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
 
 from pipelines.jambonz.simulator.generator import (
     ACCOUNT_KEY,
@@ -50,54 +50,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--rate-limit", type=_parse_rate_limit, default=(600, 300.0))
     group.add_argument("--no-rate-limit", action="store_true")
     args = parser.parse_args(argv)
-    now = None
-    if args.now:
-        ns = parse_time_param(args.now)
-        if ns is None:
-            parser.error(f"--now: cannot parse {args.now!r}")
-        now = from_ns(ns)
+    now_ns = parse_time_param(args.now) if args.now else None
+    if args.now and now_ns is None:
+        parser.error(f"--now: cannot parse {args.now!r}")
+    rate_limit = None if args.no_rate_limit else args.rate_limit
     sim = Simulator(
         seed=args.seed,
         calls_per_day=args.calls_per_day,
         dialect=args.dialect,
-        rate_limit=None if args.no_rate_limit else args.rate_limit,
-        now=now,
+        rate_limit=rate_limit,
+        now=None if now_ns is None else from_ns(now_ns),
         retention_days=args.retention_days,
         host=args.host,
         port=args.port,
     )
-    # SIGTERM ends the process the same orderly way as Ctrl-C.
-    signal.signal(signal.SIGTERM, _interrupt)
-    stop = threading.Event()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # raises KeyboardInterrupt
     with sim:
-        _print_banner(sim, args.rate_limit if not args.no_rate_limit else None)
+        limit = "none" if rate_limit is None else f"{rate_limit[0]} per {rate_limit[1]:g}s"
+        banner = (
+            f"jambonz simulator listening on {sim.base_url} (dialect {sim.dialect}, "
+            f"seed {sim.seed}, {sim.calls_per_day} calls/day/account)",
+            f"  rate limit:            {limit}",
+            f"  service provider sid:  {SERVICE_PROVIDER_SID}",
+            f"  account sid:           {ACCOUNT_SID}",
+            f"  other account sid:     {OTHER_ACCOUNT_SID}",
+            f"  account key:           {ACCOUNT_KEY}",
+            f"  other account key:     {OTHER_ACCOUNT_KEY}",
+            f"  service provider key:  {SERVICE_PROVIDER_KEY}",
+            f"  admin key:             {ADMIN_KEY}",
+            f"  try: curl -H 'Authorization: Bearer {ACCOUNT_KEY}' "
+            f"'{sim.base_url}/v1/Accounts/{ACCOUNT_SID}/RecentCalls?page=1&count=5'",
+        )
+        print("\n".join(banner), flush=True)
         try:
-            while not stop.wait(3600):
-                pass
+            while True:
+                time.sleep(3600)
         except KeyboardInterrupt:
             print("stopping", flush=True)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _print_banner(sim: Simulator, rate_limit: tuple[int, float] | None) -> None:
-    limit = "none" if rate_limit is None else f"{rate_limit[0]} per {rate_limit[1]:g}s"
-    lines: Iterable[str] = (
-        f"jambonz simulator listening on {sim.base_url} (dialect {sim.dialect}, seed {sim.seed}, "
-        f"{sim.calls_per_day} calls/day/account)",
-        f"  rate limit:            {limit}",
-        f"  service provider sid:  {SERVICE_PROVIDER_SID}",
-        f"  account sid:           {ACCOUNT_SID}",
-        f"  other account sid:     {OTHER_ACCOUNT_SID}",
-        f"  account key:           {ACCOUNT_KEY}",
-        f"  other account key:     {OTHER_ACCOUNT_KEY}",
-        f"  service provider key:  {SERVICE_PROVIDER_KEY}",
-        f"  admin key:             {ADMIN_KEY}",
-        f"  try: curl -H 'Authorization: Bearer {ACCOUNT_KEY}' "
-        f"'{sim.base_url}/v1/Accounts/{ACCOUNT_SID}/RecentCalls?page=1&count=5'",
-    )
-    for line in lines:
-        print(line, flush=True)

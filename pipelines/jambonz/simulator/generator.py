@@ -1,29 +1,24 @@
 """The simulator's data: its clock's units, who it knows, and the synthetic CDRs in both dialects.
 
 - Time is integer nanoseconds UTC (InfluxDB compares at ns precision with inclusive bounds); text
-  appears only at the edges: `format_influx` (attempted_at as InfluxDB prints `time`),
-  `format_ms` (answered_at/terminated_at as jambonz writes them), `parse_time_param` (a start/end
-  query value, refused where InfluxDB would refuse it).
+  only at the edges: `format_influx` (attempted_at), `format_ms` (answered_at/terminated_at),
+  `parse_time_param` (a start/end query value, refused where InfluxDB would refuse it).
 - Who: one service provider, its two accounts (sids from the captures) and four fake API keys
-  with roles. Never a real credential; nothing in the package logs a key, only its role.
-- `generate_day(seed, acct, day, calls_per_day)` draws one account's UTC day at once (a daily
-  curve over the hours, trunks that answer differently, a tail of hour-long calls that end after
-  midnight, the rare oddities the server really sends); a `_Block` holds it as columns and makes
-  a row a dict only when `record(i)` serves it, in the server dialect's 21 keys and order.
-  `to_docs` turns such a record into the docs page's dialect.
+  with roles. Never a real credential.
+- `generate_day` draws one account's UTC day at once into a columnar `_Block`, whose `record(i)`
+  makes a row a dict only when it is served (server dialect); `to_docs` gives the docs dialect.
 
-The same seed always gives the same calls: this module never does I/O, never reads a clock and
-keeps no state between calls.
+The same seed always gives the same calls: no I/O, no clock, no state between calls.
 """
 
 from __future__ import annotations
 
-import calendar
 import math
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +28,7 @@ from pipelines.jambonz.records import SERVER_KEYS
 NS = 1_000_000_000
 MS = 1_000_000
 DAY_NS = 86_400 * NS
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
     r"(?:(?P<sep>[ T])(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})?)?$"
@@ -40,32 +36,25 @@ _TIME_RE = re.compile(
 
 
 def to_ns(dt: datetime) -> int:
-    """A timezone-aware datetime as integer nanoseconds since the epoch (naive = UTC)."""
+    """A datetime as integer nanoseconds since the epoch (naive = UTC)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1_000
+    return (dt - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 def from_ns(ns: int) -> datetime:
     """Nanoseconds since the epoch as an aware UTC datetime (truncated to microseconds)."""
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1_000)
+    return _EPOCH + timedelta(microseconds=ns // 1_000)
 
 
 def _base(ns: int) -> str:
-    sec = ns // NS
-    days, rem = divmod(sec, 86_400)
-    d = datetime(1970, 1, 1) + timedelta(days=days)
-    hms = f"{rem // 3600:02d}:{rem // 60 % 60:02d}:{rem % 60:02d}"
-    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{hms}"
+    return (datetime(1970, 1, 1) + timedelta(seconds=ns // NS)).isoformat()
 
 
 def format_influx(ns: int) -> str:
     """RFC 3339 with trailing fraction zeros trimmed, as InfluxDB prints `time`."""
-    frac = ns % NS
-    if frac == 0:
-        return _base(ns) + "Z"
-    return _base(ns) + "." + f"{frac:09d}".rstrip("0") + "Z"
+    frac = f"{ns % NS:09d}".rstrip("0")
+    return f"{_base(ns)}.{frac}Z" if frac else f"{_base(ns)}Z"
 
 
 def format_ms(ns: int) -> str:
@@ -81,33 +70,19 @@ def parse_time_param(text: str) -> int | None:
     as on the real server; so is an epoch number.
     """
     m = _TIME_RE.match(text)
-    if m is None:
-        return None
-    g = m.groups()
-    y, mo, d = int(g[0]), int(g[1]), int(g[2])
-    hh = int(g[4]) if g[4] else 0
-    mi = int(g[5]) if g[5] else 0
-    ss = int(g[6]) if g[6] else 0
-    if m.group("sep") == "T" and m.group("tz") is None:
+    if m is None or (m["sep"] == "T" and m["tz"] is None):
         return None  # RFC 3339 needs a zone; InfluxQL refuses the bare T form
+    y, mo, d, _, hh, mi, ss, frac, _ = m.groups("0")
     try:
-        datetime(y, mo, d, hh, mi, ss)
+        ns = to_ns(datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss)))
     except ValueError:
         return None
-    ns = calendar.timegm((y, mo, d, hh, mi, ss, 0, 0, 0)) * NS
-    if g[7]:
-        ns += int(g[7].ljust(9, "0"))
-    tz = m.group("tz")
-    if tz and tz != "Z":
+    ns += int(frac.ljust(9, "0"))
+    tz = m["tz"] or "Z"
+    if tz != "Z":
         sign = 1 if tz[0] == "+" else -1
         ns -= sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * NS
     return ns
-
-
-def _parse_rfc3339_loose(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    return parse_time_param(value)
 
 
 SERVICE_PROVIDER_SID = "43a6715f-583b-41e0-a086-b4f8cc677771"
@@ -206,32 +181,22 @@ class _Block:
     float_dur: np.ndarray  # bool: the server sends duration as a float (752.0)
     extra: np.ndarray  # int8: 0 none, 1 cost, 2 billed_seconds (a field nobody has seen)
     ids: bytes  # 64 random bytes a record: call_sid, sip uuid, parent uuid, trace id
-    _strings: tuple[list[str], list[str], list[str | None]] | None = field(default=None)
 
     def __len__(self) -> int:
         return int(self.attempted_ns.shape[0])
 
     def call_sid(self, i: int) -> str | None:
-        if self.null_call_sid[i]:
-            return None
-        return _uuid(self.ids[i * 64 : i * 64 + 16])
+        return None if self.null_call_sid[i] else _uuid(self.ids[i * 64 : i * 64 + 16])
 
     def from_to(self, i: int) -> tuple[str, str]:
         frm = str(int(self.from_num[i]))
-        if self.plus[i]:
-            frm = "+" + frm
-        return frm, str(int(self.to_num[i]))
+        return ("+" + frm if self.plus[i] else frm), str(int(self.to_num[i]))
 
+    @cached_property
     def strings(self) -> tuple[list[str], list[str], list[str | None]]:
         """from, to and call_sid of every row, built once, for the `filter` regex."""
-        if self._strings is None:
-            ft = [self.from_to(i) for i in range(len(self))]
-            self._strings = (
-                [f for f, _ in ft],
-                [t for _, t in ft],
-                [self.call_sid(i) for i in range(len(self))],
-            )
-        return self._strings
+        ft = [self.from_to(i) for i in range(len(self))]
+        return [f for f, _ in ft], [t for _, t in ft], [self.call_sid(i) for i in range(len(self))]
 
     def record(self, i: int) -> dict[str, Any]:
         """Row i in the server dialect, 21 keys in the server's order (+ a rare new field)."""
@@ -245,9 +210,7 @@ class _Block:
         answered = bool(self.answered[i])
         att = int(self.attempted_ns[i])
         frm, to = self.from_to(i)
-        duration: int | float = int(self.duration[i])
-        if self.float_dur[i]:
-            duration = float(duration)
+        duration = int(self.duration[i])
         trace = int(self.trace[i])
         remote = int(self.remote[i])
         recording_url = None
@@ -264,7 +227,7 @@ class _Block:
             "application_sid": APPLICATION_SIDS[int(self.app[i])],
             "call_sid": call_sid,
             "direction": "outbound" if self.outbound[i] else "inbound",
-            "duration": duration,
+            "duration": float(duration) if self.float_dur[i] else duration,
             "from": frm,
             "host": "10.0.0.12" if self.host[i] else "10.0.0.11",
             "recording_url": recording_url,
@@ -285,9 +248,9 @@ class _Block:
         }
         extra = int(self.extra[i])
         if extra == 1:
-            rec["cost"] = round(0.0123 * max(1, int(self.duration[i])) / 60, 4)
+            rec["cost"] = round(0.0123 * max(1, duration) / 60, 4)
         elif extra == 2:
-            rec["billed_seconds"] = int(math.ceil(int(self.duration[i]) / 6) * 6)
+            rec["billed_seconds"] = math.ceil(duration / 6) * 6
         return rec
 
 
@@ -304,13 +267,9 @@ def make_block(
     trunk_in = rng.choice(np.array([0, 1, 2, 3], dtype=np.int8), n, p=[0.35, 0.2, 0.25, 0.2])
     trunk_out = rng.choice(np.array([0, 2, 4, 5], dtype=np.int8), n, p=[0.35, 0.25, 0.2, 0.2])
     trunk = np.where(outbound, trunk_out, trunk_in).astype(np.int8)
-    p_answer = np.where(trunk == TRUNKS.index(WORST_TRUNK), 0.40, 0.76) + np.where(
-        outbound, -0.03, 0.03
-    )
-    answered = rng.random(n) < p_answer
-    ring_ms = np.where(answered, rng.integers(800, 15_000, n), rng.integers(200, 30_000, n)).astype(
-        np.int64
-    )
+    p_answer = np.where(trunk == TRUNKS.index(WORST_TRUNK), 0.40, 0.76)
+    answered = rng.random(n) < p_answer + np.where(outbound, -0.03, 0.03)
+    ring_ms = np.where(answered, rng.integers(800, 15_000, n), rng.integers(200, 30_000, n))
     # Talk time: lognormal (median ~2.5 min) plus a 1% tail of 1-3 hour calls, so some calls
     # attempted late in a day end after midnight and land in that day's window late.
     talk_ms = np.minimum(rng.lognormal(math.log(150_000), 1.1, n), 4 * 3_600_000).astype(np.int64)
@@ -338,13 +297,14 @@ def make_block(
     attempted_ms = attempted_ns // MS
     answered_ms = attempted_ms + ring_ms
     terminated_ms = np.where(answered, answered_ms + talk_ms, attempted_ms + ring_ms)
-    if end_cap_ns is not None:
+    visible_ns = (terminated_ms + buffer_ms) * MS
+    if end_cap_ns is not None:  # no write buffer: the calls land already ended
         cap_ms = end_cap_ns // MS
         running = terminated_ms > cap_ms
         answered = answered & ~running
         terminated_ms = np.where(running, np.maximum(attempted_ms, cap_ms), terminated_ms)
         fail_code = np.where(running, 487, fail_code)
-        buffer_ms = np.zeros(n, dtype=np.int64)
+        visible_ns = np.minimum(terminated_ms * MS, end_cap_ns)
     duration = np.where(answered, (terminated_ms - answered_ms) // 1000, 0)
     sip_status = np.where(answered, 200, fail_code).astype(np.int16)
     reason = np.where(
@@ -355,9 +315,6 @@ def make_block(
     recorded = answered & (r_rec < 0.06)
     trace = np.where(r_trace < 0.10, 1, np.where(r_trace < 0.13, 2, 0)).astype(np.int8)
     trace = np.where(null_call_sid, 1, trace).astype(np.int8)
-    visible_ns = terminated_ms * MS + buffer_ms * MS
-    if end_cap_ns is not None:
-        visible_ns = np.minimum(visible_ns, end_cap_ns)
     return _Block(
         acct=acct,
         attempted_ns=attempted_ns.astype(np.int64),
@@ -408,12 +365,11 @@ def to_docs(rec: dict[str, Any]) -> dict[str, Any]:
         if src not in rec:
             continue
         value = rec[src]
-        if key in ("attempted_at", "terminated_at", "answered_at"):
-            if key == "answered_at" and value == UNANSWERED_SENTINEL:
-                value = None
-            else:
-                ns = _parse_rfc3339_loose(value)
-                value = value if ns is None else ns // NS
+        if key == "answered_at" and value == UNANSWERED_SENTINEL:
+            value = None
+        elif key in ("attempted_at", "terminated_at", "answered_at"):
+            ns = parse_time_param(value) if isinstance(value, str) else None
+            value = value if ns is None else ns // NS
         elif key in ("duration", "sip_status") and isinstance(value, float) and value.is_integer():
             value = int(value)
         out[key] = value

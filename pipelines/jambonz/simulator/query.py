@@ -1,13 +1,10 @@
 """The query engine: which stored calls a RecentCalls query matches, in the order it sends them.
 
-InfluxDB's side of the server, over the generated days, the calls landed by the landing fault
-and the records a test injects: the simulator clock (a CDR is visible once its call ended plus a
-write buffer), retention, the inclusive start/end bounds at nanosecond precision, the filters
-(answered, direction, trunk, the `filter` regex over from/to or an exact call_sid), attempt-time
-descending order, and the query string read as the server reads it (`page`, `count`, `days`,
-`start`/`end`). `_Store` is the half of `Simulator` that holds the calls; `calls()` is the ground
-truth tests compare against. This module never speaks HTTP, never checks a key and never spends a
-fault knob: the server decides what to ask and which slice to send.
+InfluxDB's side of the server, over the generated days, the calls landed by the landing fault and
+the records a test injects: the clock (a CDR is visible once its call ended plus a write buffer),
+retention, inclusive ns bounds, the filters, attempt-time descending order, and the query string
+read as the server reads it. `_Store` is the half of `Simulator` that holds the calls; `calls()` is
+the ground truth tests compare against. No HTTP, no keys, no fault knobs here.
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ from pipelines.jambonz.simulator.generator import (
     TRUNKS,
     Dialect,
     _Block,
-    _parse_rfc3339_loose,
     from_ns,
     generate_day,
     make_block,
@@ -41,6 +37,8 @@ from pipelines.jambonz.simulator.generator import (
 )
 
 _DIGITS = re.compile(r"[0-9]+")
+_NONE = np.zeros(0, dtype=np.int64)
+_Source = Callable[[int], dict[str, Any]]  # row i of a block or of the injected records
 
 
 @dataclass
@@ -51,33 +49,26 @@ class _Query:
     answered: bool | None = None
     direction: str | None = None
     trunk: str | None = None
-    regex: re.Pattern[str] | None = None
-    filter_text: str | None = None
+    regex: re.Pattern[str] | None = None  # the `filter`
     nothing: bool = False  # an unparseable start/end: InfluxDB matches no row
+
+    def finds(self, frm: object, to: object, call_sid: object) -> bool:
+        """The `filter` regex finds from or to, or the filter is exactly the call_sid."""
+        assert self.regex is not None
+        found = any(isinstance(s, str) and self.regex.search(s) for s in (frm, to))
+        return found or call_sid == self.regex.pattern
 
 
 @dataclass
 class _Hits:
-    """Matching records in answer order, as (source, row) pairs kept in arrays until served."""
+    """Matching records in answer order: row `row[k]` of `sources[src[k]]`, a dict once served."""
 
-    sources: list[object]
+    sources: list[_Source]
     src: np.ndarray
     row: np.ndarray
 
-    @classmethod
-    def none(cls) -> _Hits:
-        return cls([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-
     def __len__(self) -> int:
         return int(self.src.shape[0])
-
-    def serve(self, sim: _Store, start: int, stop: int | None) -> list[dict[str, Any]]:
-        return [
-            sim._serve((self.sources[s], r))
-            for s, r in zip(
-                self.src[start:stop].tolist(), self.row[start:stop].tolist(), strict=True
-            )
-        ]
 
 
 @dataclass
@@ -95,6 +86,13 @@ class _Refusal:
 
     status: int
     body: dict[str, Any]
+
+
+def _accounts(route: str, sid: str) -> tuple[int, ...]:
+    """The accounts a route's sid reads: "account" its own, "service_provider" both."""
+    if route == "service_provider":
+        return tuple(range(len(ACCOUNTS))) if sid == SERVICE_PROVIDER_SID else ()
+    return (ACCOUNTS.index(sid),) if sid in ACCOUNTS else ()
 
 
 def _parse_params(
@@ -115,9 +113,7 @@ def _parse_params(
         return _Refusal(400, {"msg": 'missing or invalid "count" query arg'})
 
     q = _Query(accounts)
-    answered = query.get("answered", [None])[0]
-    if answered in ("true", "false"):
-        q.answered = answered == "true"
+    q.answered = {"true": True, "false": False}.get(query.get("answered", [""])[0])
     q.direction = query.get("direction", [None])[0]
     q.trunk = query.get("trunk", [None])[0]
     filt = query.get("filter", [None])[0]
@@ -126,21 +122,16 @@ def _parse_params(
             q.regex = re.compile(filt)
         except re.error as exc:
             return _Refusal(500, {"msg": _influx_regex_error(filt, exc)})
-        q.filter_text = filt
     days_raw = query.get("days", [""])[0]
     if _DIGITS.fullmatch(days_raw) and int(days_raw) > 0:
         # `time > now() - Nd`: exclusive, so the inclusive lower bound is one ns later.
         q.lo_ns = clock_ns() - int(days_raw) * DAY_NS + 1
     else:
-        for name in ("start", "end"):
-            if name in query:
-                ns = parse_time_param(query[name][0])
-                if ns is None:
-                    q.nothing = True
-                elif name == "start":
-                    q.lo_ns = ns
-                else:
-                    q.hi_ns = ns
+        bounds = {
+            name: parse_time_param(query[name][0]) for name in ("start", "end") if name in query
+        }
+        q.lo_ns, q.hi_ns = bounds.get("start"), bounds.get("end")
+        q.nothing = None in bounds.values()
     return q, page_raw, count_raw
 
 
@@ -151,34 +142,23 @@ class _Store:
     """
 
     def __init__(
-        self,
-        *,
-        seed: int,
-        calls_per_day: int,
-        dialect: Dialect,
-        now: datetime | None,
-        retention_days: int,
+        self, seed: int, calls_per_day: int, dialect: Dialect, now: datetime | None, retention: int
     ) -> None:
         if dialect not in ("server", "docs"):
             raise ValueError(f"unknown dialect {dialect!r}")
         self.seed = seed
         self.calls_per_day = calls_per_day
         self.dialect: Dialect = dialect
-        self.retention_days = retention_days
+        self.retention_days = retention
         self._lock = threading.RLock()
-        # The CDR clock: base_ns, advanced by the monotonic clock unless frozen.
-        if now is None:
-            self._clock_base_ns = time.time_ns()
-            self._clock_anchor: int | None = time.monotonic_ns()
-        else:
-            self._clock_base_ns = to_ns(now)
-            self._clock_anchor = None
         self._days: dict[tuple[int, int], _Block] = {}
         self._landed: list[_Block] = []
         self._raw: list[_Raw] = []
         self._landings = 0
+        # The CDR clock: base_ns, advanced by the monotonic clock unless frozen (anchor None).
+        self._clock_base_ns = time.time_ns() if now is None else to_ns(now)
+        self._clock_anchor = time.monotonic_ns() if now is None else None
 
-    # the clock
     @property
     def now(self) -> datetime:
         """The simulator clock (what `days` counts back from and visibility is judged against)."""
@@ -211,17 +191,16 @@ class _Store:
         """
         with self._lock:
             for rec in records:
-                at = rec.get("_at")
+                at, text = rec.get("_at"), rec.get("attempted_at")
                 at_ns = to_ns(at) if isinstance(at, datetime) else None
-                if at_ns is None:
-                    at_ns = _parse_rfc3339_loose(rec.get("attempted_at"))
+                if at_ns is None and isinstance(text, str):
+                    at_ns = parse_time_param(text)
                 if at_ns is None:
                     raise ValueError("an injected record needs a parseable attempted_at or `_at`")
                 owner = rec.get("_account_sid", rec.get("account_sid"))
                 acct = ACCOUNTS.index(owner) if owner in ACCOUNTS else 0
                 self._raw.append(_Raw(acct, at_ns, dict(rec)))
 
-    # ground truth for tests
     def calls(
         self, sid: str, start: datetime, end: datetime, *, route: str = "account"
     ) -> list[dict[str, Any]]:
@@ -229,156 +208,121 @@ class _Store:
 
         route: "account" (sid = account sid) or "service_provider".
         """
-        accounts: tuple[int, ...]
-        if route == "account":
-            accounts = (ACCOUNTS.index(sid),) if sid in ACCOUNTS else ()
-        elif route == "service_provider":
-            accounts = tuple(range(len(ACCOUNTS))) if sid == SERVICE_PROVIDER_SID else ()
-        else:
+        if route not in ("account", "service_provider"):
             raise ValueError(f"unknown route {route!r}")
+        q = _Query(_accounts(route, sid), lo_ns=to_ns(start), hi_ns=to_ns(end) - 1)
         with self._lock:
-            q = _Query(accounts, lo_ns=to_ns(start), hi_ns=to_ns(end) - 1)
-            return self._select(q).serve(self, 0, None)
+            return self._serve(self._select(q), 0, None)
 
-    # the store
-
-    def _day(self, acct: int, day: int) -> _Block:
-        key = (acct, day)
-        block = self._days.get(key)
-        if block is None:
-            block = generate_day(self.seed, acct, day, self.calls_per_day)
-            self._days[key] = block
-        return block
-
-    def _bounds(self, q: _Query, clock: int) -> tuple[int, int]:
-        """The attempt-time range worth looking at: the query's, inside retention and the clock."""
+    def _span(self, q: _Query) -> tuple[int, int, int] | None:
+        """(lo, hi, clock): the attempt times worth looking at, inside retention and the clock."""
+        if q.nothing or not q.accounts:
+            return None
+        clock = self.clock_ns()
         lo = clock - self.retention_days * DAY_NS
         hi = clock
         if q.lo_ns is not None:
             lo = max(lo, q.lo_ns)
         if q.hi_ns is not None:
             hi = min(hi, q.hi_ns)
-        return lo, hi
+        return (lo, hi, clock) if lo <= hi else None
 
     def _select(self, q: _Query, *, ordered: bool = True) -> _Hits:
-        """Matching visible records as (source, index), attempt time descending."""
-        if q.nothing or not q.accounts:
-            return _Hits.none()
-        clock = self.clock_ns()
-        lo, hi = self._bounds(q, clock)
-        if lo > hi:
-            return _Hits.none()
-        sources: list[object] = []
+        """Matching visible records, attempt time descending (any order if not `ordered`)."""
+        span = self._span(q)
+        if span is None:
+            return _Hits([], _NONE, _NONE)
+        lo, hi, clock = span
+        sources: list[_Source] = []
         times: list[np.ndarray] = []
-        src_ids: list[np.ndarray] = []
         rows: list[np.ndarray] = []
-        blocks: list[_Block] = [
-            self._day(acct, day)
-            for acct in q.accounts
-            for day in range(lo // DAY_NS, hi // DAY_NS + 1)
-        ]
-        blocks += [b for b in self._landed if b.acct in q.accounts]
-        for block in blocks:
-            att = block.attempted_ns
-            i0 = int(np.searchsorted(att, lo, side="left"))
-            i1 = int(np.searchsorted(att, hi, side="right"))
-            if i0 >= i1:
-                continue
-            sl = slice(i0, i1)
-            mask = block.visible_ns[sl] <= clock
-            if q.answered is not None:
-                mask &= block.answered[sl] == q.answered
-            if q.direction == "outbound":
-                mask &= block.outbound[sl]
-            elif q.direction == "inbound":
-                mask &= ~block.outbound[sl]
-            elif q.direction is not None:
-                mask &= False  # exact match on a value no call has
-            if q.trunk is not None:
-                if q.trunk in TRUNKS:
-                    mask &= block.trunk[sl] == TRUNKS.index(q.trunk)
-                else:
-                    mask &= False
-            idx = np.nonzero(mask)[0] + i0
-            if q.regex is not None and idx.size:
-                froms, tos, sids = block.strings()
-                pat, text = q.regex, q.filter_text
-                idx = np.array(
-                    [
-                        i
-                        for i in idx.tolist()
-                        if pat.search(froms[i]) or pat.search(tos[i]) or sids[i] == text
-                    ],
-                    dtype=np.int64,
-                )
+        days = range(lo // DAY_NS, hi // DAY_NS + 1)
+        blocks = [self._day(acct, day) for acct in q.accounts for day in days]
+        for block in blocks + [b for b in self._landed if b.acct in q.accounts]:
+            idx = _block_hits(block, q, lo, hi, clock)
             if idx.size:
-                sources.append(block)
-                times.append(att[idx])
-                src_ids.append(np.full(idx.size, len(sources) - 1, dtype=np.int64))
-                rows.append(idx.astype(np.int64))
-        raw_hits = [
-            (r.at_ns, i)
-            for i, r in enumerate(self._raw)
-            if r.acct in q.accounts and lo <= r.at_ns <= hi and self._raw_matches(r.record, q)
-        ]
-        if raw_hits:
-            sources.append(self._raw)
-            times.append(np.array([t for t, _ in raw_hits], dtype=np.int64))
-            src_ids.append(np.full(len(raw_hits), len(sources) - 1, dtype=np.int64))
-            rows.append(np.array([i for _, i in raw_hits], dtype=np.int64))
-        if not times:
-            return _Hits.none()
-        t = np.concatenate(times)
-        s = np.concatenate(src_ids)
-        r = np.concatenate(rows)
-        if not ordered:  # a count needs no order
-            return _Hits(sources, s, r)
-        order = np.argsort(-t, kind="stable")
-        return _Hits(sources, s[order], r[order])
+                sources.append(block.record)
+                times.append(block.attempted_ns[idx])
+                rows.append(idx)
+        raw = [i for i, r in enumerate(self._raw) if _raw_matches(r, q, lo, hi)]
+        if raw:
+            sources.append(self._injected)
+            times.append(np.array([self._raw[i].at_ns for i in raw], dtype=np.int64))
+            rows.append(np.array(raw, dtype=np.int64))
+        src = np.repeat(np.arange(len(rows), dtype=np.int64), [r.size for r in rows])
+        row = np.concatenate([_NONE, *rows])
+        if ordered:
+            order = np.argsort(-np.concatenate([_NONE, *times]), kind="stable")
+            src, row = src[order], row[order]
+        return _Hits(sources, src, row)
 
-    @staticmethod
-    def _raw_matches(rec: dict[str, Any], q: _Query) -> bool:
-        if q.answered is not None and rec.get("answered") is not q.answered:
-            return False
-        if q.direction is not None and rec.get("direction") != q.direction:
-            return False
-        if q.trunk is not None and rec.get("trunk") != q.trunk:
-            return False
-        if q.regex is not None:
-            frm, to = rec.get("from"), rec.get("to")
-            if not (
-                (isinstance(frm, str) and q.regex.search(frm))
-                or (isinstance(to, str) and q.regex.search(to))
-                or rec.get("call_sid") == q.filter_text
-            ):
-                return False
-        return True
+    def _day(self, acct: int, day: int) -> _Block:
+        block = self._days.get((acct, day))
+        if block is None:
+            block = self._days[acct, day] = generate_day(self.seed, acct, day, self.calls_per_day)
+        return block
 
-    def _serve(self, ref: tuple[object, int]) -> dict[str, Any]:
-        source, i = ref
-        if isinstance(source, _Block):
-            rec = source.record(i)
-        else:
-            raw = self._raw[i].record
-            rec = {k: v for k, v in raw.items() if not k.startswith("_")}
-        return to_docs(rec) if self.dialect == "docs" else rec
+    def _injected(self, i: int) -> dict[str, Any]:
+        return {k: v for k, v in self._raw[i].record.items() if not k.startswith("_")}
+
+    def _serve(self, hits: _Hits, start: int, stop: int | None) -> list[dict[str, Any]]:
+        """Hits [start:stop] as the API sends them, in this simulator's dialect."""
+        refs = zip(hits.src[start:stop].tolist(), hits.row[start:stop].tolist(), strict=True)
+        records = [hits.sources[s](r) for s, r in refs]
+        return [to_docs(r) for r in records] if self.dialect == "docs" else records
 
     def _land(self, q: _Query, n: int) -> None:
         """n calls land inside the queried range, already ended (the landing fault)."""
-        if q.nothing or not q.accounts or n <= 0:
+        span = self._span(q)
+        if span is None or n <= 0:
             return
-        clock = self.clock_ns()
-        lo, hi = self._bounds(q, clock)
-        if lo > hi:
-            return
+        lo, hi, clock = span
         self._landings += 1
         rng = np.random.default_rng([self.seed, 0x1A4D, self._landings])
         attempted = np.sort(rng.integers(lo, hi + 1, n, dtype=np.int64))
         accts = rng.choice(np.array(q.accounts, dtype=np.int64), n)
-        for acct in sorted(set(accts.tolist())):
-            self._landed.append(
-                make_block(rng, int(acct), attempted[accts == acct], end_cap_ns=clock)
-            )
+        self._landed += [
+            make_block(rng, int(a), attempted[accts == a], end_cap_ns=clock)
+            for a in np.unique(accts)
+        ]
+
+
+def _block_hits(block: _Block, q: _Query, lo: int, hi: int, clock: int) -> np.ndarray:
+    """The rows of a block attempted in [lo, hi], visible by `clock`, that match q."""
+    i0 = int(np.searchsorted(block.attempted_ns, lo, side="left"))
+    i1 = int(np.searchsorted(block.attempted_ns, hi, side="right"))
+    sl = slice(i0, i1)
+    mask = block.visible_ns[sl] <= clock
+    if q.answered is not None:
+        mask &= block.answered[sl] == q.answered
+    if q.direction is not None:  # an exact match: a value no call has matches none
+        mask &= (block.outbound[sl] == (q.direction == "outbound")) & (
+            q.direction in ("inbound", "outbound")
+        )
+    if q.trunk is not None:
+        mask &= block.trunk[sl] == (TRUNKS.index(q.trunk) if q.trunk in TRUNKS else -1)
+    idx = np.flatnonzero(mask) + i0
+    if q.regex is not None and idx.size:
+        froms, tos, sids = block.strings
+        pat, text = q.regex, q.regex.pattern
+        hits = [
+            i for i in idx.tolist() if pat.search(froms[i]) or pat.search(tos[i]) or sids[i] == text
+        ]
+        idx = np.array(hits, dtype=np.int64)
+    return idx
+
+
+def _raw_matches(raw: _Raw, q: _Query, lo: int, hi: int) -> bool:
+    """Whether an injected record attempted in [lo, hi] matches q (it is visible at once)."""
+    rec = raw.record
+    return (
+        raw.acct in q.accounts
+        and lo <= raw.at_ns <= hi
+        and (q.answered is None or rec.get("answered") is q.answered)
+        and (q.direction is None or rec.get("direction") == q.direction)
+        and (q.trunk is None or rec.get("trunk") == q.trunk)
+        and (q.regex is None or q.finds(rec.get("from"), rec.get("to"), rec.get("call_sid")))
+    )
 
 
 def _influx_regex_error(filt: str, exc: re.error) -> str:
@@ -390,8 +334,5 @@ def _influx_regex_error(filt: str, exc: re.error) -> str:
     else:
         what = exc.msg
     detail = f"error parsing query: error parsing regexp: {what} at line 1, char 83"
-    return (
-        "A 400 Bad Request error occurred: "
-        + json.dumps({"error": detail}, separators=(",", ":"))
-        + "\n"
-    )
+    error = json.dumps({"error": detail}, separators=(",", ":"))
+    return f"A 400 Bad Request error occurred: {error}\n"

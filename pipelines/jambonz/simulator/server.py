@@ -1,24 +1,11 @@
-"""The RecentCalls API as the deployed server answers it over HTTP, and `Simulator`, the object
-tests drive.
+"""HTTP and `Simulator`, the object tests drive: the query engine's `_Store` plus the API.
 
 `Simulator.handle(path, auth)` answers one GET in the server's order: the rate-limit bucket, the
-faults that stand for the infrastructure in front of the API, the route and Bearer key (scoped by
-role), the query string, then a count and a page that are not atomic (the landing, repeated- and
-short-page faults bend them), in the server or the docs dialect, with the exact error shapes and
-helmet headers of the captures. Tests subclass `Simulator` and override `handle` to watch or hold
-requests. `Simulator` is the query engine's `_Store` (query.py) plus this.
-
-- `Faults`: the knobs a test turns on (counters count down per RecentCalls request); tests set
-  fields, or replace the whole `Faults`, while the server runs.
-- `_Bucket`: express-rate-limit's fixed window, one shared counter and the `RateLimit-*` headers;
-  it only counts, under the server's lock.
-- `_Server`/`_Handler`: a threading HTTP/1.1 server (keep-alive, the server's 5 s timeout) that
-  writes each `_Response` byte by byte with the headers in the captures' order, or half of it and
-  a close (a truncated body), or an RST without an answer (a reset connection). A client hanging
-  up mid-answer is not an error.
-
-It never logs a key (the request log and the debug log name the key's role), and it binds to
-loopback unless told otherwise.
+`Faults` that stand for the infrastructure in front of the API, the route and Bearer key (scoped
+by role), the query string, then a count and a page that are not atomic, with the captures' error
+shapes and headers (tests override `handle` to watch or hold requests). `_Handler` writes each
+`_Response` byte by byte in the captures' header order, or half of it, or an RST. It never logs a
+key, only the key's role.
 """
 
 from __future__ import annotations
@@ -38,13 +25,15 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from http import HTTPStatus
+from http.client import responses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pipelines.jambonz.simulator.generator import ACCOUNTS, KEYS, SERVICE_PROVIDER_SID, Dialect
-from pipelines.jambonz.simulator.query import _parse_params, _Refusal, _Store
+from pipelines.jambonz.simulator.generator import KEYS, Dialect
+from pipelines.jambonz.simulator.query import _accounts, _parse_params, _Refusal, _Store
+
+log = logging.getLogger(__package__)  # the package's one logger
 
 
 @dataclass
@@ -79,32 +68,25 @@ class _Bucket:
         self.limit = limit
         self.window_s = window_s
         self.hits = 0
-        self.reset_at: float | None = time.monotonic() + window_s if start_now else None
+        self.reset_at = time.monotonic() + window_s if start_now else -math.inf
 
-    def _roll(self, now: float) -> None:
-        if self.reset_at is None or now >= self.reset_at:
+    def hit(self, n: int = 1) -> tuple[bool, int, list[tuple[str, str]]]:
+        """Count n requests; (allowed, remaining, the RateLimit-* headers and any Retry-After)."""
+        now = time.monotonic()
+        if now >= self.reset_at:
             self.hits = 0
             self.reset_at = now + self.window_s
-
-    def hit(self, n: int = 1) -> tuple[bool, int, int]:
-        """Count n requests; (allowed, remaining, seconds until reset)."""
-        now = time.monotonic()
-        self._roll(now)
         self.hits += n
-        assert self.reset_at is not None
-        reset = max(0, math.ceil(self.reset_at - now))
-        return self.hits <= self.limit, max(0, self.limit - self.hits), reset
-
-    def headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
-        return [
+        remaining = max(0, self.limit - self.hits)
+        reset = str(max(0, math.ceil(self.reset_at - now)))
+        headers = [
             ("RateLimit-Policy", f"{self.limit};w={math.ceil(self.window_s)}"),
             ("RateLimit-Limit", str(self.limit)),
             ("RateLimit-Remaining", str(remaining)),
-            ("RateLimit-Reset", str(reset)),
+            ("RateLimit-Reset", reset),
         ]
-
-
-log = logging.getLogger(__package__)  # the package's one logger
+        allowed = self.hits <= self.limit
+        return allowed, remaining, headers if allowed else [*headers, ("Retry-After", reset)]
 
 
 @dataclass
@@ -116,29 +98,14 @@ class _Response:
     reset: bool = False
 
 
-def _etag(body: bytes) -> str:
-    digest = base64.b64encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode()
-    return f'W/"{len(body):x}-{digest[:27]}"'
-
-
-class _Answers(Protocol):
-    """What the HTTP side needs of the simulator (server.Simulator)."""
-
-    def _connected(self) -> None: ...
-
-    def handle(self, path: str, auth: str | None) -> _Response: ...
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    sim: _Answers
+    sim: Simulator
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hang up mid-answer on purpose in fault tests; that is not an error here.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            return
-        super().handle_error(request, client_address)
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -156,32 +123,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         keep_alive = not self.close_connection and not response.truncate
-        headers = list(response.headers)
-        date = email.utils.formatdate(usegmt=True)
-        if response.status == 401:
-            headers += [("Date", date), *self._connection(keep_alive)]
-            headers.append(("Content-Length", str(len(response.body))))
+        body = response.body
+        length = [("Content-Length", str(len(body)))]
+        connection = "keep-alive" if keep_alive else "close"
+        tail = [("Date", email.utils.formatdate(usegmt=True)), ("Connection", connection)]
+        if keep_alive:
+            tail.append(("Keep-Alive", "timeout=5"))
+        if response.status != 401:
+            digest = base64.b64encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode()
+            tail = [*length, ("ETag", f'W/"{len(body):x}-{digest[:27]}"'), *tail]
         else:
-            headers.append(("Content-Length", str(len(response.body))))
-            headers.append(("ETag", _etag(response.body)))
-            headers += [("Date", date), *self._connection(keep_alive)]
-        try:
-            phrase = HTTPStatus(response.status).phrase
-        except ValueError:
-            phrase = "Unknown"
-        head = f"HTTP/1.1 {response.status} {phrase}\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
-        body = response.body[: len(response.body) // 2] if response.truncate else response.body
-        self.wfile.write(head.encode("latin-1") + body)
+            tail += length
+        head = f"HTTP/1.1 {response.status} {responses.get(response.status, 'Unknown')}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in [*response.headers, *tail]) + "\r\n"
+        self.wfile.write(
+            head.encode("latin-1") + (body[: len(body) // 2] if response.truncate else body)
+        )
         self.wfile.flush()
         if not keep_alive:
             self.close_connection = True
-
-    @staticmethod
-    def _connection(keep_alive: bool) -> list[tuple[str, str]]:
-        if keep_alive:
-            return [("Connection", "keep-alive"), ("Keep-Alive", "timeout=5")]
-        return [("Connection", "close")]
 
     def _reset(self) -> None:
         # SO_LINGER 0: the close sends RST, as a crashed proxy or a killed worker would. Closing
@@ -195,9 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s - %s", self.address_string(), format % args)
 
 
-_UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 _ROUTE_RE = re.compile(r"^/v1/(Accounts|ServiceProviders)/([^/]+)/RecentCalls/?$")
 
 _HELMET_HEADERS: tuple[tuple[str, str], ...] = (
@@ -223,9 +181,7 @@ _HELMET_HEADERS: tuple[tuple[str, str], ...] = (
     ("Expires", "0"),
     ("Access-Control-Allow-Origin", "*"),
 )
-JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
-TOO_MANY = b"Too many requests, please try again later."
 NON_JSON_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>"
     b"<body><h1>We'll be right back</h1><p>The service is undergoing maintenance.</p>"
@@ -233,12 +189,19 @@ NON_JSON_PAGE = (
 )
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+def _page(status: int, rl_headers: list[tuple[str, str]], kind: str, body: bytes) -> _Response:
+    return _Response(status, [*rl_headers, *_HELMET_HEADERS, ("Content-Type", kind)], body)
 
 
-def _retry_after(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+def _json(status: int, rl_headers: list[tuple[str, str]], obj: Any) -> _Response:
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _page(status, rl_headers, "application/json; charset=utf-8", body)
+
+
+def _too_many(headers: list[tuple[str, str]], *, express: bool) -> _Response:
+    lead = [("X-Powered-By", "Express")] if express else []
+    body = b"Too many requests, please try again later."
+    return _Response(429, [*lead, *headers, ("Content-Type", HTML_TYPE)], body)
 
 
 class Simulator(_Store):
@@ -268,38 +231,28 @@ class Simulator(_Store):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        super().__init__(
-            seed=seed,
-            calls_per_day=calls_per_day,
-            dialect=dialect,
-            now=now,
-            retention_days=retention_days,
-        )
+        super().__init__(seed, calls_per_day, dialect, now, retention_days)
         self.host = host
         self.port = port
         self.faults = Faults()
-        self._bucket = (
-            None if rate_limit is None else _Bucket(rate_limit[0], rate_limit[1], start_now=False)
-        )
+        self._bucket = None if rate_limit is None else _Bucket(*rate_limit, start_now=False)
         self._log: list[dict[str, Any]] = []
-        self._count_429 = 0
-        self._connections = 0
+        self.count_429 = 0  # 429 answers so far
+        self.connections = 0  # TCP connections accepted (keep-alive reuse: fewer than requests)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    # lifecycle
     def start(self) -> Simulator:  # serve in a background thread; returns self
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
-        server.sim = self
-        self._server = server
+        self._server = _Server((self.host, self.port), _Handler)
+        self._server.sim = self
         self._thread = threading.Thread(
-            target=server.serve_forever,
+            target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"jambonz-simulator-{server.server_address[1]}",
+            name=f"jambonz-simulator-{self._server.server_address[1]}",
             daemon=True,
         )
         self._thread.start()
@@ -331,9 +284,6 @@ class Simulator(_Store):
             host = host.decode()
         return f"http://{host}:{port}"
 
-    # knobs
-    faults: Faults
-
     def set_rate_limit(self, limit: int, window_s: float) -> None:
         """Replace the bucket (a fresh, full window starts now)."""
         with self._lock:
@@ -345,87 +295,60 @@ class Simulator(_Store):
             if self._bucket is not None:
                 self._bucket.hit(n)
 
-    # observation
     @property
     def request_log(self) -> list[dict[str, Any]]:
-        """One entry per RecentCalls request: {path, params, status, remaining}.
-
-        Also `role` (of the key, never the key), `fault` (the fault that answered, if any) and
-        `total`/`returned` for 200 answers.
+        """One entry per RecentCalls request: path, params, status, remaining, role (of the key,
+        never the key), fault (the one that answered, if any) and, for a 200, total/returned.
         """
         with self._lock:
             return [dict(e) for e in self._log]
 
-    @property
-    def count_429(self) -> int:
-        with self._lock:
-            return self._count_429
-
-    @property
-    def connections(self) -> int:
-        """TCP connections accepted so far (keep-alive reuse shows as fewer than requests)."""
-        with self._lock:
-            return self._connections
-
     def _connected(self) -> None:
         with self._lock:
-            self._connections += 1
-
-    # the API
+            self.connections += 1
 
     def _take_fault(self, name: str) -> bool:
-        left = getattr(self.faults, name)
+        left: int = getattr(self.faults, name)
         if left > 0:
             setattr(self.faults, name, left - 1)
-            return True
-        return False
+        return left > 0
 
     def handle(self, path: str, auth: str | None) -> _Response:
         """Answer one GET: rate limit, faults, auth, validation, count, (landing), data."""
         split = urlsplit(path)
         route = _ROUTE_RE.match(split.path)
         query = parse_qs(split.query, keep_blank_values=True)  # '+' decodes to ' ', as in express
-        params = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
+        entry: dict[str, Any] = {
+            "path": split.path,
+            "params": {k: v[0] if len(v) == 1 else v for k, v in query.items()},
+            "status": 0,
+            "remaining": None,
+            "role": None,
+            "fault": None,
+        }
+        rl_headers: list[tuple[str, str]] = []
+        allowed = True
         with self._lock:
-            rl_headers: list[tuple[str, str]] = []
-            remaining: int | None = None
-            limited = False
             if self._bucket is not None:
-                allowed, remaining, reset = self._bucket.hit()
-                rl_headers = self._bucket.headers(remaining, reset)
-                if not allowed:
-                    limited = True
-                    rl_headers.append(("Retry-After", str(reset)))
-            entry: dict[str, Any] = {
-                "path": split.path,
-                "params": params,
-                "status": 0,
-                "remaining": remaining,
-                "role": None,
-                "fault": None,
-            }
+                allowed, entry["remaining"], rl_headers = self._bucket.hit()
             if route is not None:
                 self._log.append(entry)
-        if limited:
-            return self._finish(entry, self._too_many(rl_headers, express=True))
+        if not allowed:
+            return self._finish(entry, _too_many(rl_headers, express=True))
         if route is None:
             body = (
                 f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
                 f"<title>Error</title>\n</head>\n<body>\n<pre>Cannot GET {split.path}</pre>\n"
                 f"</body>\n</html>\n"
             ).encode()
-            return _Response(
-                404, [*rl_headers, *_HELMET_HEADERS, ("Content-Type", HTML_TYPE)], body
-            )
+            return _page(404, rl_headers, HTML_TYPE, body)
 
         # Faults stand in for the infrastructure in front of the API, so they come before auth.
         with self._lock:
             reset_conn = self._take_fault("reset_connections")
-            slow = (
-                0.0
-                if reset_conn or not self._take_fault("slow_responses")
-                else self.faults.slow_seconds
-            )
+            slow = 0.0
+            if not reset_conn and self._take_fault("slow_responses"):
+                slow = self.faults.slow_seconds
         if reset_conn:
             entry["fault"] = "reset_connections"
             return self._finish(entry, _Response(0, [], b"", reset=True))
@@ -444,13 +367,15 @@ class Simulator(_Store):
                         ("RateLimit-Reset", str(math.ceil(self.faults.storm_429_reset_s))),
                     ]
                 if self.faults.storm_429_retry_after:
-                    headers.append(("Retry-After", _retry_after(self.faults.retry_after_s)))
-                return self._finish(entry, self._too_many(headers, express=False))
+                    after = self.faults.retry_after_s
+                    text = str(int(after)) if float(after).is_integer() else f"{after:g}"
+                    headers.append(("Retry-After", text))
+                return self._finish(entry, _too_many(headers, express=False))
             if self._take_fault("server_errors"):
                 entry["fault"] = "server_errors"
                 return self._finish(entry, self._server_error(rl_headers))
 
-        response = self._api(route, params, query, auth, entry, rl_headers)
+        response = self._api(route, query, auth, entry, rl_headers)
         if response.status == 200:
             with self._lock:
                 if self._take_fault("truncated_bodies"):
@@ -458,18 +383,14 @@ class Simulator(_Store):
                     response.truncate = True
                 elif self._take_fault("non_json_bodies"):
                     entry["fault"] = "non_json_bodies"
-                    response = _Response(
-                        200,
-                        [*rl_headers, *_HELMET_HEADERS, ("Content-Type", HTML_TYPE)],
-                        NON_JSON_PAGE,
-                    )
+                    response = _page(200, rl_headers, HTML_TYPE, NON_JSON_PAGE)
         return self._finish(entry, response)
 
     def _finish(self, entry: dict[str, Any], response: _Response) -> _Response:
         with self._lock:
             entry["status"] = response.status
             if response.status == 429:
-                self._count_429 += 1
+                self.count_429 += 1
         log.debug(
             "RecentCalls %s role=%s -> %s%s",
             entry["path"],
@@ -479,17 +400,9 @@ class Simulator(_Store):
         )
         return response
 
-    @staticmethod
-    def _too_many(headers: list[tuple[str, str]], *, express: bool) -> _Response:
-        lead = [("X-Powered-By", "Express")] if express else []
-        return _Response(429, [*lead, *headers, ("Content-Type", HTML_TYPE)], TOO_MANY)
-
     def _server_error(self, rl_headers: list[tuple[str, str]]) -> _Response:
         status = self.faults.server_error_status
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Server Error"
+        phrase = responses.get(status, "Server Error")
         if self.faults.server_error_html:
             body = (
                 f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
@@ -502,51 +415,36 @@ class Simulator(_Store):
     def _api(
         self,
         route: re.Match[str],
-        params: dict[str, Any],
         query: dict[str, list[str]],
         auth: str | None,
         entry: dict[str, Any],
         rl_headers: list[tuple[str, str]],
     ) -> _Response:
-        kind, sid = route.group(1), route.group(2)
-        token = None
-        if auth is not None:
-            scheme, _, value = auth.strip().partition(" ")
-            if scheme.lower() == "bearer":
-                token = value.strip()
-        identity = KEYS.get(token) if token else None
+        kind, sid = route.groups()
+        scheme, _, token = (auth or "").strip().partition(" ")
+        identity = KEYS.get(token.strip()) if scheme.lower() == "bearer" else None
         if identity is None:
-            return _Response(
-                401,
-                [
-                    *rl_headers,
-                    *_HELMET_HEADERS,
-                    ("WWW-Authenticate", 'Bearer realm="Users", error="invalid_token"'),
-                ],
-                b"Unauthorized",
-            )
+            challenge = ("WWW-Authenticate", 'Bearer realm="Users", error="invalid_token"')
+            return _Response(401, [*rl_headers, *_HELMET_HEADERS, challenge], b"Unauthorized")
         role, scope = identity
         entry["role"] = role
         forbidden = {"status": "fail", "message": "insufficient privileges"}
+        bad = {"msg": "Bad request"}
         if kind == "ServiceProviders":
             if role == "account" or (
                 role == "service_provider" and _UUID_RE.match(sid) and sid != scope
             ):
                 return _json(403, rl_headers, forbidden)
             if not _UUID_RE.match(sid):
-                return _json(400, rl_headers, {"msg": "Bad request"})
-            accounts = tuple(range(len(ACCOUNTS))) if sid == SERVICE_PROVIDER_SID else ()
-        else:
-            if not _UUID_RE.match(sid):
-                if role == "account":
-                    return _json(
-                        400, rl_headers, {"status": "fail", "message": "invalid AccountsSid format"}
-                    )
-                return _json(400, rl_headers, {"msg": "Bad request"})
-            if role == "account" and sid != scope:
-                return _json(403, rl_headers, forbidden)
-            accounts = (ACCOUNTS.index(sid),) if sid in ACCOUNTS else ()
+                return _json(400, rl_headers, bad)
+        elif not _UUID_RE.match(sid):
+            if role == "account":
+                bad = {"status": "fail", "message": "invalid AccountsSid format"}
+            return _json(400, rl_headers, bad)
+        elif role == "account" and sid != scope:
+            return _json(403, rl_headers, forbidden)
 
+        accounts = _accounts("service_provider" if kind == "ServiceProviders" else "account", sid)
         parsed = _parse_params(accounts, query, self.clock_ns)
         if isinstance(parsed, _Refusal):
             return _json(parsed.status, rl_headers, parsed.body)
@@ -563,29 +461,17 @@ class Simulator(_Store):
             short = False
             if page > 1 and self._take_fault("repeat_previous_page"):
                 entry["fault"] = "repeat_previous_page"
-                offset = (page - 2) * count
+                offset -= count
             elif page > 1 and self._take_fault("short_pages"):
                 entry["fault"] = "short_pages"
                 short = True
             hits = self._select(q)
-            stop = None if count == 0 else offset + count
-            if short:
-                stop = max(offset, min(len(hits), stop if stop is not None else len(hits)) - 1)
-            data = hits.serve(self, offset, stop)
+            stop = len(hits) if count == 0 else min(len(hits), offset + count)
+            data = self._serve(hits, offset, max(offset, stop - 1) if short else stop)
             entry["total"] = total
             entry["returned"] = len(data)
         if self.dialect == "docs":
-            envelope: dict[str, Any] = {
-                "total": total,
-                "batch": len(data),
-                "page": page,
-                "data": data,
-            }
+            envelope: dict[str, Any] = {"total": total, "batch": len(data), "page": page}
         else:
-            envelope = {"total": total, "page_size": count_raw, "page": page_raw, "data": data}
-        return _json(200, rl_headers, envelope)
-
-
-def _json(status: int, rl_headers: list[tuple[str, str]], obj: Any) -> _Response:
-    body = _dumps(obj)
-    return _Response(status, [*rl_headers, *_HELMET_HEADERS, ("Content-Type", JSON_TYPE)], body)
+            envelope = {"total": total, "page_size": count_raw, "page": page_raw}
+        return _json(200, rl_headers, {**envelope, "data": data})
