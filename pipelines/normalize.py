@@ -57,7 +57,9 @@ def _plain(arrow_type: pa.DataType, py_type: type) -> Callable[[Values], pa.Arra
 
     def build(values: Values) -> pa.Array:
         if isinstance(values, _ARROW):
-            if values.type != arrow_type and values.null_count != len(values):
+            if values.type == arrow_type:
+                return values
+            if values.null_count != len(values):
                 raise ValueError(f"not {arrow_type}")
             return values.cast(arrow_type)
         if not set(map(type, values)) <= {py_type, _NONE}:
@@ -81,12 +83,8 @@ def _int32(values: Values) -> pa.Array:
 
 
 def _time(values: Values) -> pa.Array:
-    ns = parse_times(values)
-    if isinstance(values, _ARROW):
-        given = pc.is_valid(values)
-    else:
-        given = pa.array([v is not None for v in values], pa.bool_())
-    if pc.any(pc.and_(pc.is_null(ns), given)).as_py():
+    ns = parse_times(values)  # null where missing or unreadable: more nulls, some unreadable
+    if ns.null_count != (values.null_count if isinstance(values, _ARROW) else values.count(None)):
         raise ValueError("not a time")
     return pc.cast(ns, UTC_US, safe=False)  # truncates nanoseconds
 
@@ -322,20 +320,18 @@ def _normalize(
     for rule in RULES:
         values = part.values(rule)
         if rule.column == "attempted_at":  # read once, by the window: only its reason is sought
-            given = pc.is_valid(values) if isinstance(values, _ARROW) else None
-            if given is None:
-                given = pa.array([v is not None for v in values], pa.bool_())
-            unread = pc.and_(given, pc.is_null(attempted_ns))
-            if pc.any(unread).as_py():
+            if attempted_ns.null_count:
                 vals = values.to_pylist() if isinstance(values, _ARROW) else values
-                for i in pc.indices_nonzero(unread).to_pylist():
-                    text = _value_text(vals[i])
-                    reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")
+                for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
+                    if vals[i] is not None:  # a missing one is named after every other rule
+                        text = _value_text(vals[i])
+                        reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")
             cols[rule.column] = pc.cast(attempted_ns.cast(UTC_NS), UTC_US, safe=False)
             continue
         cols[rule.column] = _column(rule, values, reasons)
-    for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
-        reasons.setdefault(i, "attempted_at: missing")
+    if attempted_ns.null_count:
+        for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
+            reasons.setdefault(i, "attempted_at: missing")
     call_key = cols["call_key"] = pa.array(part.keys, pa.string())
     for i in pc.indices_nonzero(pc.starts_with(call_key, INVALID_PREFIX)).to_pylist():
         reasons.setdefault(

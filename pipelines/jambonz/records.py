@@ -95,9 +95,12 @@ def parse_times(values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Array | pa
     if not isinstance(values, (pa.Array, pa.ChunkedArray)):
         with contextlib.suppress(pa.ArrowException, TypeError, ValueError):
             values = pa.array(values, pa.string())  # else not all text: read value by value
-    if isinstance(values, (pa.Array, pa.ChunkedArray)) and pa.types.is_string(values.type):
-        present = values.drop_null()
-        if pc.all(pc.match_substring_regex(present, STRICT_UTC)).as_py() is not False:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        # every present value in the server's shape (pc.all skips the nulls): cast at once
+        if (
+            pa.types.is_string(values.type)
+            and pc.all(pc.match_substring_regex(values, STRICT_UTC)).as_py() is not False
+        ):
             try:
                 ns = values.cast(UTC_NS)
             except (pa.ArrowException, ValueError, OverflowError):
@@ -105,7 +108,6 @@ def parse_times(values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Array | pa
             else:
                 negative = pc.less(ns.cast(pa.int64()), 0)
                 return pc.if_else(negative, pa.scalar(None, UTC_NS), ns)
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_pylist()
     out: list[int | None] = []
     for value in values:
