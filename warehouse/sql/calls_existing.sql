@@ -4,4 +4,4 @@ CREATE OR REPLACE TEMP TABLE _existing AS
 SELECT c.*
 FROM calls AS c
 WHERE c.attempted_at BETWEEN $lo AND $hi
-  AND c.call_key IN (SELECT b.call_key FROM _batch_keys AS b);
+  AND c.call_key IN (SELECT b.call_key FROM batch AS b);

@@ -2,4 +2,4 @@
 -- of the transaction once it is full, while the transaction is open; COMMIT writes the rest.
 INSERT INTO calls BY NAME
 SELECT n.*
-FROM new_calls AS n;
+FROM batch AS n;

@@ -2,5 +2,5 @@
 -- record met again in the same window is the same key).
 INSERT INTO calls_quarantine BY NAME
 SELECT q.*
-FROM batch_quarantine AS q
+FROM batch AS q
 WHERE q.quarantine_key NOT IN (SELECT c.quarantine_key FROM calls_quarantine AS c);

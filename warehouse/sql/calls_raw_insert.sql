@@ -1,4 +1,4 @@
 -- The raw payloads of a batch's new and changed rows (WindowLoad._write).
 INSERT INTO calls_raw BY NAME
 SELECT n.*
-FROM new_raw AS n;
+FROM batch AS n;

@@ -1,1 +1,1 @@
-INSERT INTO _window_keys SELECT b.call_key FROM _batch_keys AS b;
+INSERT INTO _window_keys SELECT b.call_key FROM batch AS b;
