@@ -1,23 +1,18 @@
 """Alerts: every failed run posts one message to a webhook, so a stopped sync is seen.
 
-The sensor `run_failure_alert` (on by default; the daemon runs it, as `dagster dev` does) reacts
-to each failed run of this Dagster instance and POSTs a Slack-compatible JSON body to the URL in
-`ALERT_WEBHOOK_URL`: `text` (one line: job, partition, run id and the cause) plus `run_id`,
-`job`, `partition`, `status`, `error`, `will_retry` and `run_path` (the run's page in the
-Dagster UI, `/runs/<id>`). The cause is the first failed step's error message, or the run
-failure's own message.
-
-It monitors every run of the instance, not only runs launched from this code location: a run of
-`dagster asset materialize` carries no code-location origin, and Dagster's default filter would
-let its failure pass unseen. The instance (dagster.yaml) serves this one code location.
+The sensor `run_failure_alert` (on by default; the daemon runs it, as `dagster dev` does) POSTs
+a Slack-compatible JSON body (`alert_body`: a one-line `text` and the same facts as fields) to
+`ALERT_WEBHOOK_URL` for each failed run of this Dagster instance. It monitors every run of the
+instance, not only this code location's: a run of `dagster asset materialize` carries no
+code-location origin, and Dagster's default filter would let its failure pass unseen. The
+instance (dagster.yaml) serves this one code location.
 
 Delivery. Unset `ALERT_WEBHOOK_URL`: the sensor skips, saying so, and the failure stays unalerted.
-A webhook that cannot be reached, times out, or answers 429 or 5xx: a warning is logged and the
-tick fails with `AlertNotDelivered`, a `DagsterError`, which Dagster lets through without moving
-the sensor's cursor, so the next tick (INTERVAL_S later) posts the alert again: at least once,
-an alert posted earlier in that same tick may arrive twice. Any other non-2xx (a revoked or
-mistyped URL, a rejected body) cannot succeed by retrying: the tick fails with `AlertRejected`
-and the sensor moves on to the next failed run.
+A webhook that cannot be reached, times out, or answers 429 or 5xx: the tick fails with
+`AlertNotDelivered` without moving the sensor's cursor, so the next tick (INTERVAL_S later) posts
+the alert again: at least once, an alert posted earlier in that same tick may arrive twice. Any
+other non-2xx (a revoked or mistyped URL, a rejected body) cannot succeed by retrying: the tick
+fails with `AlertRejected` and the sensor moves on to the next failed run.
 
 Must never: put the webhook URL anywhere but the request it is sent with. Slack's carry their
 token in the path, so it is read from the environment at each evaluation and is in no run config,
@@ -126,8 +121,8 @@ def _mask_httpx_log() -> None:
 def post_alert(url: str, body: dict[str, Any], log: logging.Logger | dg.DagsterLogManager) -> None:
     """POST `body` to `url`; raise AlertNotDelivered (retry) or AlertRejected (give up).
 
-    No message here names the URL: exceptions are re-raised `from None` with only their class name
-    or the status code (httpx's own messages include the URL).
+    No message here names the URL: an httpx error (its message includes the URL) is reported by
+    its class name only and is never chained; a response by its status code.
     """
     _mask_httpx_log()
     run_id = body.get("run_id")
@@ -135,19 +130,18 @@ def post_alert(url: str, body: dict[str, Any], log: logging.Logger | dg.DagsterL
         response = httpx.post(url, json=body, timeout=TIMEOUT_S, follow_redirects=False)
     except httpx.HTTPError as exc:
         reason = f"the webhook could not be reached ({type(exc).__name__})"
+        retry = True
+    else:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        reason = f"the webhook answered {status} {response.reason_phrase}"
+        retry = status == 429 or status >= 500
+    if retry:
         log.warning(f"alert for run {run_id} not delivered: {reason}; the next tick retries")
         raise AlertNotDelivered(
             f"{ALERT_WEBHOOK_URL}: alert for run {run_id} not delivered: {reason}"
         ) from None
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    reason = f"the webhook answered {status} {response.reason_phrase}"
-    if status == 429 or status >= 500:
-        log.warning(f"alert for run {run_id} not delivered: {reason}; the next tick retries")
-        raise AlertNotDelivered(
-            f"{ALERT_WEBHOOK_URL}: alert for run {run_id} not delivered: {reason}"
-        )
     log.warning(f"alert for run {run_id} rejected: {reason}; check {ALERT_WEBHOOK_URL}")
     raise AlertRejected(
         f"{ALERT_WEBHOOK_URL}: alert for run {run_id} rejected: {reason} "

@@ -7,7 +7,6 @@ they see exactly what the load wrote; the blocking ones (completeness, key uniqu
 day's models from being rebuilt when they fail.
 """
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,7 @@ import pyarrow as pa
 
 from pipelines.jambonz.client import Scope, Window
 from pipelines.jambonz.errors import IncompleteWindowError, JambonzError, JambonzUnavailableError
-from pipelines.partitions import day_window, partition_day, partitioned_check
+from pipelines.partitions import check_result, day_window, partition_day, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.retries import TransientFailure, retrying
 from pipelines.settings import Settings
@@ -25,49 +24,29 @@ from pipelines.sync import SyncResult, load_stream
 from warehouse.checks import CheckOutcome
 from warehouse.load import Warehouse
 
-# (check name, blocking, severity, description)
-CALL_CHECKS: tuple[tuple[str, bool, dg.AssetCheckSeverity, str], ...] = (
-    (
-        "calls_complete",
-        True,
-        dg.AssetCheckSeverity.ERROR,
+# check name -> description; BLOCKING ones keep the day's models from being rebuilt when they
+# fail, WARNINGS have severity WARN (the rest ERROR)
+CALL_CHECKS: dict[str, str] = {
+    "calls_complete": (
         "Every call the API returned for the window (after in-window filtering) is in `calls` "
-        "or in `calls_quarantine`.",
+        "or in `calls_quarantine`."
     ),
-    ("call_key_unique", True, dg.AssetCheckSeverity.ERROR, "call_key is unique across `calls`."),
-    (
-        "timestamps_ordered",
-        False,
-        dg.AssetCheckSeverity.ERROR,
-        "attempted_at <= answered_at <= terminated_at where present.",
+    "call_key_unique": "call_key is unique across `calls`.",
+    "timestamps_ordered": "attempted_at <= answered_at <= terminated_at where present.",
+    "duration_consistent": (
+        "duration >= 0, 0 when unanswered, within a second of terminated_at - answered_at."
     ),
-    (
-        "duration_consistent",
-        False,
-        dg.AssetCheckSeverity.ERROR,
-        "duration >= 0, 0 when unanswered, within a second of terminated_at - answered_at.",
+    "answered_sip_200": "Answered calls have sip_status 200.",
+    "nothing_quarantined": (
+        "No record of the window was quarantined (see calls_quarantine for reasons)."
     ),
-    (
-        "answered_sip_200",
-        False,
-        dg.AssetCheckSeverity.ERROR,
-        "Answered calls have sip_status 200.",
-    ),
-    (
-        "nothing_quarantined",
-        False,
-        dg.AssetCheckSeverity.WARN,
-        "No record of the window was quarantined (see calls_quarantine for reasons).",
-    ),
-    (
-        "api_still_has_window",
-        False,
-        dg.AssetCheckSeverity.WARN,
+    "api_still_has_window": (
         "The API still returns calls for a window the warehouse holds: a total of 0 where the "
-        "warehouse has calls means jambonz forgot them (nothing was deleted here).",
+        "warehouse has calls means jambonz forgot them (nothing was deleted here)."
     ),
-)
-
+}
+BLOCKING = ("calls_complete", "call_key_unique")
+WARNINGS = ("nothing_quarantined", "api_still_has_window")
 SQL_CHECKS = ("call_key_unique", "timestamps_ordered", "duration_consistent", "answered_sip_200")
 
 
@@ -139,11 +118,10 @@ def build_calls_asset(
 ) -> dg.AssetsDefinition:
     specs = [
         partitioned_check(
-            name, asset="calls", partitions=partitions, description=description, blocking=blocking
+            name, asset="calls", partitions=partitions, description=desc, blocking=name in BLOCKING
         )
-        for name, blocking, _, description in CALL_CHECKS
+        for name, desc in CALL_CHECKS.items()
     ]
-    severities = {name: severity for name, _, severity, _ in CALL_CHECKS}
 
     @dg.asset(
         name="calls",
@@ -162,77 +140,62 @@ def build_calls_asset(
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
         with retrying(context, settings.sync_retries, settings.sync_retry_delay_s):
-            return sync_day(context, jambonz, warehouse)
-
-    def sync_day(
-        context: dg.AssetExecutionContext,
-        jambonz: JambonzResource,
-        warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult:
-        started = time.monotonic()
-        scope = jambonz.scope()
-        warehouse.check_writable()
-        day = partition_day(context.partition_key)
-        window = day_window(day, settings.partitions_timezone)
-        context.log.info(
-            f"syncing {scope.kind} {scope.sid} for {day} "
-            f"[{window.start.isoformat()}, {window.end.isoformat()})"
-        )
-        account = scope.sid if scope.kind == "account" else None
-        # Pages stream through normalization into one transaction: a failed fetch rolls back
-        # whatever was loaded of the window. The file is opened once the first chunk is ready,
-        # so a refused key or an unreachable server writes nothing, and a day of one chunk holds
-        # the file for its load only.
-        opened: list[Warehouse] = []
-
-        def open_warehouse() -> Warehouse:
-            opened.append(warehouse.open(partition=context.partition_key))
-            return opened[-1]
-
-        try:
-            with jambonz.client() as client:
-                stream = client.stream_window(scope, window)
-                synced = load_stream(
-                    stream, open_warehouse, scope, window, synced_at=datetime.now(UTC)
-                )
-        except BaseException as exc:
-            for wh in opened:
-                wh.close()
-            if isinstance(exc, JambonzUnavailableError | IncompleteWindowError):
-                raise TransientFailure(description=f"partition {day}: {exc}") from None
-            if isinstance(exc, JambonzError):
-                raise dg.Failure(description=f"partition {day}: {exc}") from None
-            raise
-        with opened[-1] as wh:
-            rows = wh.count_calls(window.start, window.end, account)
-            outcomes = evaluate_call_checks(
-                wh,
-                window,
-                fetched_keys=synced.fetched_keys,
-                in_window=synced.in_window,
-                quarantined=synced.quarantined,
-                api_total=synced.fetch.total,
-                rows_in_window=rows,
+            started = time.monotonic()
+            scope = jambonz.scope()
+            warehouse.check_writable()
+            day = partition_day(context.partition_key)
+            window = day_window(day, settings.partitions_timezone)
+            context.log.info(
+                f"syncing {scope.kind} {scope.sid} for {day} "
+                f"[{window.start.isoformat()}, {window.end.isoformat()})"
             )
-        result = synced.fetch
-        if result.total == 0 and rows > 0:
-            context.log.warning(
-                f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of it: "
-                "the API no longer has this day. Nothing was deleted."
-            )
-        elif result.total == 0:
-            context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
-        return dg.MaterializeResult(
-            metadata=_metadata(scope, window, synced, rows, started),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=o.name,
-                    passed=o.passed,
-                    severity=severities[o.name],
-                    metadata={"violations": o.violations, "sample": json.dumps(o.sample)},
+            account = scope.sid if scope.kind == "account" else None
+            # Pages stream through normalization into one transaction: a failed fetch rolls
+            # back whatever was loaded of the window. The file is opened once the first chunk is
+            # ready, so a refused key or an unreachable server writes nothing, and a day of one
+            # chunk holds the file for its load only.
+            opened: list[Warehouse] = []
+
+            def open_warehouse() -> Warehouse:
+                opened.append(warehouse.open(partition=context.partition_key))
+                return opened[-1]
+
+            try:
+                with jambonz.client() as client:
+                    stream = client.stream_window(scope, window)
+                    synced = load_stream(
+                        stream, open_warehouse, scope, window, synced_at=datetime.now(UTC)
+                    )
+            except BaseException as exc:
+                for wh in opened:
+                    wh.close()
+                if isinstance(exc, JambonzUnavailableError | IncompleteWindowError):
+                    raise TransientFailure(description=f"partition {day}: {exc}") from None
+                if isinstance(exc, JambonzError):
+                    raise dg.Failure(description=f"partition {day}: {exc}") from None
+                raise
+            with opened[-1] as wh:
+                rows = wh.count_calls(window.start, window.end, account)
+                outcomes = evaluate_call_checks(
+                    wh,
+                    window,
+                    fetched_keys=synced.fetched_keys,
+                    in_window=synced.in_window,
+                    quarantined=synced.quarantined,
+                    api_total=synced.fetch.total,
+                    rows_in_window=rows,
                 )
-                for o in outcomes
-            ],
-        )
+            result = synced.fetch
+            if result.total == 0 and rows > 0:
+                context.log.warning(
+                    f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of "
+                    "it: the API no longer has this day. Nothing was deleted."
+                )
+            elif result.total == 0:
+                context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
+            return dg.MaterializeResult(
+                metadata=_metadata(scope, window, synced, rows, started),
+                check_results=[check_result(o, warn=o.name in WARNINGS) for o in outcomes],
+            )
 
     return calls

@@ -39,7 +39,6 @@ def _started_at(pid: int) -> float | None:
 
     Linux: /proc/<pid>/stat (a zombie counts as gone). Elsewhere: alive or not, start unknown.
     """
-    stat = Path(f"/proc/{pid}/stat")
     if not Path("/proc/self/stat").exists():
         try:
             os.kill(pid, 0)
@@ -49,7 +48,7 @@ def _started_at(pid: int) -> float | None:
             pass
         return 0.0
     try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         boot = next(
             float(line.split()[1])
             for line in Path("/proc/stat").read_text().splitlines()
@@ -81,9 +80,8 @@ def _run_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | N
 
 def judges_runs(instance: dg.DagsterInstance) -> bool:
     """Whether PIDs of this instance's runs can be judged from this machine (see the docstring)."""
-    launcher = instance.run_launcher
     return isinstance(instance.run_storage, SqliteRunStorage) and not (
-        launcher.supports_check_run_worker_health
+        instance.run_launcher.supports_check_run_worker_health
     )
 
 

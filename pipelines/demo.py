@@ -25,7 +25,6 @@ from pipelines.settings import REPO_ROOT
 # The demo prints its own summary; Dagster's event log stays in the UI (make dev).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-
 DEMO_ENV_VARS = (
     "JAMBONZ_BASE_URL",
     "JAMBONZ_API_KEY",
@@ -39,14 +38,8 @@ DEMO_ENV_VARS = (
 def _environment(base_url: str, warehouse: Path, start: str) -> dict[str, str]:
     from pipelines.jambonz import simulator
 
-    return {
-        "JAMBONZ_BASE_URL": base_url,
-        "JAMBONZ_API_KEY": simulator.ACCOUNT_KEY,
-        "JAMBONZ_ACCOUNT_SID": simulator.ACCOUNT_SID,
-        "WAREHOUSE_PATH": str(warehouse),
-        "PARTITIONS_START_DATE": start,
-        "PARTITIONS_TIMEZONE": "UTC",
-    }
+    values = (base_url, simulator.ACCOUNT_KEY, simulator.ACCOUNT_SID, str(warehouse), start, "UTC")
+    return dict(zip(DEMO_ENV_VARS, values, strict=True))
 
 
 def dagster_home() -> Path:

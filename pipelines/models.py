@@ -6,11 +6,9 @@ daily job also includes them, so a scheduled run leaves calls and models in step
 for the automation sensor.
 """
 
-import json
-
 import dagster as dg
 
-from pipelines.partitions import day_window, partition_day, partitioned_check
+from pipelines.partitions import check_result, day_window, partition_day, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.retries import retrying
 from pipelines.settings import Settings
@@ -66,37 +64,25 @@ def build_model_asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         with retrying(context, settings.sync_retries, settings.sync_retry_delay_s):
-            return rebuild(context, warehouse)
-
-    def rebuild(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        day = partition_day(context.partition_key)
-        tz = settings.partitions_timezone
-        window = day_window(day, tz)
-        with warehouse.open(partition=context.partition_key) as wh:
-            rows = wh.rebuild_model(
-                name, day=day, tz=tz, window_start=window.start, window_end=window.end
-            )
-            columns, report = wh.report("by_trunk", start=window.start, end=window.end)
-            outcomes = [
-                wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
-                for check, _ in checks
-            ]
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "day": day.isoformat(),
-                "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=o.name,
-                    passed=o.passed,
-                    metadata={"violations": o.violations, "sample": json.dumps(o.sample)},
+            day = partition_day(context.partition_key)
+            tz = settings.partitions_timezone
+            window = day_window(day, tz)
+            with warehouse.open(partition=context.partition_key) as wh:
+                rows = wh.rebuild_model(
+                    name, day=day, tz=tz, window_start=window.start, window_end=window.end
                 )
-                for o in outcomes
-            ],
-        )
+                columns, report = wh.report("by_trunk", start=window.start, end=window.end)
+                outcomes = [
+                    wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
+                    for check, _ in checks
+                ]
+            return dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": rows,
+                    "day": day.isoformat(),
+                    "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
+                },
+                check_results=[check_result(o) for o in outcomes],
+            )
 
     return model

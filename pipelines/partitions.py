@@ -1,7 +1,8 @@
-"""Daily partitions in the configured time zone, and the UTC window of each partition."""
+"""Daily partitions in the configured time zone, the UTC window of each, and their checks."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ import dagster as dg
 
 from pipelines.jambonz.client import Window
 from pipelines.settings import Settings
+from warehouse.checks import CheckOutcome
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -52,3 +54,12 @@ def partitioned_check(
             blocking=blocking,
             partitions_def=partitions,
         )
+
+
+def check_result(outcome: CheckOutcome, *, warn: bool = False) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
+        metadata={"violations": outcome.violations, "sample": json.dumps(outcome.sample)},
+    )

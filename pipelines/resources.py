@@ -109,7 +109,6 @@ class WarehouseResource(dg.ConfigurableResource):
         default=DEFAULT_LOCK_TIMEOUT_S,
         description="how long a run waits for another process to release the file",
     )
-
     memory_limit: str = Field(
         default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory_limit (WAREHOUSE_MEMORY_LIMIT)"
     )

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
@@ -28,6 +29,7 @@ class SettingsError(ValueError):
     """A setting has a value that cannot work; the message names the variable."""
 
 
+_N = TypeVar("_N", int, float)
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
@@ -49,16 +51,21 @@ class Settings:
     freshness_margin_minutes: int = 120
 
 
-def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _number(
+    env: dict[str, str], name: str, default: _N, lo: _N, hi: _N, *, hi_open: bool = False
+) -> _N:
+    """`name` parsed as `default`'s type, in lo..hi (or [lo, hi) when hi_open); unset: default."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = type(default)(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value} is outside {lo}..{hi}")
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {kind}") from None
+    if not (lo <= value < hi if hi_open else lo <= value <= hi):
+        span = f"[{lo:g}, {hi:g})" if hi_open else f"{lo:g}..{hi:g}"
+        raise SettingsError(f"{name}={value} is outside {span}")
     return value
 
 
@@ -79,27 +86,9 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
     else:
         today = today or datetime.now(UTC).date()
         start = (today - timedelta(days=DEFAULT_HISTORY_DAYS)).isoformat()
-    reserve_raw = env.get("JAMBONZ_RATE_LIMIT_RESERVE", "").strip()
-    try:
-        reserve = float(reserve_raw) if reserve_raw else DEFAULT_RESERVE
-    except ValueError:
-        raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve_raw!r} is not a number") from None
-    if not 0.0 <= reserve < 1.0:
-        raise SettingsError(f"JAMBONZ_RATE_LIMIT_RESERVE={reserve} is outside [0, 1)")
-    lock_raw = env.get("WAREHOUSE_LOCK_TIMEOUT_S", "").strip()
-    try:
-        lock_timeout = float(lock_raw) if lock_raw else DEFAULT_LOCK_TIMEOUT_S
-    except ValueError:
-        raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_raw!r} is not a number") from None
-    if not 0.0 <= lock_timeout <= 3600.0:
-        raise SettingsError(f"WAREHOUSE_LOCK_TIMEOUT_S={lock_timeout} is outside 0..3600")
-    delay_raw = env.get("SYNC_RETRY_DELAY_S", "").strip()
-    try:
-        retry_delay = float(delay_raw) if delay_raw else 60.0
-    except ValueError:
-        raise SettingsError(f"SYNC_RETRY_DELAY_S={delay_raw!r} is not a number") from None
-    if not 0.0 <= retry_delay <= 3600.0:
-        raise SettingsError(f"SYNC_RETRY_DELAY_S={retry_delay} is outside 0..3600")
+    reserve = _number(env, "JAMBONZ_RATE_LIMIT_RESERVE", DEFAULT_RESERVE, 0.0, 1.0, hi_open=True)
+    lock_timeout = _number(env, "WAREHOUSE_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S, 0.0, 3600.0)
+    retry_delay = _number(env, "SYNC_RETRY_DELAY_S", 60.0, 0.0, 3600.0)
     memory_limit = env.get("WAREHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
     if not _MEMORY.match(memory_limit):
         raise SettingsError(
@@ -112,12 +101,12 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         warehouse_path=env.get("WAREHOUSE_PATH", "").strip() or str(DEFAULT_WAREHOUSE_PATH),
         partitions_start_date=start,
         partitions_timezone=tz,
-        settle_minutes=_int(env, "SYNC_SETTLE_MINUTES", 60, 0, 23 * 60 + 59),
-        lookback_days=_int(env, "SYNC_LOOKBACK_DAYS", 2, 0, 30),
+        settle_minutes=_number(env, "SYNC_SETTLE_MINUTES", 60, 0, 23 * 60 + 59),
+        lookback_days=_number(env, "SYNC_LOOKBACK_DAYS", 2, 0, 30),
         rate_limit_reserve=reserve,
         warehouse_lock_timeout_s=lock_timeout,
         warehouse_memory_limit=memory_limit,
-        sync_retries=_int(env, "SYNC_RETRIES", 4, 0, 20),
+        sync_retries=_number(env, "SYNC_RETRIES", 4, 0, 20),
         sync_retry_delay_s=retry_delay,
-        freshness_margin_minutes=_int(env, "SYNC_FRESHNESS_MARGIN_MINUTES", 120, 0, 23 * 60),
+        freshness_margin_minutes=_number(env, "SYNC_FRESHNESS_MARGIN_MINUTES", 120, 0, 23 * 60),
     )

@@ -59,8 +59,7 @@ class SyncResult:
 
 class _Loader:
     """Two threads behind the stream: one normalizes chunks, one runs WindowLoad.add on them;
-    each queue holds one chunk at most (back-pressure). Arrow and DuckDB release the GIL, so
-    normalizing a chunk, writing the one before and fetching the next overlap."""
+    each queue holds one chunk at most (back-pressure)."""
 
     def __init__(self, load: WindowLoad) -> None:
         self._load = load
@@ -181,32 +180,29 @@ def load_stream(
     gathered = Batch()  # dicts, and Arrow tables
     held = 0  # records and table rows gathered since the last flush
 
+    table_chunk = partial(
+        normalize_table,
+        synced_at=synced_at,
+        scope_sid=scope.sid,
+        window_start=window.start,
+        window_end=window.end,
+    )
+    dict_chunk = partial(
+        normalize,
+        synced_at=synced_at,
+        scope_sid=scope.sid,
+        window_start=window.start,
+        window_end=window.end,
+    )
+
     def flush(loader: _Loader) -> None:
         nonlocal gathered, held
         for rows in _joined(gathered.tables):
-            loader.put(
-                partial(
-                    normalize_table,
-                    rows.table,
-                    keys=rows.keys,
-                    instants=rows.instants,
-                    synced_at=synced_at,
-                    scope_sid=scope.sid,
-                    window_start=window.start,
-                    window_end=window.end,
-                )
-            )
+            loader.put(partial(table_chunk, rows.table, keys=rows.keys, instants=rows.instants))
         if gathered.records:
             loader.put(
                 partial(
-                    normalize,
-                    gathered.records,
-                    synced_at=synced_at,
-                    keys=gathered.keys,
-                    instants=gathered.instants,
-                    scope_sid=scope.sid,
-                    window_start=window.start,
-                    window_end=window.end,
+                    dict_chunk, gathered.records, keys=gathered.keys, instants=gathered.instants
                 )
             )
         gathered, held = Batch(), 0

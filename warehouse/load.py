@@ -46,9 +46,8 @@ class LoadResult:
 # DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day peaked at 1.5 GB with it,
 # 1.0 GB with 512MB (the window's write and the checkpoint spill or evict instead).
 DEFAULT_MEMORY_LIMIT = "512MB"
-DEFAULT_LOCK_TIMEOUT_S = (
-    120.0  # how long opening waits for another process (WAREHOUSE_LOCK_TIMEOUT_S)
-)
+# how long opening waits for another process (WAREHOUSE_LOCK_TIMEOUT_S)
+DEFAULT_LOCK_TIMEOUT_S = 120.0
 
 # The file is attached with ROW_GROUP_SIZE 30720 (warehouse/sql/attach_read_write.sql; DuckDB's
 # default is 122,880): a window's batches are appended in one transaction, and DuckDB writes
@@ -87,10 +86,8 @@ class WindowLoad:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._open:
-            return
-        if exc_type is not None:
-            self._abort()
+        if exc_type is not None or not self._open:
+            self._abort()  # a no-op once rolled back
             return
         try:
             if self._span is not None:
@@ -204,10 +201,6 @@ class WarehouseUnopenableError(OSError):
     """The file cannot be opened (not a DuckDB file, unreadable, a newer format); says why."""
 
 
-def _is_lock_error(exc: duckdb.Error) -> bool:
-    return "lock" in str(exc).lower()
-
-
 class Warehouse:
     """The DuckDB file. Opening applies the schema migrations idempotently.
 
@@ -215,9 +208,8 @@ class Warehouse:
         path: the DuckDB file (its folder is created).
         lock_timeout_s: how long to retry opening a file another process holds.
         read_only: open for reading only (no migrations).
-        memory_limit: DuckDB's memory_limit for this connection (e.g. "512MB"; None: DuckDB's
-            default, 80% of RAM). Bounded, a big day's write and its checkpoint stay flat: DuckDB
-            evicts blocks it has written instead of keeping them (benchmarks: a 1M-call day).
+        memory_limit: DuckDB's memory_limit for this connection (None: DuckDB's default, 80% of
+            RAM; see DEFAULT_MEMORY_LIMIT).
     """
 
     def __init__(
@@ -258,7 +250,7 @@ class Warehouse:
                 try:
                     return self._attach()
                 except duckdb.IOException as exc:
-                    if not _is_lock_error(exc):
+                    if "lock" not in str(exc).lower():
                         raise WarehouseUnopenableError(str(exc)) from exc
                     if left <= 0:
                         raise WarehouseLockedError(

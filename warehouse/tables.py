@@ -40,7 +40,7 @@ CALLS_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("synced_at", UTC_US, "when this row was last written"),
 )
 
-CALLS_SCHEMA: pa.Schema = pa.schema([pa.field(name, typ) for name, typ, _ in CALLS_COLUMNS])
+CALLS_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in CALLS_COLUMNS])
 CALL_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CALLS_COLUMNS)
 
 # `calls_raw`: the API's JSON of every row loaded into `calls` (inserted or changed), so the
@@ -52,7 +52,7 @@ RAW_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("payload", pa.string(), "the record as received, JSON text (DuckDB JSON; JSON-equal)"),
     ("synced_at", UTC_US, "when this payload was written"),
 )
-RAW_SCHEMA: pa.Schema = pa.schema([pa.field(name, typ) for name, typ, _ in RAW_COLUMNS])
+RAW_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in RAW_COLUMNS])
 
 # `calls_quarantine`: records that could not become a row, and why. One row per (record, window).
 QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
@@ -66,6 +66,4 @@ QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("payload", pa.string(), "the record as canonical JSON text (sorted keys)"),
     ("quarantined_at", UTC_US, "when it was first quarantined"),
 )
-QUARANTINE_SCHEMA: pa.Schema = pa.schema(
-    [pa.field(name, typ) for name, typ, _ in QUARANTINE_COLUMNS]
-)
+QUARANTINE_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in QUARANTINE_COLUMNS])
