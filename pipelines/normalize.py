@@ -1,9 +1,8 @@
 """The one normalizer: RecentCalls records -> rows of `calls`, their raw payloads, quarantine.
 
-A page comes from pipelines/jambonz either as Arrow columns (columnar.read_page: the server's
-dialect, typed as sent) or as dicts (an odd page, or the docs' dialect), always with each record's
-identity and attempted_at as the window read them (records.record_identity, records.parse_times).
-Both go through the same steps here, on whole columns:
+Records come as Arrow columns (columnar.read_page: the server's dialect, typed as sent) or as
+dicts (an odd page, or the docs' dialect), with each one's identity and attempted_at as the window
+read them. Both go through the same steps here, on whole columns:
 
 1. RULES, one per API column: the value must be of the rule's Kind, else the record is
    quarantined with a reason naming the field and the value (the first rule a record breaks).
@@ -149,20 +148,18 @@ class Normalized:
     quarantine: pa.Table  # warehouse.tables.QUARANTINE_SCHEMA: rejected records and why
 
 
+@dataclass
 class _Records:
-    """Records of either reading, as the steps above need them."""
+    """Records of either reading (a table or dicts), as the steps above need them."""
 
-    def __init__(
-        self,
-        *,
-        table: pa.Table | None = None,
-        dicts: list[dict[str, Any]] | None = None,
-        keys: Sequence[str],
-        instants: Sequence[int | None],
-    ) -> None:
-        self.table, self.dicts = table, dicts
-        self.n = table.num_rows if table is not None else len(dicts or [])
-        self.keys, self.instants = list(keys), list(instants)
+    keys: list[str]
+    instants: list[int | None]
+    table: pa.Table | None = None
+    dicts: list[dict[str, Any]] | None = None
+
+    @property
+    def n(self) -> int:
+        return self.table.num_rows if self.table is not None else len(self.dicts or [])
 
     def values(self, rule: Rule) -> Values:
         if self.table is not None:
@@ -195,8 +192,8 @@ class _Records:
             present = pc.or_(present, pc.is_valid(self.table.column(k)))
         out: list[str | None] = [None] * self.n
         for i in pc.indices_nonzero(present).to_pylist():
-            values = {k: self.table.column(k)[i].as_py() for k in names}
-            out[i] = _extra_json({k: v for k, v in values.items() if v is not None})
+            values = {k: v for k in names if (v := self.table.column(k)[i].as_py()) is not None}
+            out[i] = _extra_json(values)
         return pa.array(out, pa.string())
 
     def payloads(self, rows: pa.Array, cols: dict[str, pa.Array]) -> pa.Array:
@@ -220,10 +217,7 @@ def _extra_json(mapping: dict[str, Any]) -> str | None:
     """The keys of `mapping` no column holds, sorted, as compact JSON; None when none."""
     if mapping.keys() <= KNOWN_KEYS:  # the common case, without building a dict
         return None
-    unknown = {k: v for k, v in mapping.items() if k not in KNOWN_KEYS}
-    if not unknown:
-        return None
-    return _json(dict(sorted(unknown.items())))
+    return _json({k: mapping[k] for k in sorted(mapping.keys() - KNOWN_KEYS)})
 
 
 def _value_text(v: Any) -> str:
@@ -243,10 +237,10 @@ def _column(rule: Rule, values: Values, reasons: dict[int, str]) -> pa.Array:
     for i, v in enumerate(vals):
         try:
             rule.kind.build([v])
-            good.append(v)
         except (ValueError, TypeError, OverflowError, pa.ArrowException):
             reasons.setdefault(i, f"{rule.keys[0]}: {_value_text(v)} is not {rule.kind.expected}")
-            good.append(None)
+            v = None
+        good.append(v)
     return rule.kind.build(good)
 
 
@@ -254,12 +248,6 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"{ts!r} must be timezone-aware")
     return ts.astimezone(UTC)
-
-
-def quarantine_key(record: dict[str, Any], window_start: datetime, window_end: datetime) -> str:
-    """One row per record per window: a hash of the canonical raw JSON and the window bounds."""
-    bounds = f"{_utc(window_start).isoformat()}|{_utc(window_end).isoformat()}"
-    return digest(canonical_json(record) + "|" + bounds)
 
 
 def normalize(
@@ -286,7 +274,7 @@ def normalize(
         instants = read.to_pylist()
     if keys is None:
         keys = identities(records, list(instants))
-    part = _Records(dicts=records, keys=keys, instants=instants)
+    part = _Records(list(keys), list(instants), dicts=records)
     return _normalize(part, synced_at, scope_sid, window_start, window_end)
 
 
@@ -301,7 +289,7 @@ def normalize_table(
     window_end: datetime,
 ) -> Normalized:
     """Records read as Arrow (columnar.read_page; several pages concatenated) -> Normalized."""
-    part = _Records(table=table, keys=keys, instants=instants)
+    part = _Records(list(keys), list(instants), table=table)
     return _normalize(part, synced_at, scope_sid, window_start, window_end)
 
 
@@ -317,21 +305,22 @@ def _normalize(
     reasons: dict[int, str] = {}
     cols: dict[str, pa.Array] = {}
     attempted_ns = pa.array(part.instants, pa.int64())
+    unread: list[int] = []  # records whose attempted_at the window could not read
+    if attempted_ns.null_count:
+        unread = pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist()
     for rule in RULES:
         values = part.values(rule)
         if rule.column == "attempted_at":  # read once, by the window: only its reason is sought
-            if attempted_ns.null_count:
-                vals = values.to_pylist() if isinstance(values, _ARROW) else values
-                for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
-                    if vals[i] is not None:  # a missing one is named after every other rule
-                        text = _value_text(vals[i])
-                        reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")
+            vals = values.to_pylist() if unread and isinstance(values, _ARROW) else values
+            for i in unread:
+                if vals[i] is not None:  # a missing one is named after every other rule
+                    text = _value_text(vals[i])
+                    reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")
             cols[rule.column] = pc.cast(attempted_ns.cast(UTC_NS), UTC_US, safe=False)
             continue
         cols[rule.column] = _column(rule, values, reasons)
-    if attempted_ns.null_count:
-        for i in pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist():
-            reasons.setdefault(i, "attempted_at: missing")
+    for i in unread:
+        reasons.setdefault(i, "attempted_at: missing")
     call_key = cols["call_key"] = pa.array(part.keys, pa.string())
     for i in pc.indices_nonzero(pc.starts_with(call_key, INVALID_PREFIX)).to_pylist():
         reasons.setdefault(
@@ -380,22 +369,12 @@ def _winners(part: _Records, keep: list[int], terminated: pa.Array) -> list[int]
     for i in keep:
         groups.setdefault(part.keys[i], []).append(i)
     term = terminated.cast(pa.int64())
-    out = []
-    for idx in groups.values():
-        if len(idx) == 1:
-            out.append(idx[0])
-            continue
-        out.append(
-            max(
-                idx,
-                key=lambda i: (
-                    term[i].as_py() is not None,
-                    term[i].as_py() or 0,
-                    canonical_json(part.record(i)),
-                ),
-            )
-        )
-    return sorted(out)
+
+    def rank(i: int) -> tuple[bool, int, str]:
+        ns = term[i].as_py()
+        return ns is not None, ns or 0, canonical_json(part.record(i))
+
+    return sorted(idx[0] if len(idx) == 1 else max(idx, key=rank) for idx in groups.values())
 
 
 def _quarantine(
@@ -406,9 +385,12 @@ def _quarantine(
     window_end: datetime,
 ) -> pa.Table:
     ws, we = _utc(window_start), _utc(window_end)
+    bounds = f"|{ws.isoformat()}|{we.isoformat()}"
     rows: dict[str, dict[str, Any]] = {}
     for record, key, reason in rejected:
-        qkey = quarantine_key(record, ws, we)
+        payload = canonical_json(record)
+        # one row per record per window: a hash of the canonical raw JSON and the window bounds
+        qkey = digest(payload + bounds)
         account = record.get("account_sid")
         rows.setdefault(
             qkey,
@@ -420,7 +402,7 @@ def _quarantine(
                 "window_start": ws,
                 "window_end": we,
                 "reason": reason,
-                "payload": canonical_json(record),
+                "payload": payload,
                 "quarantined_at": synced_at,
             },
         )

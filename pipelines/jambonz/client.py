@@ -84,7 +84,11 @@ class RecentCallsClient(Transport):
         records: list[dict[str, Any]] = []
         for batch in stream:
             for rows in batch.tables:
-                records.extend(_as_dicts(rows))
+                # as the dicts json.loads would give (absent unknown keys left out)
+                records.extend(
+                    {k: whole(v) for k, v in r.items() if k in KNOWN_KEYS or v is not None}
+                    for r in rows.table.to_pylist()
+                )
             records.extend(batch.records)
         assert stream.result is not None
         stream.result.records = records
@@ -102,11 +106,3 @@ class RecentCallsClient(Transport):
             stats=stats,
             monotonic=self._monotonic,
         )
-
-
-def _as_dicts(rows: Rows) -> list[dict[str, Any]]:
-    """Records read as Arrow as the dicts json.loads would give (absent unknown keys left out)."""
-    return [
-        {k: whole(v) for k, v in r.items() if k in KNOWN_KEYS or v is not None}
-        for r in rows.table.to_pylist()
-    ]

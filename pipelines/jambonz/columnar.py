@@ -51,11 +51,9 @@ def read_page(body: bytes) -> Page | None:
     env = {k: doc.column(k)[0].as_py() for k in _ENVELOPE_KEYS[:-1]}
     data = doc.column("data").combine_chunks()
     total, page, size, batch = env.values()
-    if total is None or total < 0 or data.null_count:
-        return None  # parse_envelope names what is wrong
-    if size is not None and batch is not None:
-        return None
-    size = size if size is not None else batch
+    if total is None or total < 0 or data.null_count or (size is not None and batch is not None):
+        return None  # parse_envelope names what is wrong (or takes page_size over batch)
+    size = batch if size is None else size
     if not all(v is None or (v.isascii() and v.isdigit()) for v in (page, size)):
         return None
     records = pa.Table.from_struct_array(data.values)
@@ -81,14 +79,12 @@ def _exact(records: pa.Table, body: bytes, envelope_keys: int) -> bool:
     """Whether the Arrow reading is the JSON exactly (see the module docstring)."""
     n = records.num_rows
     extras = records.column_names[len(SERVER_KEYS) :]
-    if any(records.schema.field(k).type not in _EXTRA_TYPES for k in extras):
-        return False
+    if any(k in KNOWN_KEYS or records.schema.field(k).type not in _EXTRA_TYPES for k in extras):
+        return False  # the docs dialect's sip_call_id, or a value Arrow reads otherwise
     for k in extras:
         col = records.column(k)
         if col.type == pa.float64() and pc.any(pc.equal(pc.trunc(col), col)).as_py():
             return False  # `1` and `1.0` both read as 1.0: json.loads tells them apart
-    if any(k in KNOWN_KEYS for k in extras):
-        return False  # the docs dialect's sip_call_id: read as dicts
     for key in ("sip_status", "duration"):
         span = pc.min_max(pc.abs(records.column(key)))
         if span["max"].as_py() is not None and span["max"].as_py() > _EXACT:

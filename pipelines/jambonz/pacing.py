@@ -8,9 +8,8 @@ a ceiling in whole seconds, plus a small margin). Without RateLimit headers pace
 fallback rate, keeping the same reserve. A 429's Retry-After takes precedence over its RateLimit
 headers (as the IETF RateLimit header fields draft says): a proxy or a restarted limiter may answer
 Remaining 0 with a far Reset while asking for a retry in a second, so after such a 429 nothing is
-sent until Retry-After has passed, then one request probes the bucket afresh. Time goes through an
-injectable clock so the decisions can be tested instantly. It must never do I/O itself or see the
-API key.
+sent until Retry-After has passed, then one request probes the bucket afresh. It must never do I/O
+itself or see the API key.
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-DEFAULT_RESERVE = (
-    0.2  # share of the bucket left to others: the one default (JAMBONZ_RATE_LIMIT_RESERVE)
-)
+# share of the bucket left to others: the one default (JAMBONZ_RATE_LIMIT_RESERVE)
+DEFAULT_RESERVE = 0.2
 RESET_MARGIN_S = 0.25  # RateLimit-Reset is rounded up to whole seconds; this covers clock skew
 
 
@@ -70,9 +68,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def backoff_delay(
@@ -117,15 +113,6 @@ class Pacer:
         self.blocked_until = 0.0  # after a 429
         self._next_slot = 0.0  # fallback spacing
 
-    def reserve_of(self, limit: int) -> int:
-        return math.ceil(limit * self.reserve)
-
-    def _fallback_interval(self) -> float:
-        assert self.fallback_rate is not None
-        n, window = self.fallback_rate
-        usable = max(1, math.floor(n * (1.0 - self.reserve)))
-        return window / usable
-
     def decide(self, now: float) -> float | None:
         """0.0 = send now; > 0 = sleep that long first; None = wait for an in-flight answer.
 
@@ -138,12 +125,10 @@ class Pacer:
             if self.reset_at is not None and now >= self.reset_at:
                 self.remaining = None  # a fresh window: probe it with one request
                 self.reset_at = None
-            if self.remaining is None:
+            if self.remaining is None or self.reset_at is None:  # set and cleared together
                 return 0.0 if self.in_flight == 0 else None
-            if self.remaining - self.in_flight - 1 >= self.reserve_of(self.limit):
+            if self.remaining - self.in_flight - 1 >= math.ceil(self.limit * self.reserve):
                 return 0.0
-            if self.reset_at is None:  # not reachable: _learn sets both; never wait forever
-                return 0.0 if self.in_flight == 0 else None
             return self.reset_at - now
         if self.mode == "fallback":
             if self.fallback_rate is None:
@@ -161,7 +146,9 @@ class Pacer:
                 if wait == 0.0:
                     self.in_flight += 1
                     if self.fallback_rate is not None and self.mode != "headers":
-                        self._next_slot = max(self._next_slot, now) + self._fallback_interval()
+                        n, window = self.fallback_rate
+                        interval = window / max(1, math.floor(n * (1.0 - self.reserve)))
+                        self._next_slot = max(self._next_slot, now) + interval
                     return waited
                 if wait is None:
                     self._cond.wait()
@@ -178,11 +165,9 @@ class Pacer:
     ) -> None:
         """Record one request's end; answered=False (reset, timeout): nothing to learn.
 
-        retry_after_s: the answer was a 429 with this Retry-After. It takes precedence over the
-        429's RateLimit headers: nothing is sent until it has passed, and what was known of the
-        window is forgotten, so the next request goes alone and its answer says what the bucket
-        really is. Done here, under the lock with the release, so no other thread acts on the
-        429's Remaining/Reset (a wait for a far Reset is slept out in full) in between.
+        retry_after_s: the answer was a 429 with this Retry-After: nothing is sent until it has
+        passed and what was known of the window is forgotten (see the module docstring). Done
+        under the lock with the release, so no other thread acts on the 429's Remaining/Reset.
         """
         with self._cond:
             self.in_flight = max(0, self.in_flight - 1)
@@ -213,12 +198,7 @@ class Pacer:
             self.reset_at = min(self.reset_at, reset_at)
 
     def on_429(self, wait_s: float) -> None:
-        """A 429 got through anyway: send nothing for wait_s (its Retry-After, else a backoff).
-
-        Without Retry-After, its RateLimit headers (passed to release) say whether the bucket is
-        really spent: Remaining 0 waits for the Reset they give. With Retry-After, release was
-        told (retry_after_s) and the 429's RateLimit headers were not trusted.
-        """
+        """A 429 got through anyway: send nothing for wait_s (its Retry-After, else a backoff)."""
         with self._cond:
             self.blocked_until = max(self.blocked_until, self._monotonic() + wait_s)
             self._cond.notify_all()

@@ -1,10 +1,9 @@
 """What a RecentCalls record is, in the API's terms: its keys, its identity, its times.
 
-The window paging (pipelines/jambonz/window.py) needs two things of every record before anyone
-normalizes it: which call it is (to drop the copies pages repeat) and when it was attempted (to
-drop what lies outside the window). Both are computed here, once per record, and travel with the
-record to the normalizer (pipelines/normalize.py), which keys `calls` by the same identity and
-reads `attempted_at` from the same instant. `parse_times` is the one reader of a record's times.
+Which call a record is (window.py drops the copies pages repeat) and when it was attempted (it
+drops what lies outside the window) are computed here, once per record, and travel with it to
+pipelines/normalize.py, which keys `calls` by the same identity and reads `attempted_at` from the
+same instant. `parse_times` is the one reader of a record's times.
 
 Knows nothing of DuckDB, the warehouse or Dagster.
 """
@@ -119,11 +118,6 @@ def parse_times(values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Array | pa
     return pa.array(out, pa.int64()).cast(UTC_NS)
 
 
-def _sip_id(record: dict[str, Any]) -> Any:
-    sip = record.get("sip_callid")
-    return sip if sip is not None else record.get("sip_call_id")
-
-
 def record_identity(record: dict[str, Any], attempted_ns: int | None = None) -> str:
     """Which call a record is: the key it will have in `calls` (call_key).
 
@@ -136,7 +130,9 @@ def record_identity(record: dict[str, Any], attempted_ns: int | None = None) -> 
     sid = record.get("call_sid")
     if type(sid) is str and sid:
         return sid
-    sip = _sip_id(record)
+    sip = record.get("sip_callid")
+    if sip is None:
+        sip = record.get("sip_call_id")
     if type(sip) is str and sip:
         if attempted_ns is None:
             attempted_ns = parse_times([record.get("attempted_at")])[0].value
@@ -148,10 +144,9 @@ def record_identity(record: dict[str, Any], attempted_ns: int | None = None) -> 
 def identities(records: list[dict[str, Any]], instants: list[int | None]) -> list[str]:
     """record_identity of each record (instants[i]: its attempted_at read by parse_times); the
     common case, a call_sid, without a call per record."""
-    sids = [r.get("call_sid") for r in records]
     return [
-        sid if type(sid) is str and sid else record_identity(r, ns)
-        for sid, r, ns in zip(sids, records, instants, strict=True)
+        sid if type(sid := r.get("call_sid")) is str and sid else record_identity(r, ns)
+        for r, ns in zip(records, instants, strict=True)
     ]
 
 

@@ -72,15 +72,13 @@ class _Retry(Exception):
     def __init__(self, cause: str, detail: str, *, wait_s: float | None = None) -> None:
         super().__init__(detail)
         self.cause = cause
-        self.detail = detail
         self.wait_s = wait_s  # a server-given wait (429), else backoff applies
 
 
 def read_body(body: bytes) -> Page:
     """A 200 body as a Page: as Arrow columns where columnar.read_page takes it, else as dicts
     (paging.parse_envelope, which also names a bad body)."""
-    page = read_page(body)
-    return page if page is not None else parse_envelope(body)
+    return read_page(body) or parse_envelope(body)
 
 
 class Transport:
@@ -130,7 +128,6 @@ class Transport:
         self.max_retry_s = max_retry_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
-        self.timeout_s = timeout_s
         self._sleep = _sleep
         self._monotonic = _monotonic
         self._random = _random
@@ -169,15 +166,22 @@ class Transport:
         first_try = self._monotonic()
         while True:
             try:
-                return self._send(scope, window, stats, params)
+                # the exchange inside the gate and the pacing, the parse after both (so one page
+                # is parsed while the next one is on the wire)
+                with self._gate:
+                    waited = self.pacer.acquire()
+                    with self._lock:
+                        stats.rate_limit_wait_s += waited
+                        stats.requests += 1
+                    response = self._exchange(scope, params)
+                return self._interpret(scope, window, stats, response)
             except _Retry as retry:
                 attempt += 1
                 with self._lock:
                     stats.retries[retry.cause] = stats.retries.get(retry.cause, 0) + 1
                 spent = self._monotonic() - first_try
-                if retry.wait_s is not None:
-                    delay = retry.wait_s
-                else:
+                delay = retry.wait_s
+                if delay is None:
                     delay = backoff_delay(
                         attempt - 1, self.backoff_base_s, self.backoff_cap_s, self._random
                     )
@@ -185,14 +189,14 @@ class Transport:
                     raise JambonzUnavailableError(
                         f"jambonz at {self.base_url} is unavailable for "
                         f"{describe(scope, window)}: gave up after {attempt} attempts "
-                        f"in {spent:.1f}s; last cause: {retry.cause}: {retry.detail}"
+                        f"in {spent:.1f}s; last cause: {retry.cause}: {retry}"
                     ) from None
                 log.warning(
                     "%s page %d: %s (%s); retry %d/%d in %.2fs",
                     describe(scope, window),
                     number,
                     retry.cause,
-                    retry.detail,
+                    retry,
                     attempt,
                     self.max_attempts - 1,
                     delay,
@@ -203,19 +207,6 @@ class Transport:
                     self.pacer.on_429(delay)
                 else:
                     self._sleep(delay)
-
-    def _send(
-        self, scope: Scope, window: Window, stats: WindowStats, params: dict[str, str]
-    ) -> Page:
-        """One attempt: the HTTP exchange inside the gate and the pacing, the parse after both
-        (so one page is parsed while the next one is on the wire)."""
-        with self._gate:
-            waited = self.pacer.acquire()
-            with self._lock:
-                stats.rate_limit_wait_s += waited
-                stats.requests += 1
-            response = self._exchange(scope, params)
-        return self._interpret(scope, window, stats, response)
 
     def _exchange(self, scope: Scope, params: dict[str, str]) -> httpx.Response:
         info = None

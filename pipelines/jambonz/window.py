@@ -43,7 +43,6 @@ class WindowStats:
     requests: int = 0  # HTTP requests sent, retries included
     pages: int = 0  # 200 pages read
     columnar_pages: int = 0  # pages read as Arrow (columnar.read_page)
-    records_seen: int = 0  # records received, before dedupe and window filtering
     duplicates_dropped: int = 0
     out_of_window_dropped: int = 0
     repairs: int = 0  # requests spent repairing the window after a detected shift
@@ -76,10 +75,8 @@ class Rows:
 @dataclass
 class Batch:
     """Records of one page (or of a repair) new to the window: distinct, start <= at < end (or
-    with an unreadable attempted_at, kept for the normalizer to quarantine).
-
-    Pages read as Arrow come as `tables`; the others as `records` (dicts) with their `keys` and
-    `instants`.
+    with an unreadable attempted_at, kept for the normalizer to quarantine). Pages read as Arrow
+    come as `tables`; the others as `records` (dicts) with their `keys` and `instants`.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -125,8 +122,8 @@ class _Run:
     times: array[int] = field(default_factory=lambda: array("q"))  # ns of delivered records
     pending: Batch = field(default_factory=Batch)
 
-    def absorb(self, page: Page) -> tuple[int, int]:
-        """Add a page's records; returns (new distinct in-window, duplicates)."""
+    def absorb(self, page: Page) -> int:
+        """Add a page's records; returns how many were duplicates."""
         if page.table is not None:
             assert page.keys is not None
             assert page.instants is not None
@@ -139,7 +136,6 @@ class _Run:
         dups = 0
         with self.lock:
             stats = self.stats
-            stats.records_seen += len(idents)
             seen, lo, hi = self.seen, self.lo, self.hi
             if page.table is not None and idents:
                 # the common page: distinct calls, none seen, all inside the window; checked with
@@ -157,7 +153,7 @@ class _Run:
                     self.times.extend(known)
                     self.pending.tables.append(Rows(page.table, idents, times))
                     stats.in_window += len(idents)
-                    return len(idents), 0
+                    return 0
             for i, ident in enumerate(idents):
                 if ident in seen:
                     dups += 1
@@ -171,24 +167,18 @@ class _Run:
                     self.times.append(ns)
                 # a record without a readable attempted_at is kept: the normalizer quarantines it
                 keep.append(i)
-            new = len(keep)
-            if new:
-                self._pend(page, keep, idents, times)
-            stats.in_window += new
+            keys = [idents[i] for i in keep]
+            instants = [times[i] for i in keep]
+            if page.table is None:
+                self.pending.records.extend(page.data[i] for i in keep)
+                self.pending.keys.extend(keys)
+                self.pending.instants.extend(instants)
+            elif keep:
+                table = page.table if len(keep) == page.size else page.table.take(keep)
+                self.pending.tables.append(Rows(table, keys, instants))
+            stats.in_window += len(keep)
             stats.duplicates_dropped += dups
-        return new, dups
-
-    def _pend(self, page: Page, keep: list[int], idents: list[str], times: list[Any]) -> None:
-        pending = self.pending
-        keys = [idents[i] for i in keep]
-        instants = [times[i] for i in keep]
-        if page.table is not None:
-            table = page.table if len(keep) == page.size else page.table.take(keep)
-            pending.tables.append(Rows(table, keys, instants))
-            return
-        pending.records.extend(page.data[i] for i in keep)
-        pending.keys.extend(keys)
-        pending.instants.extend(instants)
+        return dups
 
     def take(self) -> Batch:
         """The records absorbed since the last take, handed on and forgotten here."""
@@ -248,24 +238,25 @@ class _Pager:
         yield run.take()
         total = first.total
         suspicious = first.size < min(self.page_size, total)
-        n_pages = pages_for(total, self.page_size) if total else 1
+        n_pages = pages_for(total, self.page_size)
         totals = [total]
         for number, page in self._rest(lo, hi, n_pages):
-            _, dups = run.absorb(page)
+            dups = run.absorb(page)
             yield run.take()
             totals.append(page.total)
             short = page.size < self.page_size and number < n_pages
             suspicious = suspicious or dups > 0 or short or page.total != total
         # in flight together, pages may be answered out of order: the largest total is the latest
         latest = max(totals)
-        if suspicious or run.count_in(lo, hi) != latest:
+        collected = run.count_in(lo, hi)
+        if suspicious or collected != latest:
             log.info(
                 "%s: paging pass collected %d of %d (totals %d..%d); repairing",
                 describe(self.scope, self.window),
-                run.count_in(lo, hi),
+                collected,
                 latest,
                 min(totals),
-                max(totals),
+                latest,
             )
             latest = self._repair(run)
             batch = run.take()
@@ -292,27 +283,27 @@ class _Pager:
 
     def _rest(self, lo: int, hi: int, n_pages: int) -> Iterator[tuple[int, Page]]:
         """Pages 2..n_pages, in order; concurrently when asked."""
-        numbers = range(2, n_pages + 1)
+        todo = iter(range(2, n_pages + 1))
+        if n_pages <= 2:
+            for n in todo:
+                yield n, self.fetch(n, self.page_size, lo, hi)
+            return
         # A page's parse releases the GIL: one worker more than requests in flight (the
         # transport's gate) parses a page while the next is fetched.
         workers = self.concurrency + 1
-        if n_pages <= 2:
-            for n in numbers:
-                yield n, self.fetch(n, self.page_size, lo, hi)
-            return
         pool = ThreadPoolExecutor(workers, thread_name_prefix="recentcalls")
-        # At most 2 x workers pages ahead of the consumer: memory stays flat when it is slower.
-        ahead = 2 * workers
+        futures: deque[tuple[int, Future[Page]]] = deque()
+
+        def submit(pages: Iterator[int]) -> None:
+            futures.extend((n, pool.submit(self.fetch, n, self.page_size, lo, hi)) for n in pages)
+
         try:
-            futures: deque[tuple[int, Future[Page]]] = deque()
-            todo = iter(numbers)
-            for n in itertools.islice(todo, ahead):
-                futures.append((n, pool.submit(self.fetch, n, self.page_size, lo, hi)))
+            # At most 2 x workers pages ahead of the consumer: memory stays flat when it is slower.
+            submit(itertools.islice(todo, 2 * workers))
             while futures:
                 n, future = futures.popleft()
                 page = future.result()
-                for m in itertools.islice(todo, 1):
-                    futures.append((m, pool.submit(self.fetch, m, self.page_size, lo, hi)))
+                submit(itertools.islice(todo, 1))
                 yield n, page
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -330,17 +321,17 @@ class _Pager:
         lo, hi = run.lo, run.hi
         budget = 4 * pages_for(run.count_in(lo, hi) + 1, REPAIR_LEAF) + 40
         spent_at_start = run.stats.repairs
-        total = shortfall = 0
+        total = 0
         for _ in range(MAX_REPAIR_ROUNDS):
             ok, total = self._verify(run, lo, hi, budget + spent_at_start)
             if ok:
                 return total
-            shortfall = total - run.count_in(lo, hi)
             if run.stats.repairs - spent_at_start >= budget:
                 break
+        collected = run.count_in(lo, hi)
         raise IncompleteWindowError(
             f"{describe(self.scope, self.window)}: the server counts {total} calls but "
-            f"{run.count_in(lo, hi)} were collected (short by {max(shortfall, 0)}) after "
+            f"{collected} were collected (short by {max(total - collected, 0)}) after "
             f"{run.stats.repairs} repair requests; records are still landing or paging is "
             "unstable: retry the window later"
         )
@@ -363,7 +354,6 @@ class _Pager:
             return False, page.total
         parts = min(max(2, page.total - known + 1), max(2, -(-page.total // REPAIR_LEAF)))
         cuts = split_points(a, b, run.times_in(a, b), parts)
-        edges = [a, *cuts, b]
-        for lo, hi in itertools.pairwise(edges):
+        for lo, hi in itertools.pairwise([a, *cuts, b]):
             self._verify(run, lo, hi, limit)
         return False, page.total
