@@ -3,6 +3,7 @@ from pages held in memory (no network, no simulator), as dlt tests its paginator
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,13 +27,15 @@ class Server:
         self.records = [cdr(f"c-{i:05d}", DAY.start + step * (i + 1)) for i in range(n)]
         self.calls: list[tuple[int, int, int, int]] = []
         self.after_call: Callable[[int], None] = lambda _: None
+        self._lock = threading.Lock()  # one request at a time, as each is numbered and answered
 
     def fetch(self, number: int, count: int, a: int, b: int) -> Page:
-        self.calls.append((number, count, a, b))
-        inside = [r for r in self.records if a <= _ns(r) < b]
-        inside.sort(key=_ns, reverse=True)
-        page = inside[(number - 1) * count : number * count]
-        self.after_call(len(self.calls))
+        with self._lock:
+            self.calls.append((number, count, a, b))
+            inside = [r for r in self.records if a <= _ns(r) < b]
+            inside.sort(key=_ns, reverse=True)
+            page = inside[(number - 1) * count : number * count]
+            self.after_call(len(self.calls))
         return Page(total=len(inside), page=number, page_size=count, data=[dict(r) for r in page])
 
 
