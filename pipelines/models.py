@@ -22,6 +22,11 @@ MODELS: dict[str, str] = {
         "Per day (partition time zone), account, direction and trunk: attempts, answered, "
         "answer_rate, failures by SIP class (4xx/5xx/6xx) and the most frequent termination reason."
     ),
+    "trunk_kpis_daily": (
+        "Per day (partition time zone), account, direction and trunk: ASR, failure causes (busy, "
+        "no answer, rejected, abandoned, network), RFC 6076 SER/SEER/ISA, talk time and ACD, "
+        "short calls, answer delay p50/p90, peak concurrent calls and peak calls per second."
+    ),
 }
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {

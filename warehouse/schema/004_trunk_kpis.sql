@@ -1,0 +1,27 @@
+-- trunk_kpis_daily: the operators' KPIs per day and trunk (warehouse/models/trunk_kpis_daily.sql).
+CREATE TABLE IF NOT EXISTS trunk_kpis_daily (
+    day DATE NOT NULL,
+    account_sid VARCHAR,
+    direction VARCHAR,
+    trunk VARCHAR,
+    attempts BIGINT NOT NULL,
+    answered BIGINT NOT NULL,
+    asr DOUBLE NOT NULL,
+    busy BIGINT NOT NULL,
+    no_answer BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    abandoned BIGINT NOT NULL,
+    network_failures BIGINT NOT NULL,
+    other_failures BIGINT NOT NULL,
+    ser DOUBLE,
+    seer DOUBLE,
+    isa DOUBLE NOT NULL,
+    talk_seconds BIGINT NOT NULL,
+    acd_s DOUBLE,
+    short_calls BIGINT NOT NULL,
+    short_call_ratio DOUBLE,
+    answer_delay_p50_s DOUBLE,
+    answer_delay_p90_s DOUBLE,
+    peak_concurrent BIGINT NOT NULL,
+    peak_cps BIGINT NOT NULL
+);
