@@ -27,6 +27,10 @@ MODELS: dict[str, str] = {
         "no answer, rejected, abandoned, network), RFC 6076 SER/SEER/ISA, talk time and ACD, "
         "short calls, answer delay p50/p90, peak concurrent calls and peak calls per second."
     ),
+    "calls_hourly": (
+        "Per local hour (distinct instants across DST), account, direction and trunk: attempts, "
+        "answered, talk seconds and peak concurrent calls (calls carried in included)."
+    ),
 }
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import build_definitions
+from pipelines.models import MODELS
 from pipelines.partitions import day_window
 from pipelines.schedules import days_for_tick
 from pipelines.settings import SettingsError, load_settings
@@ -19,7 +20,8 @@ def test_definitions_load_with_nothing_set(clean_env: None) -> None:
     settings = load_settings({}, today=today)
     defs = build_definitions(settings)
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == {"calls", "call_durations_daily", "answer_rates_daily", "trunk_kpis_daily"}
+    models = {"call_durations_daily", "answer_rates_daily", "trunk_kpis_daily", "calls_hourly"}
+    assert keys == {"calls", *models}
     calls = defs.resolve_assets_def("calls")
     partitions = calls.partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
@@ -40,7 +42,7 @@ def test_blocking_checks_are_completeness_and_uniqueness(clean_env: None) -> Non
 
 def test_models_follow_calls_and_wait_for_blocking_checks(clean_env: None) -> None:
     defs = build_definitions(load_settings({}))
-    for name in ("call_durations_daily", "answer_rates_daily", "trunk_kpis_daily"):
+    for name in MODELS:
         model = defs.resolve_assets_def(name)
         assert dg.AssetKey("calls") in model.dependency_keys
         condition = model.automation_conditions_by_key[dg.AssetKey(name)]
@@ -124,7 +126,7 @@ def test_the_watchers_run_by_default_and_no_pool_holds_the_file(clean_env: None)
     sensors = {s.name: s for s in repo.sensor_defs}
     for name in ("dead_runs", "calls_freshness", "models_follow_calls"):
         assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING, name
-    for name in ("calls", "call_durations_daily", "answer_rates_daily", "trunk_kpis_daily"):
+    for name in ("calls", *MODELS):
         assert defs.resolve_assets_def(name).node_def.pool is None
     # yesterday must be in by 90 + 45 minutes after local midnight; the job leaves that check to
     # its sensor

@@ -1,6 +1,7 @@
-"""trunk_kpis_daily equals a brute-force Python computation over the same calls: statuses of
-every class (3xx included), calls without call_sid, a burst within one second, calls crossing
-midnight (one running for more than a day), and the DST days of America/New_York."""
+"""trunk_kpis_daily and calls_hourly equal a brute-force Python computation over the same calls:
+statuses of every class (3xx included), calls without call_sid, a burst within one second, calls
+crossing midnight (one running for more than a day), back-to-back calls, the DST days of
+America/New_York (23 and 25 hours) and a half-hour zone (Asia/Kolkata)."""
 
 from __future__ import annotations
 
@@ -210,3 +211,59 @@ COLUMNS = (
     "short_calls", "short_call_ratio", "answer_delay_p50_s", "answer_delay_p90_s",
     "peak_concurrent", "peak_cps",
 )  # fmt: skip
+
+
+def local_hour(ts: datetime, tz: str) -> datetime:
+    """The instant ts's local hour starts (fold kept: the repeated hour stays apart)."""
+    local = ts.astimezone(ZoneInfo(tz))
+    return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def expected_hourly(
+    rows: list[dict[str, Any]], day: date, tz: str
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    ws, we = day_bounds(day, tz)
+    hours: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    spans: dict[tuple[Any, ...], list[tuple[datetime, datetime]]] = defaultdict(list)
+    for r in rows:
+        group = (r["account_sid"], r["direction"], r["trunk"])
+        if ws <= r["attempted_at"] < we:
+            hours[(local_hour(r["attempted_at"], tz), *group)].append(r)
+            if r["terminated_at"] > r["attempted_at"]:
+                spans[group].append((r["attempted_at"], r["terminated_at"]))
+        elif r["attempted_at"] < ws < r["terminated_at"]:
+            spans[group].append((ws, r["terminated_at"]))
+    out = {}
+    for (hour, *group), calls in hours.items():
+        mine = spans[tuple(group)]
+        candidates = [hour] + [s for s, _ in mine if hour <= s < hour + timedelta(hours=1)]
+        peak = max(sum(1 for s, e in mine if s <= x < e) for x in candidates)
+        answered = [c for c in calls if c["answered"]]
+        out[(hour, day, *group)] = (
+            len(calls),
+            len(answered),
+            sum(c["duration"] for c in answered),
+            peak,
+        )
+    return out
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])  # Kolkata: +05:30
+def test_calls_hourly_equal_brute_force(
+    loaded: tuple[Warehouse, list[dict[str, Any]]], tz: str
+) -> None:
+    wh, rows = loaded
+    for day in DAYS:
+        ws, we = day_bounds(day, tz)
+        want = expected_hourly(rows, day, tz)
+        got_n = wh.rebuild_model("calls_hourly", day=day, tz=tz, window_start=ws, window_end=we)
+        assert got_n == len(want)
+        got = wh.con.execute("SELECT * FROM calls_hourly WHERE day = $day", {"day": day}).fetchall()
+        assert {g[:5]: g[5:] for g in got} == want
+        local_hours = {h.astimezone(ZoneInfo(tz)).hour for h, *_ in want}
+        distinct = {h for h, *_ in want}
+        if tz == "America/New_York" and day == date(2026, 11, 1):  # 25 hours: 01:00 twice, apart
+            assert len(distinct) == 25 > len(local_hours)
+        if tz == "America/New_York" and day == date(2026, 3, 8):  # 23 hours: no 02:00
+            assert len(distinct) == 23
+            assert 2 not in local_hours

@@ -1,0 +1,125 @@
+-- calls_hourly: attempts, talk time and concurrency per local hour.
+--
+-- One row per (hour, account_sid, direction, trunk) with at least one attempt in that hour.
+--   hour             the instant the local hour ($tz) starts: a 25-hour day has two distinct
+--                    hours that show the same wall clock, a 23-hour day has 23
+--   day              the local day the hour belongs to
+--   attempts, answered   of the calls attempted in the hour
+--   talk_seconds     duration summed over the answered calls attempted in the hour
+--   peak_concurrent  the most calls of the group in progress at one instant of [hour, hour + 1 h),
+--                    over [attempted_at, terminated_at), calls carried in from earlier hours and
+--                    days included (as trunk_kpis_daily's peak_concurrent, per hour)
+--
+-- Parameters: $tz, $window_start, $window_end (the UTC bounds of the local day), $day. Reads the
+-- day's calls by attempted_at and the calls still running at the day's start by
+-- terminated_at > $window_start (row-group min/max, as trunk_kpis_daily).
+--
+-- Example: the busiest hour of each trunk yesterday
+--   SELECT trunk, arg_max(hour, attempts) AS busiest_hour, max(attempts) AS attempts
+--   FROM calls_hourly WHERE day = current_date - 1 GROUP BY trunk;
+WITH day_calls AS (
+    SELECT
+        c.account_sid,
+        c.direction,
+        c.trunk,
+        coalesce(c.answered, false) AS answered,
+        c.duration,
+        c.attempted_at,
+        c.terminated_at,
+        -- the local hour's start: the instant minus how far into its local hour it lies
+        c.attempted_at
+        - to_microseconds(epoch_us(timezone($tz, c.attempted_at)) % 3600000000) AS hour
+    FROM calls AS c
+    WHERE c.attempted_at >= $window_start
+      AND c.attempted_at < $window_end
+      AND CAST(timezone($tz, c.attempted_at) AS DATE) = $day
+),
+
+totals AS (
+    SELECT
+        hour,
+        account_sid,
+        direction,
+        trunk,
+        count(*) AS attempts,
+        count(*) FILTER (WHERE answered) AS answered,
+        coalesce(sum(duration) FILTER (WHERE answered), 0) AS talk_seconds
+    FROM day_calls
+    GROUP BY ALL
+),
+
+spans AS (
+    SELECT account_sid, direction, trunk, attempted_at AS s, terminated_at AS e
+    FROM day_calls
+    WHERE terminated_at > attempted_at
+    UNION ALL
+    SELECT c.account_sid, c.direction, c.trunk, $window_start AS s, c.terminated_at AS e
+    FROM calls AS c
+    WHERE c.terminated_at > $window_start
+      AND c.attempted_at < $window_start
+),
+
+events AS (
+    SELECT account_sid, direction, trunk, s AS t, 1 AS d FROM spans
+    UNION ALL
+    SELECT account_sid, direction, trunk, e AS t, -1 AS d FROM spans
+),
+
+levels AS (
+    -- at one instant, the calls that end leave before the calls that start arrive: [s, e)
+    SELECT
+        account_sid,
+        direction,
+        trunk,
+        t - to_microseconds(epoch_us(timezone($tz, t)) % 3600000000) AS hour,
+        d,
+        sum(d) OVER (
+            PARTITION BY account_sid, direction, trunk
+            ORDER BY t, d
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS level
+    FROM events
+),
+
+rises AS (
+    -- the level after each arrival inside an hour
+    SELECT hour, account_sid, direction, trunk, max(level) AS peak
+    FROM levels
+    WHERE d = 1
+    GROUP BY ALL
+),
+
+at_start AS (
+    -- the calls in progress as each hour with attempts starts
+    SELECT t.hour, t.account_sid, t.direction, t.trunk, count(s.s) AS level
+    FROM totals AS t
+    LEFT JOIN spans AS s
+        ON s.account_sid IS NOT DISTINCT FROM t.account_sid
+        AND s.direction IS NOT DISTINCT FROM t.direction
+        AND s.trunk IS NOT DISTINCT FROM t.trunk
+        AND s.s <= t.hour
+        AND s.e > t.hour
+    GROUP BY ALL
+)
+
+SELECT
+    t.hour,
+    $day AS day,
+    t.account_sid,
+    t.direction,
+    t.trunk,
+    t.attempts,
+    t.answered,
+    t.talk_seconds,
+    greatest(a.level, coalesce(r.peak, 0)) AS peak_concurrent
+FROM totals AS t
+JOIN at_start AS a
+    ON a.hour = t.hour
+    AND a.account_sid IS NOT DISTINCT FROM t.account_sid
+    AND a.direction IS NOT DISTINCT FROM t.direction
+    AND a.trunk IS NOT DISTINCT FROM t.trunk
+LEFT JOIN rises AS r
+    ON r.hour = t.hour
+    AND r.account_sid IS NOT DISTINCT FROM t.account_sid
+    AND r.direction IS NOT DISTINCT FROM t.direction
+    AND r.trunk IS NOT DISTINCT FROM t.trunk;
