@@ -38,7 +38,16 @@ MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
         ("answer_rate_bounds", "answer_rate lies in [0, 1]."),
         ("model_attempts_match", "The day's attempts equal the calls attempted in the day."),
     ),
+    "trunk_kpis_daily": (
+        (
+            "asr_drop",
+            "No trunk's ASR collapsed: flags a group with >= 50 attempts on the day, >= 200 in "
+            "the 7 days before, an ASR 10+ points below theirs and a pooled two-proportion "
+            "z <= -3 (WARN, not blocking).",
+        ),
+    ),
 }
+WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong with the data
 
 
 def _markdown(columns: list[str], rows: list[tuple[object, ...]]) -> str:
@@ -91,7 +100,7 @@ def build_model_asset(
                     "day": day.isoformat(),
                     "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
                 },
-                check_results=[check_result(o) for o in outcomes],
+                check_results=[check_result(o, warn=o.name in WARN_CHECKS) for o in outcomes],
             )
 
     return model

@@ -76,6 +76,13 @@ def test_a_day_loads_every_call_once_with_metadata_and_passing_checks(pipeline: 
     model_meta = _meta(result, "answer_rates_daily")
     assert "| trunk |" in model_meta["by_trunk"]
     assert model_meta["dagster/row_count"] > 0
+    for model in ("trunk_kpis_daily", "calls_hourly"):
+        assert _meta(result, model)["dagster/row_count"] > 0, model
+    # the anomaly check warns, and on a first day passes saying why
+    drop = checks["asr_drop"]
+    assert drop.passed
+    assert drop.severity == dg.AssetCheckSeverity.WARN
+    assert "too little history" in drop.metadata["sample"].text
 
 
 def test_resync_is_idempotent(pipeline: Pipeline) -> None:

@@ -29,7 +29,9 @@ def test_definitions_load_with_nothing_set(clean_env: None) -> None:
     assert partitions.get_first_partition_key() == "2026-10-28"  # 30 days of jambonz retention
     assert settings.base_url == "https://api.jambonz.cloud"
     check_names = {spec.name for name in keys for spec in defs.resolve_assets_def(name).check_specs}
-    assert {"calls_complete", "call_key_unique", "answer_rate_bounds"} <= check_names
+    assert {"calls_complete", "call_key_unique", "answer_rate_bounds", "asr_drop"} <= check_names
+    (drop,) = list(defs.resolve_assets_def("trunk_kpis_daily").check_specs)
+    assert (drop.name, drop.blocking) == ("asr_drop", False)
     dg.Definitions.validate_loadable(defs)
 
 

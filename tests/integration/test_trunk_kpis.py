@@ -5,6 +5,7 @@ America/New_York (23 and 25 hours) and a half-hour zone (Asia/Kolkata)."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -267,3 +268,84 @@ def test_calls_hourly_equal_brute_force(
         if tz == "America/New_York" and day == date(2026, 3, 8):  # 23 hours: no 02:00
             assert len(distinct) == 23
             assert 2 not in local_hours
+
+
+def day_of_calls(
+    first: int, day: date, trunk: str, attempts: int, answered: int
+) -> list[dict[str, Any]]:
+    """`attempts` calls of one trunk spread over the day, the first `answered` of them answered."""
+    rng = random.Random(first)
+    out = []
+    for k in range(attempts):
+        at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=60 * k + 7)
+        ok = k < answered
+        status = 200 if ok else 486
+        answered_at = iso(at + timedelta(seconds=3)) if ok else "1970-01-01T00:00:00.000Z"
+        out.append(
+            record(
+                first + k, at, rng, answered=ok, sip_status=status, answered_at=answered_at,
+                duration=30 if ok else 0, terminated_at=iso(at + timedelta(seconds=40)),
+                trunk=trunk, direction="outbound", call_sid=f"asr-{first + k}",
+            )
+        )  # fmt: skip
+    return out
+
+
+def z_test(x1: int, n1: int, x2: int, n2: int) -> float:
+    pooled = (x1 + x2) / (n1 + n2)
+    return (x1 / n1 - x2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+
+
+def test_asr_drop_flags_a_collapse_and_not_a_small_day_or_dip(tmp_path: Path) -> None:
+    check_day = date(2026, 11, 17)
+    history = [check_day - timedelta(days=k) for k in range(7, 0, -1)]
+    # trunk: (attempts, answered) on each history day, then on the checked day
+    plan = {
+        "collapse": ((60, 36), (80, 16)),  # 60% -> 20% on 80 calls: flagged
+        "few-calls": ((60, 36), (20, 0)),  # 0% but 20 attempts: too few to judge
+        "small-dip": ((60, 36), (100, 52)),  # 60% -> 52%: under 10 points
+        "new-trunk": ((0, 0), (100, 10)),  # no history at all
+    }
+    records: list[dict[str, Any]] = []
+    for trunk, ((h_n, h_x), (d_n, d_x)) in plan.items():
+        for day in history:
+            records += day_of_calls(len(records), day, trunk, h_n, h_x)
+        records += day_of_calls(len(records), check_day, trunk, d_n, d_x)
+    ws, we = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
+    n = normalize(records, synced_at=we, scope_sid="sp", window_start=ws, window_end=we)
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.load_window(n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
+        for day in [*history, check_day]:
+            a, b = day_bounds(day, "UTC")
+            wh.rebuild_model("trunk_kpis_daily", day=day, tz="UTC", window_start=a, window_end=b)
+        a, b = day_bounds(check_day, "UTC")
+        outcome = wh.check("asr_drop", start=a, end=b, day=check_day, tz="UTC")
+        # brute force: the rule over the plan's own counts
+        flagged = [
+            t
+            for t, ((h_n, h_x), (d_n, d_x)) in plan.items()
+            if d_n >= 50
+            and 7 * h_n >= 200
+            and d_x / d_n <= h_x / h_n - 0.10
+            and z_test(d_x, d_n, 7 * h_x, 7 * h_n) <= -3
+        ]
+        assert flagged == ["collapse"]
+        assert outcome.violations == 1
+        (line,) = outcome.sample
+        z = z_test(16, 80, 7 * 36, 7 * 60)
+        assert line == (
+            f"acct/outbound/collapse: ASR 0.200 of 80 attempts vs 0.600 of 420 in the 7 days "
+            f"before (z {z:.1f})"
+        )
+        # the first history day has no history of its own: passes, and says why
+        first = history[0]
+        a, b = day_bounds(first, "UTC")
+        quiet = wh.check("asr_drop", start=a, end=b, day=first, tz="UTC")
+        assert quiet.passed
+        assert quiet.sample[0].startswith("too little history")
+        # the day before the check (6 days of history behind it): compared, nothing dropped
+        last = history[-1]
+        a, b = day_bounds(last, "UTC")
+        steady = wh.check("asr_drop", start=a, end=b, day=last, tz="UTC")
+        assert steady.passed
+        assert steady.sample == ["3 groups compared with their 7 days before: none dropped"]
