@@ -28,5 +28,6 @@ def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     for scenario in ("| floor |", "| sync |", "| dagster |", "| naive |", "calls already held"):
         assert scenario in text
     assert "Peak RSS" in text
+    assert "day's KPI rebuild s" in text
     assert "of the allowed rate" in text
     assert "0 429s" in text
