@@ -47,6 +47,9 @@ MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
         ),
     ),
 }
+# models whose day is also summed up in numbers (warehouse/sql/<model>_summary.sql): Dagster
+# plots numeric metadata across partitions
+SUMMARIES = ("trunk_kpis_daily", "calls_hourly")
 WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong with the data
 
 
@@ -94,11 +97,13 @@ def build_model_asset(
                     wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
                     for check, _ in checks
                 ]
+                numbers = wh.summary(f"{name}_summary", {"day": day}) if name in SUMMARIES else {}
             return dg.MaterializeResult(
                 metadata={
                     "dagster/row_count": rows,
                     "day": day.isoformat(),
                     "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
+                    **{k: v for k, v in numbers.items() if v is not None},
                 },
                 check_results=[check_result(o, warn=o.name in WARN_CHECKS) for o in outcomes],
             )

@@ -359,6 +359,13 @@ class Warehouse:
         columns = [d[0] for d in cur.description or []]
         return columns, cur.fetchall()
 
+    def summary(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The one row of warehouse/sql/{name}.sql as {column: value}."""
+        cur = self.con.execute(sql(name), params)
+        columns = [d[0] for d in cur.description or []]
+        ((*values,),) = cur.fetchall()
+        return dict(zip(columns, values, strict=True))
+
     def query(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run warehouse/sql/{name}.sql with bound params; works on a read-only warehouse."""
         return self.con.execute(sql(name), params or {}).fetchall()

@@ -78,11 +78,28 @@ def test_a_day_loads_every_call_once_with_metadata_and_passing_checks(pipeline: 
     assert model_meta["dagster/row_count"] > 0
     for model in ("trunk_kpis_daily", "calls_hourly"):
         assert _meta(result, model)["dagster/row_count"] > 0, model
+        # numbers Dagster plots across partitions: every call of the day, counted once
+        assert _meta(result, model)["total_attempts"] == len(keys), model
+        assert _meta(result, model)["peak_concurrent"] >= 1, model
+    kpis = _meta(result, "trunk_kpis_daily")
+    assert kpis["overall_asr"] == pytest.approx(model_meta_asr(pipeline, DAY))
     # the anomaly check warns, and on a first day passes saying why
     drop = checks["asr_drop"]
     assert drop.passed
     assert drop.severity == dg.AssetCheckSeverity.WARN
     assert "too little history" in drop.metadata["sample"].text
+
+
+def model_meta_asr(pipeline: Pipeline, day: date) -> float:
+    """The day's answered share of its calls, read straight from `calls`."""
+    w = day_window(day, pipeline.settings.partitions_timezone)
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        ((asr,),) = con.execute(
+            "SELECT avg(CAST(coalesce(answered, false) AS INTEGER)) FROM calls "
+            "WHERE attempted_at >= $s AND attempted_at < $e",
+            {"s": w.start, "e": w.end},
+        ).fetchall()
+    return float(asr)
 
 
 def test_resync_is_idempotent(pipeline: Pipeline) -> None:
