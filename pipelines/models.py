@@ -6,12 +6,16 @@ daily job also includes them, so a scheduled run leaves calls and models in step
 for the automation sensor.
 """
 
+from datetime import date, timedelta
+
 import dagster as dg
 
+from pipelines.charts import line_chart, markdown_image
 from pipelines.partitions import check_result, day_window, partition_day, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.retries import retrying
 from pipelines.settings import Settings
+from warehouse.load import Warehouse
 
 MODELS: dict[str, str] = {
     "call_durations_daily": (
@@ -51,6 +55,34 @@ MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
 # plots numeric metadata across partitions
 SUMMARIES = ("trunk_kpis_daily", "calls_hourly")
 WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong with the data
+
+
+def _chart(name: str, wh: Warehouse, day: date, tz: str) -> str | None:
+    """The model's picture of the day, as markdown (an inline SVG); None for a model without."""
+    if name == "trunk_kpis_daily":
+        days = [day - timedelta(days=13 - k) for k in range(14)]
+        rows = wh.query("trunk_kpis_daily_asr_14d", {"day": day})
+        asr = {(d, trunk): value for d, trunk, value in rows}
+        svg = line_chart(
+            f"ASR per trunk, 14 days to {day}",
+            [d.strftime("%m-%d") for d in days],
+            {t: [asr.get((d, t)) for d in days] for t in sorted({r[1] for r in rows})},
+            y_max=1.0,
+            y_label=lambda v: f"{v:.0%}",
+        )
+        return markdown_image(svg, "ASR per trunk over 14 days")
+    if name == "calls_hourly":
+        rows = wh.query("calls_hourly_by_hour", {"day": day, "tz": tz})
+        svg = line_chart(
+            f"Calls per hour, {day} ({tz})",
+            [r[1] for r in rows],
+            {
+                "attempts": [r[2] for r in rows],
+                "peak concurrent": [r[3] for r in rows],
+            },
+        )
+        return markdown_image(svg, "attempts and peak concurrency per hour")
+    return None
 
 
 def _markdown(columns: list[str], rows: list[tuple[object, ...]]) -> str:
@@ -98,12 +130,14 @@ def build_model_asset(
                     for check, _ in checks
                 ]
                 numbers = wh.summary(f"{name}_summary", {"day": day}) if name in SUMMARIES else {}
+                chart = _chart(name, wh, day, tz)
             return dg.MaterializeResult(
                 metadata={
                     "dagster/row_count": rows,
                     "day": day.isoformat(),
                     "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
                     **{k: v for k, v in numbers.items() if v is not None},
+                    **({"chart": dg.MetadataValue.md(chart)} if chart else {}),
                 },
                 check_results=[check_result(o, warn=o.name in WARN_CHECKS) for o in outcomes],
             )

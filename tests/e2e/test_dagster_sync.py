@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -83,11 +85,23 @@ def test_a_day_loads_every_call_once_with_metadata_and_passing_checks(pipeline: 
         assert _meta(result, model)["peak_concurrent"] >= 1, model
     kpis = _meta(result, "trunk_kpis_daily")
     assert kpis["overall_asr"] == pytest.approx(model_meta_asr(pipeline, DAY))
+    # the pictures: ASR per trunk (a line per trunk of the day), calls per hour (two lines)
+    trunks = {r.get("trunk") or "(no trunk)" for r in pipeline.truth(DAY)}
+    assert _series(kpis["chart"]) == sorted(trunks)
+    assert _series(_meta(result, "calls_hourly")["chart"]) == ["attempts", "peak concurrent"]
     # the anomaly check warns, and on a first day passes saying why
     drop = checks["asr_drop"]
     assert drop.passed
     assert drop.severity == dg.AssetCheckSeverity.WARN
     assert "too little history" in drop.metadata["sample"].text
+
+
+def _series(markdown: str) -> list[str]:
+    """The series names of the SVG chart inlined in a markdown image."""
+    assert markdown.startswith("![")
+    assert "(data:image/svg+xml;base64," in markdown
+    svg = base64.b64decode(markdown.split(",", 1)[1].rstrip(")")).decode()
+    return re.findall(r'<g class="series" data-name="([^"]*)">', svg)
 
 
 def model_meta_asr(pipeline: Pipeline, day: date) -> float:
