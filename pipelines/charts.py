@@ -9,6 +9,7 @@ what was drawn. Missing values (None) break a line instead of pretending a zero.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable, Sequence
 from html import escape
 
@@ -28,12 +29,8 @@ def line_chart(
     """An SVG line chart: one line per series over the x labels (evenly spaced), y from 0."""
     if any(len(values) != len(x_labels) for values in series.values()):
         raise ValueError("every series needs one value per x label")
-    top = (
-        y_max
-        if y_max is not None
-        else max((v for values in series.values() for v in values if v is not None), default=0.0)
-    )
-    top = top or 1.0
+    largest = max((v for values in series.values() for v in values if v is not None), default=0)
+    top = y_max if y_max is not None else _nice(largest)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(x_labels) - 1, 1)
 
@@ -55,9 +52,9 @@ def line_chart(
         out.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(y_label(v))}</text>'
         )
-    every = max(1, -(-len(x_labels) // 8))  # at most ~8 x labels
+    every = max(1, -(-len(x_labels) // 8))  # at most ~8 x labels, counted back from the last
     for i, label in enumerate(x_labels):
-        if i % every == 0 or i == len(x_labels) - 1:
+        if (len(x_labels) - 1 - i) % every == 0:
             x = LEFT + i * step
             y = TOP + plot_h + 16
             out.append(f'<text x="{x:.1f}" y="{y}" text-anchor="middle">{escape(label)}</text>')
@@ -85,6 +82,14 @@ def line_chart(
         )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _nice(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value: round grid lines."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if value <= m * power)
 
 
 def markdown_image(svg: str, alt: str) -> str:

@@ -43,6 +43,16 @@ def test_values_are_placed_from_zero_to_the_top() -> None:
     assert y0 > y1  # 0 at the bottom, the largest value at the top
 
 
+def test_the_axis_ends_at_a_round_number_and_labels_count_back_from_the_last() -> None:
+    labels = [f"{h:02d}:00" for h in range(24)]
+    svg = line_chart("t", labels, {"s": [float(h * 7 + 25) for h in range(24)]})  # max 186
+    texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
+    assert [t for t in texts if t and t.isdigit()] == ["0", "50", "100", "150", "200"]
+    assert "23:00" in texts
+    assert "22:00" not in texts  # every third hour, back from 23:00
+    assert "20:00" in texts
+
+
 def test_a_series_must_have_a_value_per_label() -> None:
     with pytest.raises(ValueError, match="one value per x label"):
         line_chart("t", ["a", "b"], {"s": [1.0]})
