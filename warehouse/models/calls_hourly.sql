@@ -11,8 +11,8 @@
 --                    days included (as trunk_kpis_daily's peak_concurrent, per hour)
 --
 -- Parameters: $tz, $window_start, $window_end (the UTC bounds of the local day), $day. Reads the
--- day's calls by attempted_at and the calls still running at the day's start by
--- terminated_at > $window_start (row-group min/max, as trunk_kpis_daily).
+-- day's calls by attempted_at and, through the macros call_spans and call_levels
+-- (warehouse/schema/006_call_spans.sql), the calls still running at the day's start.
 --
 -- Example: the busiest hour of each trunk yesterday
 --   SELECT trunk, arg_max(hour, attempts) AS busiest_hour, max(attempts) AS attempts
@@ -48,43 +48,15 @@ totals AS (
     GROUP BY ALL
 ),
 
-spans AS (
-    SELECT account_sid, direction, trunk, attempted_at AS s, terminated_at AS e
-    FROM day_calls
-    WHERE terminated_at > attempted_at
-    UNION ALL
-    SELECT c.account_sid, c.direction, c.trunk, $window_start AS s, c.terminated_at AS e
-    FROM calls AS c
-    WHERE c.terminated_at > $window_start
-      AND c.attempted_at < $window_start
-),
-
-events AS (
-    SELECT account_sid, direction, trunk, s AS t, 1 AS d FROM spans
-    UNION ALL
-    SELECT account_sid, direction, trunk, e AS t, -1 AS d FROM spans
-),
-
-levels AS (
-    -- at one instant, the calls that end leave before the calls that start arrive: [s, e)
+rises AS (
+    -- the level after each arrival inside an hour (warehouse/schema/006_call_spans.sql)
     SELECT
+        t - to_microseconds(epoch_us(timezone($tz, t)) % 3600000000) AS hour,
         account_sid,
         direction,
         trunk,
-        t - to_microseconds(epoch_us(timezone($tz, t)) % 3600000000) AS hour,
-        d,
-        sum(d) OVER (
-            PARTITION BY account_sid, direction, trunk
-            ORDER BY t, d
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS level
-    FROM events
-),
-
-rises AS (
-    -- the level after each arrival inside an hour
-    SELECT hour, account_sid, direction, trunk, max(level) AS peak
-    FROM levels
+        max(level) AS peak
+    FROM call_levels($window_start, $window_end)
     WHERE d = 1
     GROUP BY ALL
 ),
@@ -93,7 +65,7 @@ at_start AS (
     -- the calls in progress as each hour with attempts starts
     SELECT t.hour, t.account_sid, t.direction, t.trunk, count(s.s) AS level
     FROM totals AS t
-    LEFT JOIN spans AS s
+    LEFT JOIN call_spans($window_start, $window_end) AS s
         ON s.account_sid IS NOT DISTINCT FROM t.account_sid
         AND s.direction IS NOT DISTINCT FROM t.direction
         AND s.trunk IS NOT DISTINCT FROM t.trunk

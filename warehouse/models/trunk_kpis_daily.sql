@@ -29,10 +29,9 @@
 --   peak_cps         the most attempts of the group within one whole UTC second
 --
 -- Parameters: $tz, $window_start, $window_end (the UTC bounds of the local day), $day. The day's
--- calls are read by their attempted_at range; the calls carried in from earlier days by
--- terminated_at > $window_start, which DuckDB answers from each row group's min/max (a row group
--- of an older day is skipped unless it holds a call still running at the day's start): no scan
--- of all history.
+-- calls are read by their attempted_at range; the calls carried in from earlier days by the
+-- macro call_levels (warehouse/schema/006_call_spans.sql), from row-group min/max: no scan of
+-- all history.
 --
 -- Example: yesterday's trunks by SEER, worst first, with the busy hour's channel need
 --   SELECT trunk, attempts, seer, asr, peak_concurrent
@@ -96,40 +95,9 @@ cps AS (
     GROUP BY ALL
 ),
 
-spans AS (
-    SELECT account_sid, direction, trunk, attempted_at AS s, terminated_at AS e
-    FROM day_calls
-    WHERE terminated_at > attempted_at
-    UNION ALL
-    SELECT c.account_sid, c.direction, c.trunk, $window_start AS s, c.terminated_at AS e
-    FROM calls AS c
-    WHERE c.terminated_at > $window_start
-      AND c.attempted_at < $window_start
-),
-
-events AS (
-    SELECT account_sid, direction, trunk, s AS t, 1 AS d FROM spans
-    UNION ALL
-    SELECT account_sid, direction, trunk, e AS t, -1 AS d FROM spans
-),
-
-levels AS (
-    -- at one instant, the calls that end leave before the calls that start arrive: [s, e)
-    SELECT
-        account_sid,
-        direction,
-        trunk,
-        sum(d) OVER (
-            PARTITION BY account_sid, direction, trunk
-            ORDER BY t, d
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS level
-    FROM events
-),
-
 peaks AS (
     SELECT account_sid, direction, trunk, max(level) AS peak_concurrent
-    FROM levels
+    FROM call_levels($window_start, $window_end)  -- warehouse/schema/006_call_spans.sql
     GROUP BY ALL
 )
 
