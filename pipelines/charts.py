@@ -88,8 +88,8 @@ def _nice(value: float) -> float:
     """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value: round grid lines."""
     if value <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if value <= m * power)
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if value <= m * power)
 
 
 def markdown_image(svg: str, alt: str) -> str:
