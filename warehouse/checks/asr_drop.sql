@@ -54,9 +54,9 @@ SELECT
     CASE
         WHEN (SELECT count(*) FROM flagged) > 0 THEN (
             SELECT list(
-                printf(
-                    '%s: ASR %.3f of %d attempts vs %.3f of %d in the 7 days before (z %.1f)',
-                    grp, asr, attempts, before_asr, before_attempts, z
+                grp || printf(
+                    ': ASR %.3f of %d attempts vs %.3f of %d in the 7 days before (z %.1f)',
+                    asr, attempts, before_asr, before_attempts, z
                 )
                 ORDER BY z
             )
