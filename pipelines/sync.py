@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 
@@ -180,20 +181,14 @@ def load_stream(
     gathered = Batch()  # dicts, and Arrow tables
     held = 0  # records and table rows gathered since the last flush
 
-    table_chunk = partial(
-        normalize_table,
-        synced_at=synced_at,
-        scope_sid=scope.sid,
-        window_start=window.start,
-        window_end=window.end,
-    )
-    dict_chunk = partial(
-        normalize,
-        synced_at=synced_at,
-        scope_sid=scope.sid,
-        window_start=window.start,
-        window_end=window.end,
-    )
+    bounds: dict[str, Any] = {
+        "synced_at": synced_at,
+        "scope_sid": scope.sid,
+        "window_start": window.start,
+        "window_end": window.end,
+    }
+    table_chunk = partial(normalize_table, **bounds)
+    dict_chunk = partial(normalize, **bounds)
 
     def flush(loader: _Loader) -> None:
         nonlocal gathered, held
