@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo dev sim bench clean
+.PHONY: test lint typecheck unit demo dev sim bench report clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ dev: $(STAMP)
 
 sim: $(STAMP)
 	$(BIN)/python -m pipelines.jambonz.simulator --port 8765
+
+# FROM=YYYY-MM-DD TO=YYYY-MM-DD (default: the 14 local days ending yesterday) -> var/report/
+report: $(STAMP)
+	$(BIN)/python -m pipelines.report $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

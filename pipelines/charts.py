@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable, Sequence
+from datetime import date
 from html import escape
+from typing import Any
 
 WIDTH, HEIGHT = 720, 320
 LEFT, RIGHT, TOP, BOTTOM = 56, 150, 34, 46  # margins: axis labels left and below, legend right
@@ -82,6 +84,30 @@ def line_chart(
         )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def asr_per_trunk(title: str, days: Sequence[date], rows: Sequence[tuple[Any, ...]]) -> str:
+    """ASR per trunk over `days`, from rows (day, trunk, asr) (sql/trunk_kpis_daily_asr.sql); a
+    day without a trunk's row is a gap in its line."""
+    asr = {(d, trunk): value for d, trunk, value in rows}
+    return line_chart(
+        title,
+        [d.strftime("%m-%d") for d in days],
+        {t: [asr.get((d, t)) for d in days] for t in sorted({r[1] for r in rows})},
+        y_max=1.0,
+        y_label=lambda v: f"{v:.0%}",
+    )
+
+
+def calls_per_hour(title: str, rows: Sequence[tuple[Any, ...]], *, with_day: bool) -> str:
+    """Attempts and peak concurrency per local hour, from rows (hour, day, wall clock, attempts,
+    peak) (sql/calls_hourly_by_hour.sql); labels show the day too when the chart spans days."""
+    labels = [f"{r[1]:%m-%d} {r[2]}" if with_day else r[2] for r in rows]
+    return line_chart(
+        title,
+        labels,
+        {"attempts": [r[3] for r in rows], "peak concurrent": [r[4] for r in rows]},
+    )
 
 
 def _nice(value: float) -> float:

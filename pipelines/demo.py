@@ -3,7 +3,8 @@
 `python -m pipelines.demo` starts the built-in simulator on loopback, points the pipeline at it
 through the same environment variables a real deployment uses, materializes the last 7 complete
 days with the `daily_sync` job (the code path the schedule and backfills run), then prints answer
-rate and median duration per trunk from the DuckDB file.
+rate and median duration per trunk from the DuckDB file, and writes the HTML report of those days
+beside the file (var/report/).
 
 `python -m pipelines.demo --ui` starts the simulator and `dagster dev` against it instead, with the
 schedule visible (and running), so the UI can be explored with data that behaves like jambonz.
@@ -96,10 +97,16 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
                 return 1
     start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     with Warehouse(warehouse, read_only=True) as wh:
-        columns, rows = wh.report("by_trunk", start=start, end=start + timedelta(days))
+        columns, rows = wh.report("by_trunk", {"start": start, "end": start + timedelta(days)})
     print(f"\nanswer rate and median duration per trunk, {first} .. {today - timedelta(1)}:")
     _print_table(columns, rows)
+    from pipelines.report import Period, write_report
+
+    # beside the warehouse: var/report/ for the default var/demo.duckdb
+    period = Period(first, today - timedelta(days=1), "UTC")
+    report = write_report(warehouse, period, warehouse.parent / "report")
     print(f"\nwarehouse: {warehouse}  (try: duckdb -readonly {warehouse})")
+    print(f"report:    {report}  (the trunk KPIs and charts of these days; make report)")
     return 0
 
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from pipelines.charts import line_chart, markdown_image
+from pipelines.charts import asr_per_trunk, calls_per_hour, markdown_image
 from pipelines.partitions import check_result, day_window, partition_day, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.retries import retrying
@@ -60,27 +60,14 @@ WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong
 def _chart(name: str, wh: Warehouse, day: date, tz: str) -> str | None:
     """The model's picture of the day, as markdown (an inline SVG); None for a model without."""
     if name == "trunk_kpis_daily":
-        days = [day - timedelta(days=13 - k) for k in range(14)]
-        rows = wh.query("trunk_kpis_daily_asr_14d", {"day": day})
-        asr = {(d, trunk): value for d, trunk, value in rows}
-        svg = line_chart(
-            f"ASR per trunk, 14 days to {day}",
-            [d.strftime("%m-%d") for d in days],
-            {t: [asr.get((d, t)) for d in days] for t in sorted({r[1] for r in rows})},
-            y_max=1.0,
-            y_label=lambda v: f"{v:.0%}",
-        )
+        first = day - timedelta(days=13)
+        rows = wh.query("trunk_kpis_daily_asr", {"first": first, "last": day})
+        days = [first + timedelta(days=k) for k in range(14)]
+        svg = asr_per_trunk(f"ASR per trunk, 14 days to {day}", days, rows)
         return markdown_image(svg, "ASR per trunk over 14 days")
     if name == "calls_hourly":
-        rows = wh.query("calls_hourly_by_hour", {"day": day, "tz": tz})
-        svg = line_chart(
-            f"Calls per hour, {day} ({tz})",
-            [r[1] for r in rows],
-            {
-                "attempts": [r[2] for r in rows],
-                "peak concurrent": [r[3] for r in rows],
-            },
-        )
+        rows = wh.query("calls_hourly_by_hour", {"first": day, "last": day, "tz": tz})
+        svg = calls_per_hour(f"Calls per hour, {day} ({tz})", rows, with_day=False)
         return markdown_image(svg, "attempts and peak concurrency per hour")
     return None
 
@@ -124,7 +111,7 @@ def build_model_asset(
                 rows = wh.rebuild_model(
                     name, day=day, tz=tz, window_start=window.start, window_end=window.end
                 )
-                columns, report = wh.report("by_trunk", start=window.start, end=window.end)
+                columns, report = wh.report("by_trunk", {"start": window.start, "end": window.end})
                 outcomes = [
                     wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
                     for check, _ in checks

@@ -351,11 +351,9 @@ class Warehouse:
                 self.con.unregister("fetched_keys")
         return CheckOutcome(name, int(violations or 0), [str(s) for s in (sample or [])])
 
-    def report(
-        self, name: str, *, start: datetime, end: datetime
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Column names and rows of warehouse/reports/{name}.sql over calls in [start, end)."""
-        cur = self.con.execute(sql(name, "reports"), {"start": start, "end": end})
+    def report(self, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of the read-only query warehouse/reports/{name}.sql."""
+        cur = self.con.execute(sql(name, "reports"), params)
         columns = [d[0] for d in cur.description or []]
         return columns, cur.fetchall()
 

@@ -35,3 +35,7 @@ def test_demo_syncs_through_dagster_and_prints_each_trunk(
     # rows between the header and the blank line; attempts is the 4th field from the right
     rows = table.split("\n\n")[0].splitlines()[2:]
     assert sum(int(row.split()[-4]) for row in rows) == attempts
+    # and the HTML report of the same days, beside the warehouse
+    (report,) = (tmp_path / "report").glob("calls-*.html")
+    assert f"report:    {report}" in out
+    assert "<h2>Charts</h2>" in report.read_text()
