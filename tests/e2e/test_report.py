@@ -7,27 +7,39 @@ lay out has no bounding box. The page must fetch nothing and log no console erro
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 
+import dagster as dg
 import duckdb
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
+from pipelines.definitions import build_definitions
+from pipelines.jambonz.simulator import ACCOUNT_SID, Simulator
 from pipelines.report import Period, default_period, render
+from pipelines.settings import load_settings
 from tests.conftest import NOW
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, pipeline_env
 from warehouse.load import Warehouse
 
 LAST = NOW.date() - timedelta(days=2)
 DAYS = [LAST - timedelta(days=2), LAST - timedelta(days=1), LAST]
+WEBSERVER_ARGS = ("-m", "pipelines.definitions", "-h", "127.0.0.1", "-p")
 BROWSER_MISSING = (
     "Debian's chromium and chromium-driver are needed for the browser tests: "
     "`bash .ci/install-browser` (as root) installs them, as CI does"
@@ -111,6 +123,82 @@ def test_the_report_renders_every_trunk_and_both_charts_in_chromium(
     shot = Path(os.environ.get("REPORT_SCREENSHOTS", tmp_path)) / "report.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_dagster_ui_shows_the_asr_chart_of_a_materialization(
+    simulator: Simulator,
+    tmp_path: Path,
+    browser: webdriver.Chrome,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    """The chart in trunk_kpis_daily's metadata, as dagster-webserver shows it to a person."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**pipeline_env(simulator, tmp_path / "warehouse.duckdb"), "DAGSTER_HOME": str(home)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    job = build_definitions(load_settings()).resolve_job_def("daily_sync")
+    with dg.DagsterInstance.get() as instance:
+        assert job.execute_in_process(partition_key=str(LAST), instance=instance).success
+    trunks = sorted(
+        {r.get("trunk") or "(no trunk)" for r in simulator.calls(ACCOUNT_SID, *_utc(LAST))}
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-webserver"), *WEBSERVER_ARGS, str(port)],
+        env={**os.environ, **env},
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/assets/trunk_kpis_daily?view=partitions&partition={LAST}"
+        _wait_for_server(web, f"http://127.0.0.1:{port}/server_info")
+        browser.get(url)
+        wait = WebDriverWait(browser, 120)
+        show = wait.until(lambda b: b.find_elements(By.XPATH, "//*[text()='[Show Markdown]']"))
+        assert len(show) == 1  # the chart; by_trunk is short enough to show in place
+        for skip in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+            skip.click()  # the webserver's first-visit newsletter prompt, when it is up already
+        browser.execute_script("arguments[0].click();", show[0])  # even under that prompt
+        img = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "img[src^='data:image/svg']"))
+        wait.until(lambda b: b.execute_script("return arguments[0].complete", img))
+        size = browser.execute_script(
+            "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img
+        )
+        assert size == [720, 320]  # decoded and laid out by Chromium
+        svg = base64.b64decode(img.get_attribute("src").split(",", 1)[1]).decode()
+        assert re.findall(r'<g class="series" data-name="([^"]*)">', svg) == trunks
+        assert f"ASR per trunk, 14 days to {LAST}" in svg
+        shot = Path(os.environ.get("REPORT_SCREENSHOTS", tmp_path)) / "dagster-ui-asr.png"
+        assert browser.save_screenshot(str(shot))
+    finally:
+        web.terminate()
+        web.wait(timeout=60)
+
+
+def _utc(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _wait_for_server(proc: subprocess.Popen[bytes], url: str) -> None:
+    """Until dagster-webserver answers (it loads the code location first), or it exits."""
+    deadline = monotonic() + 180
+    while monotonic() < deadline:
+        assert proc.poll() is None, "dagster-webserver exited"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        proc_wait = 0.5  # the server is not up yet: ask again shortly
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=proc_wait)
+    pytest.fail(f"dagster-webserver did not answer {url} in 180 s")
 
 
 def test_days_with_calls_but_no_models_are_named_not_left_blank(pipeline: Pipeline) -> None:
