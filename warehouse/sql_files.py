@@ -27,13 +27,37 @@ def sql(name: str, folder: str = "sql") -> str:
     return path.read_text(encoding="utf-8")
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, DDL) of warehouse/schema/NNN_name.sql, in order."""
+def string_literal(value: str) -> str:
+    """`value` as a SQL string literal (quotes doubled), for the one place DuckDB's grammar takes
+    no parameter: the target of ATTACH (DuckDB 1.5). Refuses what a path or conninfo never holds."""
+    if "\x00" in value or "\n" in value:
+        raise ValueError("an ATTACH target holds no NUL or newline")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def attach(name: str, target: str, **options: str) -> str:
+    """warehouse/sql/{name}.sql, an ATTACH statement, with its `$target` (and each `$option`
+    given, such as $data_path) written once each as a quoted literal."""
+    lines = [line for line in sql(name).splitlines() if not line.startswith("--")]
+    statement = "\n".join(lines)
+    for key, value in {"target": target, **options}.items():
+        if statement.count(f"${key}") != 1:
+            raise ValueError(f"warehouse/sql/{name}.sql must name ${key} once")
+        statement = statement.replace(f"${key}", string_literal(value))
+    return statement
+
+
+def migrations(*, lake: bool = False) -> list[tuple[int, str, str]]:
+    """(version, name, DDL) of warehouse/schema/NNN_name.sql, in order. For a DuckLake, a file
+    of the same name in schema/lake/ replaces one whose DDL DuckLake does not take."""
+    schema = resources.files("warehouse").joinpath("schema")
     found = []
-    for entry in resources.files("warehouse").joinpath("schema").iterdir():
+    for entry in schema.iterdir():
         m = _MIGRATION.match(entry.name)
         if m:
-            found.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+            override = schema.joinpath("lake", entry.name)
+            ddl = (override if lake and override.is_file() else entry).read_text(encoding="utf-8")
+            found.append((int(m.group(1)), m.group(2), ddl))
     return sorted(found)
 
 

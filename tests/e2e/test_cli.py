@@ -58,6 +58,18 @@ def test_cli_materializes_a_partition(simulator: Simulator, tmp_path: Path) -> N
     assert "RUN_SUCCESS" in out
     assert set(_keys(tmp_path / "warehouse.duckdb")) == truth_keys(simulator, env, [day])
     assert env["JAMBONZ_API_KEY"] not in out
+    # the DuckDB CLI the README names (the registry's duckdb-cli) opens the file the run wrote
+    query = "SELECT count(*), count(DISTINCT call_key) FROM calls"
+    cli = subprocess.run(
+        [str(BIN / "duckdb"), "-readonly", "-csv", "-noheader", env["WAREHOUSE_PATH"], "-c", query],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    n = len(truth_keys(simulator, env, [day]))
+    assert cli.stdout.split() == [f"{n},{n}"]
 
 
 def test_five_partitions_as_concurrent_runs_with_a_reader(

