@@ -1,0 +1,118 @@
+"""`python -m warehouse.migrate`: a warehouse copied whole into a new file and proven equal; a
+target holding data refused; a source DuckDB cannot read named with what to do."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.normalize import normalize
+from tests.integration.test_trunk_kpis import generate
+from tests.postgres import Postgres
+from warehouse.lake import Lake
+from warehouse.load import Warehouse
+from warehouse.migrate import TABLES, MigrateError, migrate
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+WS, WE = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)
+
+
+def snapshot(path: Path | Lake) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every data table, sorted: what the copy must reproduce."""
+    with Warehouse(path, read_only=True) as wh:
+        return {t: sorted(wh.con.table(t).fetchall(), key=repr) for t in TABLES}
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    records = generate(seed=11)
+    records.append({**records[0], "attempted_at": "not a time"})  # one quarantined record
+    n = normalize(records, synced_at=WE, scope_sid="sp", window_start=WS, window_end=WE)
+    assert n.quarantine.num_rows == 1
+    path = tmp_path / "source.duckdb"
+    with Warehouse(path) as wh:
+        wh.load_window(n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
+        for day in (date(2026, 3, 8), date(2026, 11, 1)):
+            for model in ("trunk_kpis_daily", "calls_hourly", "answer_rates_daily"):
+                start = datetime.combine(day, time(0), tzinfo=UTC)
+                end = start + timedelta(days=1)
+                wh.rebuild_model(model, day=day, tz="UTC", window_start=start, window_end=end)
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "warehouse.migrate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_file_is_copied_whole_and_proven_equal(source: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target.duckdb"
+    done = run("--from", str(source), "--to", str(target))
+    assert done.returncode == 0, done.stderr
+    before = snapshot(source)
+    assert len(before["calls"]) > 3000
+    for table in ("calls_quarantine", "trunk_kpis_daily", "calls_hourly"):
+        assert before[table], table
+    assert snapshot(target) == before
+    for table in TABLES:
+        assert any(line.startswith(f"{table} ") for line in done.stdout.splitlines()), table
+    assert f"{len(before['calls']):,} rows  equal" in done.stdout
+
+
+def test_an_export_folder_is_copied_too(source: Path, tmp_path: Path) -> None:
+    """The path from a DuckDB 2.x file: EXPORT DATABASE (FORMAT parquet), then migrate."""
+    folder = tmp_path / "export"
+    with Warehouse(source, read_only=True) as wh:
+        wh.con.execute(f"EXPORT DATABASE '{folder}' (FORMAT parquet)")
+    target = tmp_path / "target.duckdb"
+    assert migrate(folder, target)
+    assert snapshot(target) == snapshot(source)
+
+
+def test_a_target_that_holds_data_is_refused_and_left_alone(source: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target.duckdb"
+    assert run("--from", str(source), "--to", str(target)).returncode == 0
+    before = snapshot(target)
+    done = run("--from", str(source), "--to", str(target))
+    assert done.returncode == 2
+    assert f"--to {target} already holds data: calls (" in done.stderr
+    assert "nothing was copied" in done.stderr
+    assert snapshot(target) == before
+
+
+def test_a_source_that_is_not_a_warehouse_is_named(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MigrateError, match=r"not an EXPORT DATABASE .* \(no calls.parquet"):
+        migrate(tmp_path / "empty", tmp_path / "t.duckdb")
+    newer = tmp_path / "newer.duckdb"  # an empty warehouse, as the project's DuckDB 2.0.1 wrote it
+    newer.write_bytes(gzip.decompress((FIXTURES / "warehouse-duckdb-2.0.1.duckdb.gz").read_bytes()))
+    done = run("--from", str(newer), "--to", str(tmp_path / "t2.duckdb"))
+    assert done.returncode == 2
+    assert f"cannot read --from {newer} (a file written by a newer DuckDB" in done.stderr
+    assert 'README "DuckDB version"' in done.stderr
+
+
+def test_a_file_moves_into_a_lake_in_one_command(
+    source: Path, lake: Lake, postgres: Postgres
+) -> None:
+    env = {**os.environ, **postgres.env(), "WAREHOUSE_DATA_PATH": lake.data_path}
+    done = run("--from", str(source), "--to", lake.url, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "calls_raw" in done.stdout
+    assert snapshot(lake) == snapshot(source)
+    again = run("--from", str(source), "--to", lake.url, env=env)
+    assert again.returncode == 2
+    assert "already holds data" in again.stderr
+    assert postgres.password not in again.stderr + again.stdout

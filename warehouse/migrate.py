@@ -1,0 +1,151 @@
+"""Copy a whole warehouse into a new one, and prove the copy equal, table by table.
+
+    python -m warehouse.migrate --from var/warehouse.duckdb --to "$WAREHOUSE_URL"
+    python -m warehouse.migrate --from var/export --to var/warehouse.duckdb
+
+The source is a warehouse file this DuckDB reads, or the folder that DuckDB 2.x's
+`EXPORT DATABASE '<folder>' (FORMAT parquet)` wrote from an older file (README "DuckDB version":
+DuckDB 1.5 cannot open a file DuckDB 2.0 wrote). The target is a new DuckDB file, or a DuckLake
+(`ducklake:postgres:<conninfo>`, its data path from --data-path or WAREHOUSE_DATA_PATH, its
+password from PGPASSWORD or PGPASSFILE). The target gets the schema of this code (the
+migrations) and every row of every data table in one transaction; then each table is compared
+both ways (EXCEPT ALL: the same rows, duplicates counted) and the command says what it found. It
+refuses a target that already holds rows, and never writes to the source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from warehouse.lake import Lake, LakeUrlError, is_lake
+from warehouse.lake import parse as parse_lake
+from warehouse.load import Warehouse, WarehouseLockedError, WarehouseUnopenableError
+from warehouse.sql_files import attach, model_names
+
+# every table that holds data, in load order; schema_version belongs to the target's migrations
+TABLES: tuple[str, ...] = ("calls", "calls_raw", "calls_quarantine", *model_names())
+
+
+class MigrateError(RuntimeError):
+    """The copy cannot start or did not come out equal; the message says which table and why."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    table: str
+    rows: int
+
+
+def _source(source: Path, table: str) -> tuple[str, dict[str, object]]:
+    """A FROM clause reading `table` of the source, and its parameters. `table` is a name from
+    TABLES (a closed list), never a value."""
+    if table not in TABLES:
+        raise KeyError(table)
+    if source.is_dir():
+        return "read_parquet($file)", {"file": str(source / f"{table}.parquet")}
+    return f"src.main.{table}", {}
+
+
+def _rows(wh: Warehouse, table: str) -> int:
+    if table not in TABLES:  # an identifier from the closed list, never a value
+        raise KeyError(table)
+    ((rows,),) = wh.con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return int(rows)
+
+
+def migrate(source: Path, target: Path | Lake) -> list[Copied]:
+    """Copy every table of `source` into the new warehouse `target`, then verify them equal."""
+    if not source.exists():
+        raise MigrateError(f"--from {source}: no such file or folder")
+    if source.is_dir():
+        missing = [t for t in TABLES[:3] if not (source / f"{t}.parquet").is_file()]
+        if missing:
+            raise MigrateError(
+                f"--from {source}: not an EXPORT DATABASE (FORMAT parquet) folder of a warehouse "
+                f"(no {', '.join(f'{t}.parquet' for t in missing)})"
+            )
+    if isinstance(target, Path) and source.resolve() == target.resolve():
+        raise MigrateError("--from and --to are the same file")
+    name = target.describe() if isinstance(target, Lake) else str(target)
+    with Warehouse(target) as wh:
+        con = wh.con
+        held = {t: _rows(wh, t) for t in TABLES}
+        if any(held.values()):
+            busy = ", ".join(f"{t} ({n:,} rows)" for t, n in held.items() if n)
+            raise MigrateError(f"--to {name} already holds data: {busy}; nothing was copied")
+        if source.is_file():
+            con.execute(attach("attach_source", str(source)))
+        present = [t for t in TABLES if source.is_file() or (source / f"{t}.parquet").is_file()]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in present:
+                relation, params = _source(source, table)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {relation}", params)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        copied = []
+        for table in present:
+            relation, params = _source(source, table)
+            diff = (
+                f"SELECT count(*) FROM (SELECT * FROM {relation} EXCEPT ALL SELECT * FROM {table})"
+            )
+            back = (
+                f"SELECT count(*) FROM (SELECT * FROM {table} EXCEPT ALL SELECT * FROM {relation})"
+            )
+            ((only_source,),) = con.execute(diff, params).fetchall()
+            ((only_target,),) = con.execute(back, params).fetchall()
+            if only_source or only_target:
+                raise MigrateError(
+                    f"{table} differs after the copy: {only_source} rows only in the source, "
+                    f"{only_target} only in the target"
+                )
+            copied.append(Copied(table, _rows(wh, table)))
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m warehouse.migrate", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--from", dest="source", type=Path, required=True)
+    parser.add_argument("--to", dest="target", required=True, help="a new file or ducklake:...")
+    parser.add_argument("--data-path", default=os.environ.get("WAREHOUSE_DATA_PATH"))
+    args = parser.parse_args(argv)
+    try:
+        target: Path | Lake = Path(args.target)
+        if is_lake(args.target):
+            target = parse_lake(args.target, args.data_path)
+        copied = migrate(args.source, target)
+    except LakeUrlError as exc:
+        print(f"migrate: --to: {exc}", file=sys.stderr)
+        return 2
+    except (MigrateError, WarehouseLockedError, WarehouseUnopenableError) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.IOException as exc:
+        hint = ""
+        if "version number" in str(exc):
+            hint = (
+                " (a file written by a newer DuckDB, such as 2.x: export it with that DuckDB "
+                'first and migrate from the folder; README "DuckDB version")'
+            )
+        print(
+            f"migrate: cannot read --from {args.source}{hint}. DuckDB said: {exc}", file=sys.stderr
+        )
+        return 2
+    for c in copied:
+        print(f"{c.table:<22} {c.rows:>12,} rows  equal")
+    print(f"warehouse: {target.describe() if isinstance(target, Lake) else target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
