@@ -18,6 +18,8 @@ from pydantic import Field
 from pipelines.jambonz.client import RecentCallsClient, Scope
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.retries import TransientFailure
+from warehouse.lake import Lake, LakeUrlError
+from warehouse.lake import parse as parse_lake
 from warehouse.load import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_MEMORY_LIMIT,
@@ -102,9 +104,14 @@ class JambonzResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file (WAREHOUSE_PATH). One writing process at a time: see README."""
+    """The DuckDB file (WAREHOUSE_PATH; one writing process at a time: see README), or the
+    DuckLake of WAREHOUSE_URL with its Parquet files at WAREHOUSE_DATA_PATH."""
 
     path: str = Field(description="WAREHOUSE_PATH")
+    url: str | None = Field(
+        default=None, description="WAREHOUSE_URL: ducklake:postgres:<conninfo>, no password"
+    )
+    data_path: str | None = Field(default=None, description="WAREHOUSE_DATA_PATH")
     lock_timeout_s: float = Field(
         default=DEFAULT_LOCK_TIMEOUT_S,
         description="how long a run waits for another process to release the file",
@@ -113,11 +120,19 @@ class WarehouseResource(dg.ConfigurableResource):
         default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory_limit (WAREHOUSE_MEMORY_LIMIT)"
     )
 
+    @property
+    def target(self) -> Path | Lake:
+        return parse_lake(self.url, self.data_path) if self.url else Path(self.path)
+
     def check_writable(self) -> None:
-        """Fail with the cause, naming WAREHOUSE_PATH, when the file could not be written.
+        """Fail with the cause, naming WAREHOUSE_PATH (or WAREHOUSE_URL, WAREHOUSE_DATA_PATH),
+        when the warehouse could not be written.
 
         Called before any request is sent, so a wrong path costs no API requests.
         """
+        if self.url:
+            self._check_lake()
+            return
         path = Path(self.path)
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
@@ -137,6 +152,26 @@ class WarehouseResource(dg.ConfigurableResource):
             "writable folder (README 'Pointing it at jambonz')."
         )
 
+    def _check_lake(self) -> None:
+        """The catalog answers (and takes the schema), and the data path takes a file."""
+        try:
+            lake = parse_lake(self.url or "", self.data_path)
+        except LakeUrlError as exc:
+            raise dg.Failure(str(exc)) from None
+        if "://" not in lake.data_path:  # a folder every worker mounts; object stores: by DuckDB
+            folder = Path(lake.data_path)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".write-probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise dg.Failure(
+                    f"WAREHOUSE_DATA_PATH={lake.data_path!r} cannot be written: "
+                    f"{exc.strerror or exc}; point it at a folder every worker can write"
+                ) from None
+        self.open().close()
+
     def open(self, *, read_only: bool = False, partition: str | None = None) -> Warehouse:
         """The warehouse; a lock held too long or an unopenable file fails with the cause.
 
@@ -146,7 +181,7 @@ class WarehouseResource(dg.ConfigurableResource):
         where = f"partition {partition}: " if partition else ""
         try:
             return Warehouse(
-                self.path,
+                self.target,
                 lock_timeout_s=self.lock_timeout_s,
                 read_only=read_only,
                 memory_limit=self.memory_limit,
@@ -156,7 +191,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)"
             ) from None
         except (OSError, WarehouseUnopenableError) as exc:
+            setting = f"WAREHOUSE_URL={self.url!r}" if self.url else f"WAREHOUSE_PATH={self.path!r}"
             raise dg.Failure(
-                f"{where}WAREHOUSE_PATH={self.path!r} cannot be opened"
-                f"{'' if read_only else ' for writing'}: {exc}"
+                f"{where}{setting} cannot be opened{'' if read_only else ' for writing'}: {exc}"
             ) from None

@@ -16,6 +16,8 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
+from warehouse.lake import Lake, LakeUrlError
+from warehouse.lake import parse as parse_lake
 from warehouse.load import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,15 @@ class Settings:
     sync_retries: int = 4
     sync_retry_delay_s: float = 60.0
     freshness_margin_minutes: int = 120
+    warehouse_url: str | None = None  # a DuckLake (warehouse/lake.py); None: the file
+    warehouse_data_path: str | None = None
+
+    @property
+    def warehouse_target(self) -> Path | Lake:
+        """What Warehouse opens: the DuckLake of WAREHOUSE_URL, else the file."""
+        if self.warehouse_url:
+            return parse_lake(self.warehouse_url, self.warehouse_data_path)
+        return Path(self.warehouse_path)
 
 
 def _number(
@@ -94,6 +105,18 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         raise SettingsError(
             f"WAREHOUSE_MEMORY_LIMIT={memory_limit!r} is not a size like 512MB or 2GB"
         )
+    url = env.get("WAREHOUSE_URL", "").strip() or None
+    data_path = env.get("WAREHOUSE_DATA_PATH", "").strip() or None
+    if url:
+        try:
+            parse_lake(url, data_path)
+        except LakeUrlError as exc:
+            raise SettingsError(str(exc)) from None
+    elif data_path:
+        raise SettingsError(
+            "WAREHOUSE_DATA_PATH is set but WAREHOUSE_URL is not: the data path belongs to a "
+            "DuckLake (WAREHOUSE_URL=ducklake:postgres:...); unset it to use WAREHOUSE_PATH"
+        )
     return Settings(
         base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
         account_sid=env.get("JAMBONZ_ACCOUNT_SID", "").strip() or None,
@@ -109,4 +132,6 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         sync_retries=_number(env, "SYNC_RETRIES", 4, 0, 20),
         sync_retry_delay_s=retry_delay,
         freshness_margin_minutes=_number(env, "SYNC_FRESHNESS_MARGIN_MINUTES", 120, 0, 23 * 60),
+        warehouse_url=url,
+        warehouse_data_path=data_path,
     )

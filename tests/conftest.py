@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,10 @@ from typing import Any
 import pytest
 
 from pipelines.jambonz.simulator import Simulator
+from tests.postgres import Postgres
+from tests.postgres import start as start_postgres
+from warehouse.lake import Lake
+from warehouse.lake import parse as parse_lake
 
 CAPTURES = Path(__file__).parent / "fixtures" / "real-responses"
 
@@ -112,3 +117,27 @@ def cdr(
     record = {key: values.get(key) for key in SERVER_KEYS}
     record.update(overrides)
     return record
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL cluster for the session (tests/postgres.py); tests take fresh databases."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lake(postgres: Postgres, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lake]:
+    """A fresh DuckLake: a new catalog database and an empty data folder. The password reaches
+    libpq through PGPASSWORD, as in production."""
+    name = "lake_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    postgres.new_database(name)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in postgres.env().items():
+            mp.setenv(key, value)
+        yield parse_lake(
+            f"ducklake:postgres:{postgres.conninfo(name)}", str(tmp_path / "lake-data") + "/"
+        )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +31,9 @@ import pyarrow.compute as pc
 
 from warehouse import locks
 from warehouse.checks import CheckOutcome
+from warehouse.lake import Lake, load_extensions
+from warehouse.lake import maintain as lake_maintain
+from warehouse.sql_files import attach as attach_sql
 from warehouse.sql_files import migrations, model_names, sql
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
 
@@ -202,10 +205,11 @@ class WarehouseUnopenableError(OSError):
 
 
 class Warehouse:
-    """The DuckDB file. Opening applies the schema migrations idempotently.
+    """The DuckDB file, or a DuckLake. Opening applies the schema migrations idempotently.
 
     Args:
-        path: the DuckDB file (its folder is created).
+        path: the DuckDB file (its folder is created), or a `Lake` (warehouse/lake.py): its
+            catalog and data path, ATTACHed as the same `warehouse` with the same tables.
         lock_timeout_s: how long to retry opening a file another process holds.
         read_only: open for reading only (no migrations).
         memory_limit: DuckDB's memory_limit for this connection (None: DuckDB's default, 80% of
@@ -214,18 +218,22 @@ class Warehouse:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | Lake,
         *,
         lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
         read_only: bool = False,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     ) -> None:
-        self.path = Path(path)
+        self.lake = path if isinstance(path, Lake) else None
+        self.path = Path(path.data_path if isinstance(path, Lake) else path)
+        self.name = path.describe() if isinstance(path, Lake) else str(path)
         self.read_only = read_only
         self.memory_limit = memory_limit
-        if not read_only:
+        if self.lake is None and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con: duckdb.DuckDBPyConnection | None = self._connect(lock_timeout_s)
+        self._con: duckdb.DuckDBPyConnection | None = (
+            self._attach_lake(self.lake) if self.lake else self._connect(lock_timeout_s)
+        )
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             self._con.execute("SET enable_progress_bar = false")
@@ -277,7 +285,33 @@ class Warehouse:
         con = duckdb.connect(":memory:", config=config)
         try:
             attach = "attach_read_only" if self.read_only else "attach_read_write"
-            con.execute(sql(attach), {"path": str(self.path)})
+            con.execute(attach_sql(attach, str(self.path)))
+            con.execute("USE warehouse")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _attach_lake(self, lake: Lake) -> duckdb.DuckDBPyConnection:
+        """ATTACH the DuckLake as `warehouse` (then USE): no lock to wait for, readers and writers
+        work on snapshots. A catalog that does not answer fails here, before any request."""
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "autoinstall_known_extensions": False,  # never download: the packages ship them
+            "autoload_known_extensions": False,
+        }
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        con = duckdb.connect(":memory:", config=config)
+        try:
+            load_extensions(con, lake)
+            con.execute(sql("lake_settings"))
+            name = "attach_lake_read_only" if self.read_only else "attach_lake"
+            try:
+                con.execute(attach_sql(name, lake.url, data_path=lake.data_path))
+            except duckdb.Error as exc:
+                raise WarehouseUnopenableError(
+                    f"{lake.describe()} cannot be attached: {exc}"
+                ) from exc
             con.execute("USE warehouse")
         except BaseException:
             con.close()
@@ -288,7 +322,7 @@ class Warehouse:
         con = self.con
         con.execute(sql("schema_version_create"))
         applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
-        for version, name, ddl in migrations():
+        for version, name, ddl in migrations(lake=self.lake is not None):
             if version in applied:
                 continue
             con.execute("BEGIN TRANSACTION")
@@ -319,7 +353,7 @@ class Warehouse:
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            raise RuntimeError(f"the warehouse {self.path} is closed")
+            raise RuntimeError(f"the warehouse {self.name} is closed")
         return self._con
 
     def check(
@@ -401,6 +435,12 @@ class Warehouse:
     def window_load(self, *, window_start: datetime, window_end: datetime) -> WindowLoad:
         """A transaction loading one window in several batches (see WindowLoad)."""
         return WindowLoad(self.con, window_start, window_end)
+
+    def maintain(self, *, snapshot_retention: timedelta, file_grace: timedelta) -> dict[str, int]:
+        """DuckLake's upkeep (warehouse/lake.py maintain); a DuckDB file has none."""
+        if self.lake is None:
+            raise RuntimeError(f"{self.name} is a DuckDB file: maintenance is for a DuckLake")
+        return lake_maintain(self.con, snapshot_retention=snapshot_retention, file_grace=file_grace)
 
     def rebuild_model(
         self, name: str, *, day: date, tz: str, window_start: datetime, window_end: datetime

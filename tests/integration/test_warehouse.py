@@ -15,6 +15,8 @@ import pytest
 import warehouse.load as load_module
 from pipelines.normalize import Normalized, normalize
 from tests.conftest import load_capture
+from warehouse.lake import Lake
+from warehouse.lake import parse as parse_lake
 from warehouse.load import Warehouse, WarehouseLockedError
 from warehouse.sql_files import migrations
 from warehouse.tables import CALL_COLUMN_NAMES
@@ -45,9 +47,17 @@ def snapshot(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
     return {t: wh.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}  # noqa: S608
 
 
-@pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    with Warehouse(tmp_path / "nested" / "wh.duckdb", lock_timeout_s=5) as w:
+@pytest.fixture(params=["file", "lake", "lake-duckdb-catalog"])
+def wh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """Every lane: the DuckDB file, a DuckLake with its catalog in PostgreSQL, and one with its
+    catalog in a local DuckDB file (the same upsert, rollback and quarantine)."""
+    if request.param == "lake":
+        target: Path | Lake = request.getfixturevalue("lake")
+    elif request.param == "lake-duckdb-catalog":
+        target = parse_lake(f"ducklake:duckdb:{tmp_path / 'catalog.ducklake'}", str(tmp_path / "d"))
+    else:
+        target = tmp_path / "nested" / "wh.duckdb"
+    with Warehouse(target, lock_timeout_s=5) as w:
         yield w
 
 

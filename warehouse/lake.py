@@ -1,0 +1,153 @@
+"""The DuckLake lane: the warehouse's tables in a DuckLake (catalog in PostgreSQL, Parquet data).
+
+`WAREHOUSE_URL=ducklake:postgres:<libpq conninfo>` chooses it; `WAREHOUSE_DATA_PATH` is where the
+Parquet files go. The catalog's password never appears in the URL: libpq reads it from
+PGPASSWORD or PGPASSFILE, so no log line, error or run config can carry it (a conninfo naming
+`password` is refused). The ducklake and postgres extensions are LOADed from the registry's
+Python packages (duckdb-extension-ducklake, -postgres-scanner): DuckDB never downloads one.
+
+What it must never do: write a byte before the catalog and the data path have answered, or let a
+commit that lost a race to another writer surface as a failed run while DuckLake can retry it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+from warehouse.sql_files import sql
+
+PREFIX = "ducklake:"
+# catalogs this code attaches: (the URL's word, the extension it needs besides ducklake).
+# Tested: postgres. `duckdb` (a local DuckDB file as the catalog, one process at a time) serves
+# tests and trials without a server.
+CATALOGS = {"postgres": "postgres_scanner", "duckdb": None}
+EXTENSION_PACKAGES = {
+    "ducklake": "duckdb_extension_ducklake",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+}
+# DuckLake's own retry of a commit that raced another writer (defaults 10 tries, 100 ms, x1.5):
+# raised, as teams with several writers do, so a busy catalog costs waiting, not a failed run.
+RETRY_SETTINGS = {
+    "ducklake_max_retry_count": 100,
+    "ducklake_retry_wait_ms": 100,
+    "ducklake_retry_backoff": 1.5,
+}
+_KEYWORD = re.compile(r"(?:^|\s)([A-Za-z_]+)\s*=")
+
+
+class LakeUrlError(ValueError):
+    """WAREHOUSE_URL cannot be a DuckLake; the message says why, without the URL's secrets."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A parsed WAREHOUSE_URL: the catalog kind and its connection text."""
+
+    catalog: str
+    conninfo: str
+    data_path: str
+
+    @property
+    def url(self) -> str:
+        return f"{PREFIX}{self.catalog}:{self.conninfo}"
+
+    def describe(self) -> str:
+        """For logs and errors: the catalog and data path (the conninfo holds no password)."""
+        return f"DuckLake {self.catalog}:{self.conninfo} (data {self.data_path})"
+
+
+def is_lake(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(PREFIX)
+
+
+def parse(url: str, data_path: str | None) -> Lake:
+    """WAREHOUSE_URL and WAREHOUSE_DATA_PATH as a Lake, or LakeUrlError naming the variable."""
+    if not url.startswith(PREFIX):
+        raise LakeUrlError(f"WAREHOUSE_URL must start with {PREFIX!r}")
+    catalog, sep, conninfo = url[len(PREFIX) :].partition(":")
+    if not sep or catalog not in CATALOGS:
+        raise LakeUrlError(
+            f"WAREHOUSE_URL names catalog {catalog!r}; expected one of "
+            f"{', '.join(f'{PREFIX}{c}:...' for c in CATALOGS)}"
+        )
+    if not conninfo.strip():
+        raise LakeUrlError(f"WAREHOUSE_URL={PREFIX}{catalog}: has no connection string after it")
+    if catalog == "postgres":
+        keys = {k.lower() for k in _KEYWORD.findall(conninfo)}
+        if "password" in keys or re.search(r"//[^/@]*:[^/@]*@", conninfo):
+            raise LakeUrlError(
+                "WAREHOUSE_URL must not hold the catalog's password: give it to libpq through "
+                "PGPASSWORD or PGPASSFILE (README 'The DuckLake lane')"
+            )
+    if "\n" in conninfo or "\x00" in conninfo:
+        raise LakeUrlError("WAREHOUSE_URL holds a newline")
+    if not data_path or not data_path.strip():
+        raise LakeUrlError("WAREHOUSE_DATA_PATH is required with a DuckLake WAREHOUSE_URL")
+    return Lake(catalog, conninfo.strip(), data_path.strip())
+
+
+def extension_file(name: str) -> str:
+    """The .duckdb_extension file the registry's package ships for this DuckDB version."""
+    package = EXTENSION_PACKAGES[name]
+    version = f"v{duckdb.__version__}"
+    try:
+        path = importlib.resources.files(package).joinpath("extensions", version)
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            f"the {name} extension needs the Python package {package.replace('_', '-')} "
+            f"(pyproject.toml installs it)"
+        ) from None
+    file = path.joinpath(f"{name}.duckdb_extension")
+    if not file.is_file():
+        raise RuntimeError(f"{package} ships no {name} extension for DuckDB {version}")
+    return str(file)
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """LOAD ducklake (and the catalog's extension) from the packages' files, never downloaded."""
+    needed = [n for n in (CATALOGS[lake.catalog], "ducklake") if n]
+    for name in needed:
+        con.load_extension(extension_file(name))
+
+
+# (step, needs $before): the order of DuckLake's own CHECKPOINT, each its own statement so a
+# failure names its step (warehouse/sql/lake_<step>.sql)
+MAINTENANCE_STEPS = (
+    ("flush_inlined_data", False),
+    ("merge_adjacent_files", False),
+    ("rewrite_data_files", False),
+    ("expire_snapshots", True),
+    ("cleanup_old_files", True),
+    ("delete_orphaned_files", True),
+)
+
+
+def files(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The lake's file and snapshot counts (warehouse/sql/lake_files.sql)."""
+    cur = con.execute(sql("lake_files"))
+    names = [d[0] for d in cur.description or []]
+    ((*values,),) = cur.fetchall()
+    return {n: int(v) for n, v in zip(names, values, strict=True)}
+
+
+def maintain(
+    con: duckdb.DuckDBPyConnection, *, snapshot_retention: timedelta, file_grace: timedelta
+) -> dict[str, int]:
+    """Compact, expire and clean the lake attached as `warehouse`; the counts before and after.
+
+    snapshot_retention: snapshots older are expired (time travel reaches that far back).
+    file_grace: files unreferenced for longer are deleted (a reader on an older snapshot has that
+    long to finish). Both are measured when their step runs.
+    """
+    before = files(con)
+    for step, timed in MAINTENANCE_STEPS:
+        age = snapshot_retention if step == "expire_snapshots" else file_grace
+        params = {"before": datetime.now(UTC) - age} if timed else {}
+        con.execute(sql(f"lake_{step}"), params).fetchall()
+    after = files(con)
+    return {**{f"{k}_before": v for k, v in before.items()}, **after}
