@@ -12,6 +12,7 @@ from pipelines.alerts import build_alert_sensor
 from pipelines.calls import build_calls_asset
 from pipelines.dead_runs import dead_runs_sensor
 from pipelines.freshness import build_freshness
+from pipelines.maintenance import build_lake_maintenance
 from pipelines.models import MODELS, build_model_asset
 from pipelines.partitions import daily_partitions
 from pipelines.resources import JambonzResource, WarehouseResource
@@ -31,11 +32,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         - dg.AssetSelection.checks(*freshness_checks),
         description="Sync a day of calls, check it, and rebuild that day's models.",
     )
+    lake = build_lake_maintenance(settings)  # the DuckLake lane only
     return dg.Definitions(
-        assets=[calls, *models],
+        assets=[calls, *models, *([lake[0]] if lake else [])],
         asset_checks=freshness_checks,
-        jobs=[daily_sync],
-        schedules=[build_schedule(daily_sync, settings)],
+        jobs=[daily_sync, *([lake[1]] if lake else [])],
+        schedules=[build_schedule(daily_sync, settings), *([lake[2]] if lake else [])],
         sensors=[
             dg.AutomationConditionSensorDefinition(
                 "models_follow_calls",
@@ -56,6 +58,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ),
             "warehouse": WarehouseResource(
                 path=settings.warehouse_path,
+                url=settings.warehouse_url,
+                data_path=settings.warehouse_data_path,
                 lock_timeout_s=settings.warehouse_lock_timeout_s,
                 memory_limit=settings.warehouse_memory_limit,
             ),
