@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+LAKE_SMOKE = ("--days", "4", "--calls", "300")
 
 
 @pytest.mark.e2e
@@ -31,3 +32,22 @@ def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     assert "day's KPI rebuild s" in text
     assert "of the allowed rate" in text
     assert "0 429s" in text
+
+
+@pytest.mark.e2e
+def test_lake_bench_smoke_prints_the_table(tmp_path: Path) -> None:
+    """`python -m benchmarks.lake` on 4 small days: its PostgreSQL, loads, maintenance, table."""
+    out = tmp_path / "lake.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.lake", *LAKE_SMOKE, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert "| 4 |" in text
+    assert "Parquet files on disk" in text
+    assert "(target <= 1.5x)" in text

@@ -1,0 +1,362 @@
+"""The DuckLake lane through the real definitions: WAREHOUSE_URL=ducklake:postgres:..., a real
+PostgreSQL catalog (tests/postgres.py), Parquet files in a folder.
+
+The same tables, columns and types as the file; the same checks and metadata; bad settings fail
+the first step naming the variable before any request; the catalog's password (PGPASSWORD)
+appears nowhere a person or a log could read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.jambonz.simulator import Simulator
+from pipelines.settings import REPO_ROOT, SettingsError, load_settings
+from pipelines.sync import CHUNK_RECORDS
+from tests.conftest import NOW
+from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env, materialize
+from tests.e2e.test_cli import truth_keys
+from tests.e2e.test_demo import readme_sql
+from tests.faults.conftest import MakePipeline, failure_message
+from tests.faults.conftest import make_pipeline as make_pipeline  # the fixture, shared
+from tests.postgres import Postgres
+from warehouse.lake import Lake
+from warehouse.load import Warehouse
+from warehouse.migrate import TABLES
+
+DAY = NOW.date() - timedelta(days=2)
+MATERIALIZE_CALLS = ("asset", "materialize", "-m", "pipelines.definitions", "--select", "calls")
+
+
+def lake_env(lake: Lake) -> dict[str, str]:
+    return {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
+
+
+def columns(wh: Warehouse) -> dict[str, list[tuple[str, str]]]:
+    """Every data table's (column, type), in order."""
+    return {t: [(r[0], r[1]) for r in wh.con.execute(f"DESCRIBE {t}").fetchall()] for t in TABLES}
+
+
+def _keys(pipeline: Pipeline, lake: Lake) -> list[str]:
+    with Warehouse(lake, read_only=True) as wh:
+        return [r[0] for r in wh.con.execute("SELECT call_key FROM calls").fetchall()]
+
+
+def test_a_day_lands_in_the_lake_as_in_the_file(
+    simulator: Simulator, make_pipeline: MakePipeline, lake: Lake, postgres: Postgres
+) -> None:
+    pipeline = make_pipeline(simulator, **lake_env(lake))
+    result = pipeline.run_day(DAY)
+    assert result.success
+    truth = pipeline.truth(DAY)
+    keys = _keys(pipeline, lake)
+    assert len(keys) == len(set(keys)) == len(truth)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks
+    assert all(e.passed for e in checks.values()), checks
+    (mat,) = result.asset_materializations_for_node("calls")
+    assert mat.metadata["inserted"].value == len(truth)
+    # the same partition again: nothing changes, nothing is doubled
+    again = pipeline.run_day(DAY)
+    (mat,) = again.asset_materializations_for_node("calls")
+    assert (mat.metadata["inserted"].value, mat.metadata["updated"].value) == (0, 0)
+    assert sorted(_keys(pipeline, lake)) == sorted(keys)
+    # the same tables, columns and types as the DuckDB file
+    file_pipeline = make_pipeline(simulator, WAREHOUSE_URL="", WAREHOUSE_DATA_PATH="")
+    assert file_pipeline.run_day(DAY).success
+    with (
+        Warehouse(lake, read_only=True) as in_lake,
+        Warehouse(file_pipeline.warehouse, read_only=True) as in_file,
+    ):
+        assert columns(in_lake) == columns(in_file)
+        for model in ("trunk_kpis_daily", "calls_hourly", "answer_rates_daily"):
+            query = f"SELECT * FROM {model} ORDER BY ALL"  # noqa: S608
+            assert in_lake.con.execute(query).fetchall() == in_file.con.execute(query).fetchall()
+    # the password went to libpq by PGPASSWORD and nowhere else
+    events = pipeline.instance.all_logs(result.run_id)
+    text = "\n".join(str(e) for e in events) + repr(pipeline.settings)
+    assert postgres.password not in text
+    assert postgres.password not in str(pipeline.defs.resources)
+
+
+@pytest.mark.parametrize("fault", ["catalog-down", "data-path-a-file"])
+def test_a_lake_that_cannot_be_written_fails_before_any_request(
+    simulator: Simulator,
+    make_pipeline: MakePipeline,
+    lake: Lake,
+    postgres: Postgres,
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    env = lake_env(lake)
+    if fault == "catalog-down":
+        env["WAREHOUSE_URL"] = env["WAREHOUSE_URL"].replace(f"port={postgres.port}", "port=9")
+        named = "WAREHOUSE_URL"
+    else:
+        (tmp_path / "a-file").write_text("")
+        env["WAREHOUSE_DATA_PATH"] = str(tmp_path / "a-file" / "lake")
+        named = "WAREHOUSE_DATA_PATH"
+    sent = len(simulator.request_log)
+    pipeline = make_pipeline(simulator, **env)
+    result = pipeline.run_day(DAY)
+    assert not result.success
+    message = failure_message(result)
+    assert named in message, message
+    assert postgres.password not in message
+    assert len(simulator.request_log) == sent, "no request before the warehouse answered"
+
+
+@pytest.mark.parametrize(
+    ("url", "data_path", "says"),
+    [
+        ("ducklake:mysql:db=x", "/tmp/x", "WAREHOUSE_URL names catalog 'mysql'"),
+        ("ducklake:postgres:", "/tmp/x", "has no connection string"),
+        ("ducklake:postgres:dbname=x password=hunter2-secret", "/tmp/x", "PGPASSWORD"),
+        ("ducklake:postgres://jw:hunter2-secret@db/x", "/tmp/x", "PGPASSWORD"),
+        ("ducklake:postgres:dbname=x", "", "WAREHOUSE_DATA_PATH is required"),
+    ],
+)
+def test_a_malformed_lake_setting_is_named_without_its_secret(
+    url: str, data_path: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    env = {"WAREHOUSE_URL": url, "WAREHOUSE_DATA_PATH": data_path}
+    with pytest.raises(SettingsError, match=says) as caught:
+        load_settings(env)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_data_path_without_a_lake_url_is_a_mistake_named() -> None:
+    with pytest.raises(SettingsError, match="WAREHOUSE_DATA_PATH is set but WAREHOUSE_URL"):
+        load_settings({"WAREHOUSE_DATA_PATH": "/srv/lake"})
+
+
+def test_definitions_load_with_a_lake_and_name_it_in_the_resource(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.definitions import build_definitions
+
+    settings = load_settings(lake_env(lake))
+    defs = build_definitions(settings)
+    resource = (defs.resources or {})["warehouse"]
+    assert isinstance(resource, dg.ConfigurableResource)
+    assert resource.url == lake.url  # type: ignore[attr-defined]
+
+
+LAKE_READER = """
+import json, select, sys
+from warehouse.lake import parse
+from warehouse.load import Warehouse
+lake = parse(sys.argv[1], sys.argv[2])
+with Warehouse(lake, read_only=True) as wh:  # one session held open through every run
+    while True:
+        wh.con.execute("BEGIN TRANSACTION")  # one snapshot for both counts
+        calls = wh.con.execute(
+            "SELECT CAST(attempted_at AS DATE)::VARCHAR, count(*), count(DISTINCT call_key) "
+            "FROM calls GROUP BY ALL"
+        ).fetchall()
+        kpis = wh.con.execute(
+            "SELECT day::VARCHAR, sum(attempts) FROM trunk_kpis_daily GROUP BY ALL"
+        ).fetchall()
+        wh.con.execute("COMMIT")
+        print(json.dumps({"calls": calls, "kpis": kpis}), flush=True)
+        if select.select([sys.stdin], [], [], 0.1)[0]:
+            break
+"""
+
+
+@pytest.fixture
+def busy_simulator() -> Iterator[Simulator]:
+    """60,000 calls a day: a day's window is loaded in three chunks (sync.CHUNK_RECORDS), so a
+    reader could catch a day half-written if a window did not commit as one."""
+    with Simulator(seed=13, calls_per_day=60_000, now=NOW) as sim:
+        yield sim
+
+
+def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
+    busy_simulator: Simulator, lake: Lake, postgres: Postgres, tmp_path: Path
+) -> None:
+    """Three days materialized at once by three `dagster asset materialize` processes (writers
+    in parallel on one lake) while a reader keeps one session open, querying in a loop."""
+    simulator = busy_simulator
+    env, home = cli_env(simulator, tmp_path, **lake_env(lake))
+    env.update(postgres.env())
+    days = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
+    truth = {d.isoformat(): len(truth_keys(simulator, env, [d])) for d in days}
+    assert min(truth.values()) > 2 * CHUNK_RECORDS
+    with Warehouse(lake):  # the schema exists before the reader's first query
+        pass
+    # the instance's SQLite storage exists before three processes start at once
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=home, check=True, timeout=120
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", LAKE_READER, lake.url, lake.data_path],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = [materialize(env, home, d.isoformat()) for d in days]
+    outputs = [p.communicate(timeout=400)[0] for p in runs]
+    seen, errors = reader.communicate(input="", timeout=120)
+    assert reader.returncode == 0, errors[-3000:]
+    for day, proc, out in zip(days, runs, outputs, strict=True):
+        assert proc.returncode == 0, f"{day}: {out[-3000:]}"
+        assert "RUN_SUCCESS" in out
+        assert postgres.password not in out
+    reads = [json.loads(line) for line in seen.splitlines()]
+    assert len(reads) >= 10, "the reader kept reading while the runs wrote"
+    for read in reads:
+        for day, n, distinct in read["calls"]:
+            assert n == distinct, f"{day}: a call held twice"
+            assert n == truth[day], f"{day}: {n} of {truth[day]} calls visible: half a day"
+        for day, attempts in read["kpis"]:
+            assert attempts == truth[day], f"{day}: the model showed a partial day"
+    final = {day: n for day, n, _ in reads[-1]["calls"]}
+    assert final == truth or _final_counts(lake) == truth
+
+
+def _final_counts(lake: Lake) -> dict[str, int]:
+    with Warehouse(lake, read_only=True) as wh:
+        rows = wh.con.execute(
+            "SELECT CAST(attempted_at AS DATE)::VARCHAR, count(DISTINCT call_key) FROM calls "
+            "GROUP BY ALL"
+        ).fetchall()
+    return {day: int(n) for day, n in rows}
+
+
+def test_maintenance_compacts_the_lake_and_keeps_every_row(
+    simulator: Simulator, make_pipeline: MakePipeline, lake: Lake
+) -> None:
+    pipeline = make_pipeline(simulator, **lake_env(lake))
+    days = [NOW.date() - timedelta(days=n) for n in (5, 4, 3, 2)]
+    for day in days:
+        assert pipeline.run_day(day).success
+    assert pipeline.run_day(days[-1]).success  # a look-back re-sync: models rebuilt again
+
+    def rows() -> dict[str, list[tuple[object, ...]]]:
+        with Warehouse(lake, read_only=True) as wh:
+            return {t: sorted(wh.con.table(t).fetchall(), key=repr) for t in TABLES}
+
+    before = rows()
+    on_disk_before = len(list(Path(lake.data_path).rglob("*.parquet")))
+    job = pipeline.defs.resolve_job_def("lake_maintenance_job")
+    config = {"snapshot_retention_hours": 0, "file_grace_hours": 0}  # everything old, now
+    result = job.execute_in_process(
+        instance=pipeline.instance, run_config={"ops": {"lake_maintenance": {"config": config}}}
+    )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("lake_maintenance")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["live_data_files"] < meta["live_data_files_before"]
+    assert meta["snapshots"] < meta["snapshots_before"]
+    on_disk = len(list(Path(lake.data_path).rglob("*.parquet")))
+    assert on_disk < on_disk_before
+    assert on_disk == meta["tracked_data_files"] + meta["live_delete_files"]
+    assert rows() == before  # nothing lost, nothing doubled
+    # and the pipeline goes on writing to the compacted lake
+    assert pipeline.run_day(days[0]).success
+    assert rows()["calls"] == before["calls"]
+
+
+def test_the_file_lane_has_no_lake_maintenance(
+    make_pipeline: MakePipeline, simulator: Simulator
+) -> None:
+    pipeline = make_pipeline(simulator)
+    assert not pipeline.defs.resolve_all_job_defs() or all(
+        j.name != "lake_maintenance_job" for j in pipeline.defs.resolve_all_job_defs()
+    )
+
+
+def test_the_readmes_attach_line_and_recipes_work_on_the_lake(
+    simulator: Simulator,
+    make_pipeline: MakePipeline,
+    lake: Lake,
+    postgres: Postgres,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The analyst's Python lines from README "Reading the lake", pointed at this lake, then every
+    SQL recipe of the README through that connection."""
+    pipeline = make_pipeline(simulator, **lake_env(lake))
+    assert pipeline.run_day(DAY).success
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### Reading the lake", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "dbname=jw host=db.internal user=jw" in code
+    code = code.replace("dbname=jw host=db.internal user=jw", lake.conninfo)
+    namespace: dict[str, object] = {}
+    exec(code, namespace)  # noqa: S102 - the README's own lines, the test's conninfo
+    assert "trunk_kpis_daily" not in capsys.readouterr().err
+    con = namespace["con"]
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+    ((calls,),) = con.execute("SELECT count(*) FROM calls").fetchall()
+    assert calls == len(pipeline.truth(DAY))
+    for statement in readme_sql():
+        con.execute(statement).fetchall()
+    con.close()
+
+
+def test_a_run_killed_mid_load_leaves_nothing_visible_and_no_orphan_counted(
+    busy_simulator: Simulator,
+    make_pipeline: MakePipeline,
+    lake: Lake,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL to a `dagster asset materialize` once its first Parquet file is written (its
+    transaction open): no call of the day is visible; the next run loads the day whole; the
+    maintenance deletes the killed run's orphaned files."""
+    simulator = busy_simulator
+    env, home = cli_env(simulator, tmp_path, **lake_env(lake))
+    env.update(postgres.env())
+    with Warehouse(lake):
+        pass
+    data = Path(lake.data_path)
+    committed = set(data.rglob("*.parquet"))
+    run = subprocess.Popen(
+        [str(BIN / "dagster"), *MATERIALIZE_CALLS, "--partition", DAY.isoformat()],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not set(data.rglob("*.parquet")) - committed:  # the load has written, not committed
+        assert run.poll() is None, "the run ended before it wrote a file"
+        assert time.monotonic() < deadline, "no Parquet file within 240 s"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.wait(timeout=0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    orphans = set(data.rglob("*.parquet")) - committed
+    assert orphans
+    assert _final_counts(lake) == {}, "a killed run's rows are visible"
+    pipeline = make_pipeline(simulator, **lake_env(lake))
+    assert pipeline.run_day(DAY).success
+    truth = len(pipeline.truth(DAY))
+    assert _final_counts(lake) == {DAY.isoformat(): truth}
+    job = pipeline.defs.resolve_job_def("lake_maintenance_job")
+    config = {"snapshot_retention_hours": 0, "file_grace_hours": 0}
+    result = job.execute_in_process(
+        instance=pipeline.instance, run_config={"ops": {"lake_maintenance": {"config": config}}}
+    )
+    assert result.success
+    assert not orphans & set(data.rglob("*.parquet")), "the killed run's files were left"
+    assert _final_counts(lake) == {DAY.isoformat(): truth}
