@@ -22,21 +22,15 @@ import duckdb
 from warehouse.sql_files import sql
 
 PREFIX = "ducklake:"
-# catalogs this code attaches: (the URL's word, the extension it needs besides ducklake).
-# Tested: postgres. `duckdb` (a local DuckDB file as the catalog, one process at a time) serves
-# tests and trials without a server.
+# catalogs this code attaches: the URL's word -> the extension it needs besides ducklake. Both
+# are tested; `duckdb` (a local DuckDB file as the catalog, one process at a time) is for trials.
 CATALOGS = {"postgres": "postgres_scanner", "duckdb": None}
 EXTENSION_PACKAGES = {
     "ducklake": "duckdb_extension_ducklake",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
 }
-# DuckLake's own retry of a commit that raced another writer (defaults 10 tries, 100 ms, x1.5):
-# raised, as teams with several writers do, so a busy catalog costs waiting, not a failed run.
-RETRY_SETTINGS = {
-    "ducklake_max_retry_count": 100,
-    "ducklake_retry_wait_ms": 100,
-    "ducklake_retry_backoff": 1.5,
-}
+# DuckLake's own retry of a commit that raced another writer is raised from its defaults (10
+# tries) to 100, as teams with several writers do: warehouse/sql/lake_settings.sql.
 _KEYWORD = re.compile(r"(?:^|\s)([A-Za-z_]+)\s*=")
 
 

@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAKE_SMOKE = ("--days", "4", "--calls", "300")
 
 
-@pytest.mark.e2e
-def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
-    out = tmp_path / "bench.md"
+def bench(module: str, out: Path, *args: str) -> str:
+    """`python -m benchmarks.<module> ... --out <out>`; the markdown it wrote."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", f"benchmarks.{module}", *args, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,7 +23,12 @@ def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    text = out.read_text()
+    return out.read_text()
+
+
+@pytest.mark.e2e
+def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
+    text = bench("run", tmp_path / "bench.md", "--smoke")
     for scenario in ("| floor |", "| sync |", "| dagster |", "| naive |", "calls already held"):
         assert scenario in text
     assert "Peak RSS" in text
@@ -37,17 +40,7 @@ def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_lake_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     """`python -m benchmarks.lake` on 4 small days: its PostgreSQL, loads, maintenance, table."""
-    out = tmp_path / "lake.md"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.lake", *LAKE_SMOKE, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = out.read_text()
+    text = bench("lake", tmp_path / "lake.md", "--days", "4", "--calls", "300")
     assert "| 4 |" in text
     assert "Parquet files on disk" in text
     assert "(target <= 1.5x)" in text
