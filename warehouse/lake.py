@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -121,6 +122,9 @@ MAINTENANCE_STEPS = (
 )
 
 
+CONFLICT_RETRIES = 8  # a maintenance step redone after a concurrent commit, backing off to 30 s
+
+
 def files(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """The lake's file and snapshot counts (warehouse/sql/lake_files.sql)."""
     cur = con.execute(sql("lake_files"))
@@ -141,7 +145,16 @@ def maintain(
     before = files(con)
     for step, timed in MAINTENANCE_STEPS:
         age = snapshot_retention if step == "expire_snapshots" else file_grace
-        params = {"before": datetime.now(UTC) - age} if timed else {}
-        con.execute(sql(f"lake_{step}"), params).fetchall()
+        for attempt in range(CONFLICT_RETRIES + 1):
+            params = {"before": datetime.now(UTC) - age} if timed else {}
+            try:
+                con.execute(sql(f"lake_{step}"), params).fetchall()
+                break
+            except duckdb.TransactionException as exc:
+                # a run committed to the same table meanwhile: DuckLake does not retry a
+                # compaction; the step is redone on the new snapshot
+                if "conflict" not in str(exc).lower() or attempt == CONFLICT_RETRIES:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 30.0))  # backoff between attempts
     after = files(con)
     return {**{f"{k}_before": v for k, v in before.items()}, **after}
