@@ -204,6 +204,18 @@ class WarehouseUnopenableError(OSError):
     """The file cannot be opened (not a DuckDB file, unreadable, a newer format); says why."""
 
 
+def _unopenable(said: str) -> str:
+    """DuckDB's reason, and what to do when the file is from a newer DuckDB (2.x, this project's
+    earlier releases): 1.5 cannot read it, an export and `warehouse.migrate` can."""
+    if "version number" in said:
+        return (
+            f"{said} -- the file was written by a newer DuckDB (this project used DuckDB 2.0.1 "
+            "before it moved to 1.5.5): export it with that DuckDB and copy it back with "
+            "`python -m warehouse.migrate` (README 'DuckDB version')"
+        )
+    return said
+
+
 class Warehouse:
     """The DuckDB file, or a DuckLake. Opening applies the schema migrations idempotently.
 
@@ -259,7 +271,7 @@ class Warehouse:
                     return self._attach()
                 except duckdb.IOException as exc:
                     if "lock" not in str(exc).lower():
-                        raise WarehouseUnopenableError(str(exc)) from exc
+                        raise WarehouseUnopenableError(_unopenable(str(exc))) from exc
                     if left <= 0:
                         raise WarehouseLockedError(
                             f"The warehouse file {self.path} is locked by another process, "

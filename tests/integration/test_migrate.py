@@ -16,7 +16,7 @@ from pipelines.normalize import normalize
 from tests.integration.test_trunk_kpis import generate
 from tests.postgres import Postgres
 from warehouse.lake import Lake
-from warehouse.load import Warehouse
+from warehouse.load import Warehouse, WarehouseUnopenableError
 from warehouse.migrate import TABLES, MigrateError, migrate
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -98,6 +98,10 @@ def test_a_source_that_is_not_a_warehouse_is_named(tmp_path: Path) -> None:
         migrate(tmp_path / "empty", tmp_path / "t.duckdb")
     newer = tmp_path / "newer.duckdb"  # an empty warehouse, as the project's DuckDB 2.0.1 wrote it
     newer.write_bytes(gzip.decompress((FIXTURES / "warehouse-duckdb-2.0.1.duckdb.gz").read_bytes()))
+    with pytest.raises(
+        WarehouseUnopenableError, match=r"(?s)written by a newer DuckDB.*README 'DuckDB version'"
+    ):
+        Warehouse(newer)  # a run's first step says the same
     done = run("--from", str(newer), "--to", str(tmp_path / "t2.duckdb"))
     assert done.returncode == 2
     assert f"cannot read --from {newer} (a file written by a newer DuckDB" in done.stderr
