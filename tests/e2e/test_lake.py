@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -215,17 +215,7 @@ def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
         stderr=subprocess.PIPE,
         text=True,
     )
-    runs = [
-        subprocess.Popen(
-            [str(BIN / "dagster"), *MATERIALIZE_DAY, "--partition", d.isoformat()],
-            env=env,
-            cwd=home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for d in days
-    ]
+    runs = [_dagster(env, home, MATERIALIZE_DAY, d, stdout=subprocess.PIPE) for d in days]
     outputs = [p.communicate(timeout=400)[0] for p in runs]
     seen, errors = reader.communicate(input="", timeout=120)
     assert reader.returncode == 0, errors[-3000:]
@@ -243,6 +233,22 @@ def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
             assert attempts == truth[day], f"{day}: the model showed a partial day"
     final = {day: n for day, n, _ in reads[-1]["calls"]}
     assert final == truth or _final_counts(lake) == truth
+
+
+def _dagster(
+    env: dict[str, str], home: Path, args: tuple[str, ...], day: date, *, stdout: int
+) -> subprocess.Popen[str]:
+    """`dagster <args> --partition <day>` in its own process group (SIGKILL-able as a whole),
+    its stderr merged into stdout."""
+    return subprocess.Popen(
+        [str(BIN / "dagster"), *args, "--partition", day.isoformat()],
+        env=env,
+        cwd=home,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _final_counts(lake: Lake) -> dict[str, int]:
@@ -292,9 +298,9 @@ def test_the_file_lane_has_no_lake_maintenance(
     make_pipeline: MakePipeline, simulator: Simulator
 ) -> None:
     pipeline = make_pipeline(simulator)
-    assert not pipeline.defs.resolve_all_job_defs() or all(
-        j.name != "lake_maintenance_job" for j in pipeline.defs.resolve_all_job_defs()
-    )
+    jobs = {j.name for j in pipeline.defs.resolve_all_job_defs()}
+    assert "daily_sync" in jobs
+    assert "lake_maintenance_job" not in jobs
 
 
 def test_the_readmes_attach_line_and_recipes_work_on_the_lake(
@@ -342,14 +348,7 @@ def test_a_run_killed_mid_load_leaves_nothing_visible_and_no_orphan_counted(
         pass
     data = Path(lake.data_path)
     committed = set(data.rglob("*.parquet"))
-    run = subprocess.Popen(
-        [str(BIN / "dagster"), *MATERIALIZE_CALLS, "--partition", DAY.isoformat()],
-        env=env,
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    run = _dagster(env, home, MATERIALIZE_CALLS, DAY, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not set(data.rglob("*.parquet")) - committed:  # the load has written, not committed
         assert run.poll() is None, "the run ended before it wrote a file"
