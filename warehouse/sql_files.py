@@ -49,16 +49,18 @@ def attach(name: str, target: str, **options: str) -> str:
 
 def migrations(*, lake: bool = False) -> list[tuple[int, str, str]]:
     """(version, name, DDL) of warehouse/schema/NNN_name.sql, in order. For a DuckLake, a file
-    of the same name in schema/lake/ replaces one whose DDL DuckLake does not take."""
+    of the same name in schema/lake/ replaces one whose DDL DuckLake does not take, and one
+    with no namesake (007_partition_by_month) is the lake's own."""
     schema = resources.files("warehouse").joinpath("schema")
-    found = []
-    for entry in schema.iterdir():
-        m = _MIGRATION.match(entry.name)
-        if m:
-            override = schema.joinpath("lake", entry.name)
-            ddl = (override if lake and override.is_file() else entry).read_text(encoding="utf-8")
-            found.append((int(m.group(1)), m.group(2), ddl))
-    return sorted(found)
+    folders = [schema, schema.joinpath("lake")] if lake else [schema]
+    chosen: dict[str, tuple[int, str, str]] = {}
+    for folder in folders:  # the lake's folder last: its file wins
+        for entry in folder.iterdir():
+            m = _MIGRATION.match(entry.name)
+            if m:
+                ddl = entry.read_text(encoding="utf-8")
+                chosen[entry.name] = (int(m.group(1)), m.group(2), ddl)
+    return sorted(chosen.values())
 
 
 def model_names() -> list[str]:
