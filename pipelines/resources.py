@@ -23,6 +23,7 @@ from warehouse.lake import parse as parse_lake
 from warehouse.load import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_MEMORY_LIMIT,
+    DataPathUnwritableError,
     Warehouse,
     WarehouseLockedError,
     WarehouseUnopenableError,
@@ -170,7 +171,7 @@ class WarehouseResource(dg.ConfigurableResource):
                     f"WAREHOUSE_DATA_PATH={lake.data_path!r} cannot be written: "
                     f"{exc.strerror or exc}; point it at a folder every worker can write"
                 ) from None
-        self.open().close()
+        self.open().close()  # an s3:// data path is probed by the Warehouse: one small object
 
     def open(self, *, read_only: bool = False, partition: str | None = None) -> Warehouse:
         """The warehouse; a lock held too long or an unopenable file fails with the cause.
@@ -189,6 +190,11 @@ class WarehouseResource(dg.ConfigurableResource):
         except WarehouseLockedError as exc:
             raise TransientFailure(
                 f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)"
+            ) from None
+        except DataPathUnwritableError as exc:
+            raise dg.Failure(
+                f"{where}WAREHOUSE_DATA_PATH={self.data_path!r} cannot be written: {exc}; check "
+                "the bucket and the AWS_* credentials (README 'Outgrowing one machine')"
             ) from None
         except (OSError, WarehouseUnopenableError) as exc:
             setting = f"WAREHOUSE_URL={self.url!r}" if self.url else f"WAREHOUSE_PATH={self.path!r}"

@@ -64,6 +64,19 @@ class Postgres:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")
         return done.stdout
 
+    def dump(self, database: str) -> str:
+        """pg_dump's text of a database's rows: what a backup of it would hold."""
+        args = [_bin("pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user]
+        done = subprocess.run(
+            [*args, "--data-only", database],
+            env={**os.environ, **self.env()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout
+
     def new_database(self, name: str) -> str:
         """A fresh, empty database (dropped first if a test left one of that name)."""
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')

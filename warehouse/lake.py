@@ -13,6 +13,7 @@ commit that lost a race to another writer surface as a failed run while DuckLake
 from __future__ import annotations
 
 import importlib.resources
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ CATALOGS = {"postgres": "postgres_scanner", "duckdb": None}
 EXTENSION_PACKAGES = {
     "ducklake": "duckdb_extension_ducklake",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",  # an s3:// data path
 }
+S3 = "s3://"
 # DuckLake's own retry of a commit that raced another writer is raised from its defaults (10
 # tries) to 100, as teams with several writers do: warehouse/sql/lake_settings.sql.
 _KEYWORD = re.compile(r"(?:^|\s)([A-Za-z_]+)\s*=")
@@ -50,6 +53,10 @@ class Lake:
     @property
     def url(self) -> str:
         return f"{PREFIX}{self.catalog}:{self.conninfo}"
+
+    @property
+    def on_s3(self) -> bool:
+        return self.data_path.startswith(S3)
 
     def describe(self) -> str:
         """For logs and errors: the catalog and data path (the conninfo holds no password)."""
@@ -77,13 +84,19 @@ def parse(url: str, data_path: str | None) -> Lake:
         if "password" in keys or re.search(r"//[^/@]*:[^/@]*@", conninfo):
             raise LakeUrlError(
                 "WAREHOUSE_URL must not hold the catalog's password: give it to libpq through "
-                "PGPASSWORD or PGPASSFILE (README 'The DuckLake lane')"
+                "PGPASSWORD or PGPASSFILE (README 'Outgrowing one machine')"
             )
     if "\n" in conninfo or "\x00" in conninfo:
         raise LakeUrlError("WAREHOUSE_URL holds a newline")
     if not data_path or not data_path.strip():
         raise LakeUrlError("WAREHOUSE_DATA_PATH is required with a DuckLake WAREHOUSE_URL")
-    return Lake(catalog, conninfo.strip(), data_path.strip())
+    data_path = data_path.strip()
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", data_path)
+    if scheme and not data_path.startswith(S3):
+        raise LakeUrlError(
+            f"WAREHOUSE_DATA_PATH is a {scheme.group(1)}:// URL; expected a folder or an s3:// URL"
+        )
+    return Lake(catalog, conninfo.strip(), data_path)
 
 
 def extension_file(name: str) -> str:
@@ -104,10 +117,32 @@ def extension_file(name: str) -> str:
 
 
 def load_extensions(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """LOAD ducklake (and the catalog's extension) from the packages' files, never downloaded."""
-    needed = [n for n in (CATALOGS[lake.catalog], "ducklake") if n]
+    """LOAD ducklake (and the catalog's and data path's extensions) from the packages' files,
+    never downloaded; for an s3:// data path, the connection's S3 secret too."""
+    needed = [n for n in (CATALOGS[lake.catalog], "httpfs" if lake.on_s3 else None, "ducklake")]
     for name in needed:
-        con.load_extension(extension_file(name))
+        if name:
+            con.load_extension(extension_file(name))
+    if lake.on_s3:
+        con.execute(sql("lake_s3_secret"), s3_credentials())
+
+
+def s3_credentials() -> dict[str, str]:
+    """The S3 secret's values from the AWS SDK's own variables (bound, never in SQL text or a
+    log). AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) points at an S3-compatible server such as
+    MinIO; it is addressed path-style, and over TLS unless the URL says http://."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    scheme, _, host = endpoint.rpartition("://")
+    return {
+        "key_id": env.get("AWS_ACCESS_KEY_ID", ""),
+        "secret": env.get("AWS_SECRET_ACCESS_KEY", ""),
+        "session_token": env.get("AWS_SESSION_TOKEN", ""),
+        "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "endpoint": host.rstrip("/") or "s3.amazonaws.com",
+        "url_style": "path" if endpoint else "vhost",
+        "use_ssl": "false" if scheme == "http" else "true",
+    }
 
 
 # (step, needs $before): the order of DuckLake's own CHECKPOINT, each its own statement so a

@@ -204,6 +204,10 @@ class WarehouseUnopenableError(OSError):
     """The file cannot be opened (not a DuckDB file, unreadable, a newer format); says why."""
 
 
+class DataPathUnwritableError(WarehouseUnopenableError):
+    """A DuckLake's s3:// data path refused a write; says which object."""
+
+
 def _unopenable(said: str) -> str:
     """DuckDB's reason, and what to do when the file is from a newer DuckDB (2.x, this project's
     earlier releases): 1.5 cannot read it, an export and `warehouse.migrate` can."""
@@ -214,6 +218,17 @@ def _unopenable(said: str) -> str:
             "`python -m warehouse.migrate` (README 'DuckDB version')"
         )
     return said
+
+
+def _probe_s3(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """An s3:// data path takes a write before anything else is written (a folder is probed
+    by the caller with the OS): one small object, `.write-probe.csv`, overwritten by each
+    probe. DuckDB cannot delete an object, so it stays; no table reads it."""
+    target = lake.data_path.rstrip("/") + "/.write-probe.csv"
+    try:
+        con.sql("SELECT 1 AS probe").write_csv(target)
+    except duckdb.Error as exc:
+        raise DataPathUnwritableError(f"cannot write {target}: {exc}") from exc
 
 
 class Warehouse:
@@ -325,6 +340,8 @@ class Warehouse:
                     f"{lake.describe()} cannot be attached: {exc}"
                 ) from exc
             con.execute("USE warehouse")
+            if lake.on_s3 and not self.read_only:
+                _probe_s3(con, lake)
         except BaseException:
             con.close()
             raise

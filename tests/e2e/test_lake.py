@@ -9,7 +9,9 @@ appears nowhere a person or a log could read it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -95,6 +97,79 @@ def test_a_day_lands_in_the_lake_as_in_the_file(
     assert postgres.password not in str(pipeline.defs.resources)
 
 
+S3_SECRET = "s3-secret-never-shown-Zq7"
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An S3-compatible server on loopback (moto's server, speaking S3's HTTP API) with an empty
+    bucket `jw-lake`; the lake gets its credentials the AWS SDK's way, from the environment."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {
+            "AWS_ACCESS_KEY_ID": "jw-test-key",
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="jw-lake")
+        yield "jw-lake"
+    finally:
+        server.stop()
+
+
+def _objects(bucket: str) -> list[str]:
+    import boto3
+
+    listed = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).list_objects_v2(
+        Bucket=bucket
+    )
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def test_a_day_lands_in_a_lake_on_s3(
+    simulator: Simulator, make_pipeline: MakePipeline, lake: Lake, s3_bucket: str
+) -> None:
+    on_s3 = dataclasses.replace(lake, data_path=f"s3://{s3_bucket}/jw/")
+    pipeline = make_pipeline(simulator, **lake_env(on_s3))
+    result = pipeline.run_day(DAY)
+    assert result.success
+    truth = pipeline.truth(DAY)
+    keys = _keys(pipeline, on_s3)
+    assert len(keys) == len(set(keys)) == len(truth)
+    parquet = [k for k in _objects(s3_bucket) if k.endswith(".parquet")]
+    assert parquet
+    assert all(k.startswith("jw/main/") for k in parquet), parquet
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    again = pipeline.run_day(DAY)  # nothing changes, nothing doubles
+    (mat,) = again.asset_materializations_for_node("calls")
+    assert (mat.metadata["inserted"].value, mat.metadata["updated"].value) == (0, 0)
+    assert sorted(_keys(pipeline, on_s3)) == sorted(keys)
+    events = "\n".join(str(e) for e in pipeline.instance.all_logs(result.run_id))
+    assert S3_SECRET not in events + repr(pipeline.settings) + str(pipeline.defs.resources)
+
+
+def test_a_missing_bucket_fails_before_any_request_naming_the_data_path(
+    simulator: Simulator, make_pipeline: MakePipeline, lake: Lake, s3_bucket: str
+) -> None:
+    on_s3 = dataclasses.replace(lake, data_path="s3://no-such-bucket/jw/")
+    sent = len(simulator.request_log)
+    result = make_pipeline(simulator, **lake_env(on_s3)).run_day(DAY)
+    assert not result.success
+    message = failure_message(result)
+    assert "WAREHOUSE_DATA_PATH='s3://no-such-bucket/jw/' cannot be written" in message, message
+    assert S3_SECRET not in message
+    assert len(simulator.request_log) == sent, "no request before the data path answered"
+
+
 @pytest.mark.parametrize("fault", ["catalog-down", "data-path-a-file"])
 def test_a_lake_that_cannot_be_written_fails_before_any_request(
     simulator: Simulator,
@@ -130,6 +205,7 @@ def test_a_lake_that_cannot_be_written_fails_before_any_request(
         ("ducklake:postgres:dbname=x password=hunter2-secret", "/tmp/x", "PGPASSWORD"),
         ("ducklake:postgres://jw:hunter2-secret@db/x", "/tmp/x", "PGPASSWORD"),
         ("ducklake:postgres:dbname=x", "", "WAREHOUSE_DATA_PATH is required"),
+        ("ducklake:postgres:dbname=x", "gs://b/x", "expected a folder or an s3:// URL"),
     ],
 )
 def test_a_malformed_lake_setting_is_named_without_its_secret(
@@ -288,6 +364,13 @@ def test_maintenance_compacts_the_lake_and_keeps_every_row(
     on_disk = len(list(Path(lake.data_path).rglob("*.parquet")))
     assert on_disk < on_disk_before
     assert on_disk == meta["tracked_data_files"] + meta["live_delete_files"]
+    # every data table is partitioned by month (schema/lake/007): merges stay within a month
+    parquet = Path(lake.data_path).rglob("*.parquet")
+    folders = {p.parent.relative_to(lake.data_path) for p in parquet}
+    months = {f"year={d.year}/month={d.month}" for d in days}
+    tables = {f.parts[1] for f in folders} & set(TABLES)
+    assert tables >= {"calls", "calls_raw", "trunk_kpis_daily"}, folders
+    assert {"/".join(f.parts[2:]) for f in folders if f.parts[1] in TABLES} <= months, folders
     assert rows() == before  # nothing lost, nothing doubled
     # and the pipeline goes on writing to the compacted lake
     assert pipeline.run_day(days[0]).success
