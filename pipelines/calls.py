@@ -22,7 +22,8 @@ from pipelines.retries import TransientFailure, retrying
 from pipelines.settings import Settings
 from pipelines.sync import SyncResult, load_stream
 from warehouse.checks import CheckOutcome
-from warehouse.load import Warehouse
+from warehouse.lake import LakeLockError
+from warehouse.load import Warehouse, WarehouseConflictError
 
 # check name -> description; BLOCKING ones keep the day's models from being rebuilt when they
 # fail, WARNINGS have severity WARN (the rest ERROR)
@@ -169,7 +170,15 @@ def build_calls_asset(
             except BaseException as exc:
                 for wh in opened:
                     wh.close()
-                if isinstance(exc, JambonzUnavailableError | IncompleteWindowError):
+                # the API down or short, the lake's window lock held too long (another run of
+                # the day), a lake commit that lost a race: the window is fetched and loaded again
+                transient = (
+                    JambonzUnavailableError,
+                    IncompleteWindowError,
+                    LakeLockError,
+                    WarehouseConflictError,
+                )
+                if isinstance(exc, transient):
                     raise TransientFailure(description=f"partition {day}: {exc}") from None
                 if isinstance(exc, JambonzError):
                     raise dg.Failure(description=f"partition {day}: {exc}") from None

@@ -12,10 +12,13 @@ commit that lost a race to another writer surface as a failed run while DuckLake
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.resources
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +39,10 @@ S3 = "s3://"
 # DuckLake's own retry of a commit that raced another writer is raised from its defaults (10
 # tries) to 100, as teams with several writers do: warehouse/sql/lake_settings.sql.
 _KEYWORD = re.compile(r"(?:^|\s)([A-Za-z_]+)\s*=")
+
+
+class LakeLockError(RuntimeError):
+    """A window's lock in the lake's catalog was not granted in time, or could not be asked."""
 
 
 class LakeUrlError(ValueError):
@@ -158,6 +165,50 @@ MAINTENANCE_STEPS = (
 
 
 CONFLICT_RETRIES = 8  # a maintenance step redone after a concurrent commit, backing off to 30 s
+
+
+@contextlib.contextmanager
+def window_lock(lake: Lake, window_start: datetime, timeout_s: float) -> Iterator[None]:
+    """Hold the lake's lock on one window while it loads: two runs of the same day take turns.
+
+    DuckLake lets two transactions insert into one table at once (it checks conflicts per
+    table, and inserts never conflict), so two runs loading the same day at once would each
+    insert the calls the other could not see yet: every call twice. A PostgreSQL advisory lock
+    in the catalog's database, keyed by the window, makes the second wait for the first's commit
+    (then it finds every call there and changes nothing). Like the DuckDB file's lock it belongs
+    to a session: a killed run's connection closes and the lock goes with it. Runs of different
+    days take different locks and load side by side. The SQL: warehouse/sql/lake_window_lock.sql.
+    """
+    import psycopg2  # the catalog's driver (libpq: PGPASSWORD/PGPASSFILE), lake lane only
+
+    digest = hashlib.blake2b(
+        f"jambonz-warehouse {window_start.isoformat()}".encode(), digest_size=8
+    )
+    key = int.from_bytes(digest.digest(), "big", signed=True)
+    try:
+        conn = psycopg2.connect(lake.conninfo)
+    except psycopg2.Error as exc:
+        raise LakeLockError(f"{lake.describe()}: the catalog refused a connection: {exc}") from None
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            try:
+                params = {"timeout_ms": int(timeout_s * 1000), "key": key}
+                cur.execute(_pyformat(sql("lake_window_lock")), params)
+            except psycopg2.errors.LockNotAvailable:
+                raise LakeLockError(
+                    f"another run has been loading the window from {window_start.isoformat()} "
+                    f"for over {timeout_s:.0f} s (its lock is in the catalog's PostgreSQL)"
+                ) from None
+        yield
+    finally:
+        conn.close()  # the session ends: its advisory lock is released with it
+
+
+def _pyformat(statement: str) -> str:
+    """A .sql file's `$name` parameters as psycopg2 binds them (`%(name)s`); comments dropped."""
+    lines = [line for line in statement.splitlines() if not line.lstrip().startswith("--")]
+    return re.sub(r"\$([a-z_]+)", r"%(\1)s", "\n".join(lines).replace("%", "%%"))
 
 
 def files(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

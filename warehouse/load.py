@@ -18,7 +18,9 @@ warehouse/sql/<table>_<operation>.sql. Knows nothing of HTTP or Dagster.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 
 from warehouse import locks
 from warehouse.checks import CheckOutcome
-from warehouse.lake import Lake, load_extensions
+from warehouse.lake import CONFLICT_RETRIES, Lake, load_extensions, window_lock
 from warehouse.lake import maintain as lake_maintain
 from warehouse.sql_files import attach as attach_sql
 from warehouse.sql_files import migrations, model_names, sql
@@ -70,8 +72,15 @@ class WindowLoad:
     equal those of one load_window of all the batches together.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        start: datetime,
+        end: datetime,
+        lock: AbstractContextManager[object] | None = None,
+    ) -> None:
         self._con = con
+        self._lock = lock  # held from BEGIN until COMMIT or ROLLBACK (a lake's window lock)
         self._window = {"window_start": start, "window_end": end}
         self._span: tuple[Any, Any] | None = None  # first batch seen: _window_keys exists
         self._fresh = False  # the window held no row when the first batch came
@@ -79,9 +88,20 @@ class WindowLoad:
         self._open = False
 
     def __enter__(self) -> WindowLoad:
-        self._con.execute("BEGIN TRANSACTION")
+        if self._lock is not None:
+            self._lock.__enter__()
+        try:
+            self._con.execute("BEGIN TRANSACTION")
+        except BaseException:
+            self._release()
+            raise
         self._open = True
         return self
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.__exit__(None, None, None)
 
     def __exit__(
         self,
@@ -97,15 +117,26 @@ class WindowLoad:
                 self._con.execute("DROP TABLE IF EXISTS _window_keys")
             self._con.execute("COMMIT")
             self._open = False
+        except duckdb.TransactionException as exc:
+            self._abort()
+            if _is_conflict(exc):
+                raise WarehouseConflictError(f"the window's load lost a race: {exc}") from exc
+            raise
         except BaseException:
             self._abort()
             raise
+        finally:
+            self._release()
 
     def _abort(self) -> None:
         """Roll back now: once a statement failed DuckDB refuses anything else."""
-        if self._open:
-            self._open = False
-            self._con.execute("ROLLBACK")
+        try:
+            if self._open:
+                self._open = False
+                with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT ended it
+                    self._con.execute("ROLLBACK")
+        finally:
+            self._release()
 
     def add(self, calls: pa.Table, raw: pa.Table, quarantine: pa.Table) -> None:
         """Upsert one batch inside the open transaction."""
@@ -200,6 +231,16 @@ class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file; the message says what to do."""
 
 
+class WarehouseConflictError(RuntimeError):
+    """A DuckLake commit conflicted with another writer's (DuckLake checks per table: one
+    transaction deleted from a table another inserted into). Nothing was committed; loading the
+    window again (on the new snapshot) is the remedy."""
+
+
+def _is_conflict(exc: duckdb.Error) -> bool:
+    return "conflict" in str(exc).lower()
+
+
 class WarehouseUnopenableError(OSError):
     """The file cannot be opened (not a DuckDB file, unreadable, a newer format); says why."""
 
@@ -237,7 +278,8 @@ class Warehouse:
     Args:
         path: the DuckDB file (its folder is created), or a `Lake` (warehouse/lake.py): its
             catalog and data path, ATTACHed as the same `warehouse` with the same tables.
-        lock_timeout_s: how long to retry opening a file another process holds.
+        lock_timeout_s: how long to retry opening a file another process holds; in a lake, how
+            long a window's load waits for another run's load of the same window.
         read_only: open for reading only (no migrations).
         memory_limit: DuckDB's memory_limit for this connection (None: DuckDB's default, 80% of
             RAM; see DEFAULT_MEMORY_LIMIT).
@@ -256,6 +298,7 @@ class Warehouse:
         self.name = path.describe() if isinstance(path, Lake) else str(path)
         self.read_only = read_only
         self.memory_limit = memory_limit
+        self.lock_timeout_s = lock_timeout_s
         if self.lake is None and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con: duckdb.DuckDBPyConnection | None = (
@@ -463,7 +506,10 @@ class Warehouse:
 
     def window_load(self, *, window_start: datetime, window_end: datetime) -> WindowLoad:
         """A transaction loading one window in several batches (see WindowLoad)."""
-        return WindowLoad(self.con, window_start, window_end)
+        lock = None
+        if self.lake is not None and self.lake.catalog == "postgres":
+            lock = window_lock(self.lake, window_start, self.lock_timeout_s)
+        return WindowLoad(self.con, window_start, window_end, lock)
 
     def maintain(self, *, snapshot_retention: timedelta, file_grace: timedelta) -> dict[str, int]:
         """DuckLake's upkeep (warehouse/lake.py maintain); a DuckDB file has none."""
@@ -485,12 +531,24 @@ class Warehouse:
         select = sql(name, "models")
         params = {"tz": tz, "day": day, "window_start": window_start, "window_end": window_end}
         con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f'DELETE FROM "{name}" WHERE day = $day', {"day": day})  # noqa: S608
-            row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        row = None
+        for attempt in range(CONFLICT_RETRIES + 1):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f'DELETE FROM "{name}" WHERE day = $day', {"day": day})  # noqa: S608
+                row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
+                con.execute("COMMIT")
+                break
+            except duckdb.TransactionException as exc:
+                with contextlib.suppress(duckdb.TransactionException):
+                    con.execute("ROLLBACK")
+                # a DuckLake run rebuilt the same table meanwhile: the day is redone on the new
+                # snapshot (DuckLake does not retry a delete that raced an insert)
+                if not _is_conflict(exc) or attempt == CONFLICT_RETRIES:
+                    raise
+                time.sleep(min(0.2 * 2**attempt, 10.0))  # backoff between attempts
+            except BaseException:
+                with contextlib.suppress(duckdb.TransactionException):
+                    con.execute("ROLLBACK")
+                raise
         return int(row[0]) if row else 0

@@ -262,19 +262,22 @@ with Warehouse(lake, read_only=True) as wh:  # one session held open through eve
 def busy_simulator() -> Iterator[Simulator]:
     """60,000 calls a day: a day's window is loaded in three chunks (sync.CHUNK_RECORDS), so a
     reader could catch a day half-written if a window did not commit as one."""
-    with Simulator(seed=13, calls_per_day=60_000, now=NOW) as sim:
+    # no rate limit: five runs of 60,000-call days at once would wait minutes for the 600/5 min
+    # bucket (the pacing has tests of its own)
+    with Simulator(seed=13, calls_per_day=60_000, now=NOW, rate_limit=None) as sim:
         yield sim
 
 
 def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
     busy_simulator: Simulator, lake: Lake, postgres: Postgres, tmp_path: Path
 ) -> None:
-    """Three days materialized at once by three `dagster asset materialize` processes (writers
-    in parallel on one lake) while a reader keeps one session open, querying in a loop."""
+    """Four days materialized at once by four `dagster asset materialize` processes, and a fifth
+    run of the last day beside them (writers in parallel on one lake, two of them on one day),
+    while a reader keeps one session open, querying in a loop."""
     simulator = busy_simulator
     env, home = cli_env(simulator, tmp_path, **lake_env(lake))
     env.update(postgres.env())
-    days = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
+    days = [NOW.date() - timedelta(days=n) for n in (5, 4, 3, 2)]
     truth = {d.isoformat(): len(truth_keys(simulator, env, [d])) for d in days}
     assert min(truth.values()) > 2 * CHUNK_RECORDS
     with Warehouse(lake):  # the schema exists before the reader's first query
@@ -292,10 +295,11 @@ def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
         text=True,
     )
     runs = [_dagster(env, home, MATERIALIZE_DAY, d, stdout=subprocess.PIPE) for d in days]
-    outputs = [p.communicate(timeout=400)[0] for p in runs]
+    runs.append(_dagster(env, home, MATERIALIZE_DAY, days[-1], stdout=subprocess.PIPE))
+    outputs = [p.communicate(timeout=600)[0] for p in runs]
     seen, errors = reader.communicate(input="", timeout=120)
     assert reader.returncode == 0, errors[-3000:]
-    for day, proc, out in zip(days, runs, outputs, strict=True):
+    for day, proc, out in zip([*days, days[-1]], runs, outputs, strict=True):
         assert proc.returncode == 0, f"{day}: {out[-3000:]}"
         assert "RUN_SUCCESS" in out
         assert postgres.password not in out

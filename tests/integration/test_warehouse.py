@@ -15,7 +15,7 @@ import pytest
 import warehouse.load as load_module
 from pipelines.normalize import Normalized, normalize
 from tests.conftest import load_capture
-from warehouse.lake import Lake
+from warehouse.lake import Lake, LakeLockError
 from warehouse.lake import parse as parse_lake
 from warehouse.load import Warehouse, WarehouseLockedError
 from warehouse.sql_files import migrations
@@ -261,3 +261,26 @@ def test_the_memory_limit_reaches_duckdb(tmp_path: Path) -> None:
     with Warehouse(tmp_path / "b.duckdb", memory_limit="2GB") as w:
         (limit,) = w.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
         assert limit in ("1.8 GiB", "2.0 GB")
+
+
+def test_a_lake_window_loads_one_run_at_a_time_and_other_days_go_on(lake: Lake) -> None:
+    """Two writers of one window in a lake: the second waits for the first's lock (PostgreSQL
+    advisory lock in the catalog) and gives up after its lock timeout; another day's window is
+    not held up; the commit releases it."""
+    n = norm(real_records())
+    with Warehouse(lake) as first, Warehouse(lake, lock_timeout_s=0.5) as second:
+        with first.window_load(window_start=WS, window_end=WE) as held:
+            held.add(n.calls, n.raw, n.quarantine)
+            with (
+                pytest.raises(LakeLockError, match="another run has been loading the window"),
+                second.window_load(window_start=WS, window_end=WE),
+            ):
+                pass
+            other_day = WS + timedelta(days=1)
+            with second.window_load(
+                window_start=other_day, window_end=other_day + timedelta(days=1)
+            ):
+                pass  # a different window: its own lock, granted at once
+        # committed and released: the second writer now loads the window and changes nothing
+        assert load(second, n).inserted == 0
+        assert len(snapshot(second)["calls"]) == len(n.calls)
