@@ -1,20 +1,30 @@
-# One entry point for people and CI. Every target bootstraps .venv from pyproject.toml.
+# One entry point for people and CI. Every target bootstraps .venv from uv.lock: exactly the
+# packages and versions locked there, checked against their hashes (README "Installing").
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv's version is locked with the rest (pyproject's dev extra); pip installs that one first
+UV_VERSION := $(shell sed -n 's/.*"uv==\([0-9.]*\)".*/\1/p' pyproject.toml)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: test lint typecheck unit demo dev sim bench report clean
+.PHONY: test lint typecheck unit demo dev sim bench report clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --extra dev --quiet
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# after changing pyproject.toml's dependencies: resolve them into uv.lock (what changed only;
+# `make lock UPGRADE=1` moves every package to its newest allowed release)
+lock: $(STAMP)
+	$(BIN)/uv lock $(if $(UPGRADE),--upgrade)
+
 lint: $(STAMP)
+	$(BIN)/uv lock --check  # pyproject.toml and uv.lock agree
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -23,6 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
+	$(BIN)/dg check defs  # the definitions load as `dg` loads them (pyproject [tool.dg])
 	$(BIN)/pytest
 
 # DAGSTER_HOME when set, else var/dagster/ with a link to dagster.yaml (pipelines/demo.py)
