@@ -52,6 +52,7 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.lake --out benchmarks/results/lake.md
 
 clean:
 	rm -rf $(VENV) var

@@ -31,6 +31,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.client import RecentCallsClient, Scope, Window
 from pipelines.jambonz.simulator import Simulator
@@ -148,7 +150,8 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(
-            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (`python -m benchmarks.lake`).\n\n"
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (`python -m benchmarks.lake`, DuckDB "
+            f"{duckdb.__version__}, PostgreSQL catalog, tables partitioned by month).\n\n"
             + text
             + "\n"
         )
