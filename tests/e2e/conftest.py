@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pipelines.definitions import build_definitions
@@ -21,6 +22,8 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from pipelines.settings import REPO_ROOT, Settings, load_settings
 from tests.conftest import NOW
+from warehouse.lake import Lake
+from warehouse.load import Warehouse, WarehouseUnopenableError
 
 ENV_VARS = (
     "JAMBONZ_BASE_URL",
@@ -47,7 +50,8 @@ ENV_VARS = (
 
 @dataclass
 class Pipeline:
-    """The definitions wired to a simulator and a warehouse file, as a user would configure them."""
+    """The definitions wired to a simulator and a warehouse, as a user would configure them: the
+    DuckDB file at `warehouse`, or the DuckLake `lake` when set (WAREHOUSE_URL)."""
 
     sim: Simulator
     env: dict[str, str]
@@ -55,6 +59,31 @@ class Pipeline:
     settings: Settings
     defs: dg.Definitions
     instance: dg.DagsterInstance
+    lake: Lake | None = None
+
+    def open(self, *, read_only: bool = False) -> Warehouse:
+        """The warehouse the runs write, in either lane."""
+        return Warehouse(self.lake or self.warehouse, read_only=read_only)
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection on which the warehouse's tables are the default schema."""
+        with self.open(read_only=read_only) as wh:
+            yield wh.con
+
+    def written(self) -> bool:
+        """Whether anything was written: the file exists, or the lake holds a row of the calls
+        tables (the lake's schema is created before the first request, by the check that the
+        catalog and data path answer, so it does not count)."""
+        if self.lake is None:
+            return self.warehouse.exists()
+        query = "SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM calls_raw) + "
+        query += "(SELECT count(*) FROM calls_quarantine)"
+        try:
+            with self.connect(read_only=True) as con:
+                return bool(con.execute(query).fetchall()[0][0])
+        except WarehouseUnopenableError:  # the lake was never created: nothing written
+            return False
 
     def run_day(self, day: date, *, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def("daily_sync")
@@ -107,7 +136,7 @@ BIN = Path(sys.executable).parent
 
 READER = """
 import select, sys
-from warehouse.load import Warehouse
+from warehouse.load import Warehouse, WarehouseUnopenableError
 n = 0
 while True:
     with Warehouse(sys.argv[1], read_only=True, lock_timeout_s=300) as wh:

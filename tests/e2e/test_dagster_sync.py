@@ -1,8 +1,12 @@
-"""Partitions materialized in-process through the real definitions, the simulator and DuckDB."""
+"""Partitions materialized in-process through the real definitions, the simulator and DuckDB.
+
+Every test runs in both lanes: the DuckDB file, and a DuckLake with its catalog in PostgreSQL
+(WAREHOUSE_URL), through the same definitions."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import re
@@ -10,14 +14,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pytest
 
 from pipelines.calls import evaluate_call_checks
+from pipelines.definitions import build_definitions
 from pipelines.partitions import day_window
+from pipelines.settings import load_settings
 from tests.conftest import NOW, cdr
 from tests.e2e.conftest import Pipeline
-from warehouse.load import Warehouse
+from warehouse.lake import Lake
 
 DAY = NOW.date() - timedelta(days=2)
 
@@ -26,6 +31,27 @@ def _meta(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, A
     mats = result.asset_materializations_for_node(node)
     assert len(mats) == 1
     return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
+
+
+@pytest.fixture(params=["file", "lake"])
+def pipeline(
+    request: pytest.FixtureRequest, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> Pipeline:
+    """The conftest's pipeline (the file lane), or the same with WAREHOUSE_URL on a fresh lake."""
+    if request.param == "file":
+        return pipeline
+    lake: Lake = request.getfixturevalue("lake")
+    extra = {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    return dataclasses.replace(
+        pipeline,
+        env={**pipeline.env, **extra},
+        settings=settings,
+        defs=build_definitions(settings),
+        lake=lake,
+    )
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -40,7 +66,7 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 def _keys(pipeline: Pipeline, day: date) -> list[str]:
     w = day_window(day, pipeline.settings.partitions_timezone)
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         rows = con.execute(
             "SELECT call_key FROM calls WHERE attempted_at >= $s AND attempted_at < $e",
             {"s": w.start, "e": w.end},
@@ -107,7 +133,7 @@ def _series(markdown: str) -> list[str]:
 def model_meta_asr(pipeline: Pipeline, day: date) -> float:
     """The day's answered share of its calls, read straight from `calls`."""
     w = day_window(day, pipeline.settings.partitions_timezone)
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         ((asr,),) = con.execute(
             "SELECT avg(CAST(coalesce(answered, false) AS INTEGER)) FROM calls "
             "WHERE attempted_at >= $s AND attempted_at < $e",
@@ -118,13 +144,13 @@ def model_meta_asr(pipeline: Pipeline, day: date) -> float:
 
 def test_resync_is_idempotent(pipeline: Pipeline) -> None:
     assert pipeline.run_day(DAY).success
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         before = con.execute("SELECT * EXCLUDE (synced_at) FROM calls ORDER BY call_key").fetchall()
     again = pipeline.run_day(DAY)
     meta = _meta(again)
     assert (meta["inserted"], meta["updated"]) == (0, 0)
     assert meta["unchanged"] == len(before)
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         after = con.execute("SELECT * EXCLUDE (synced_at) FROM calls ORDER BY call_key").fetchall()
     assert after == before
 
@@ -173,7 +199,7 @@ def test_missing_api_key_fails_first_step_naming_the_variable(
     message = failure_message(result)
     assert "JAMBONZ_API_KEY" in message
     assert "httpx" not in message
-    assert not pipeline.warehouse.exists()
+    assert not pipeline.written()
     assert pipeline.sim.request_log == []
 
 
@@ -200,7 +226,7 @@ def test_wrong_api_key_fails_with_the_cause_and_writes_nothing(
     assert "401" in message
     assert "wrong-key-5f3c9a" not in message
     assert len(pipeline.sim.request_log) == 1  # no retry storm
-    assert not pipeline.warehouse.exists()
+    assert not pipeline.written()
 
 
 # --- each check fails on data built to break it -------------------------------------------------
@@ -235,7 +261,7 @@ def test_duplicate_call_key_fails_the_blocking_check_and_skips_the_models(
     assert pipeline.run_day(DAY).success
     key = _keys(pipeline, DAY)[0]
     other = DAY - timedelta(days=3)
-    with duckdb.connect(str(pipeline.warehouse)) as con:
+    with pipeline.connect() as con:
         # The same call held twice: the second copy on another day, as a botched replay would.
         con.execute(
             "INSERT INTO calls SELECT * REPLACE (attempted_at - INTERVAL 3 DAY AS attempted_at) "
@@ -258,7 +284,7 @@ def test_completeness_fails_when_a_fetched_call_is_not_in_the_table(pipeline: Pi
     assert pipeline.run_day(DAY).success
     window = day_window(DAY, "UTC")
     keys = _keys(pipeline, DAY)
-    with Warehouse(pipeline.warehouse) as wh:
+    with pipeline.open() as wh:
         ok = evaluate_call_checks(
             wh,
             window,
@@ -286,7 +312,7 @@ def test_completeness_fails_when_a_fetched_call_is_not_in_the_table(pipeline: Pi
 def test_model_checks_fail_on_rows_built_to_break_them(pipeline: Pipeline) -> None:
     assert pipeline.run_day(DAY).success
     window = day_window(DAY, "UTC")
-    with Warehouse(pipeline.warehouse) as wh:
+    with pipeline.open() as wh:
         for name in ("answer_rate_bounds", "model_attempts_match"):
             assert wh.check(name, start=window.start, end=window.end, day=DAY).passed
         wh.con.execute(
@@ -311,6 +337,6 @@ def test_a_quarantined_record_warns_without_blocking_the_models(pipeline: Pipeli
     assert checks["calls_complete"].passed  # a quarantined record is accounted for
     assert _meta(result)["quarantined"] == 1
     assert result.asset_materializations_for_node("answer_rates_daily")
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         ((reason,),) = con.execute("SELECT reason FROM calls_quarantine").fetchall()
     assert "duration" in reason
