@@ -53,6 +53,7 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.lake --out benchmarks/results/lake.md
+	$(BIN)/python -m benchmarks.backfill --out benchmarks/results/backfill.md
 
 clean:
 	rm -rf $(VENV) var

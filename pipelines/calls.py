@@ -4,21 +4,24 @@ Each partition reads its window [local midnight, next local midnight) through th
 client, normalizes the records into the calls table's Arrow schema, and upserts them into DuckDB in
 one transaction. Checks of the partition are evaluated in the same step, right after the load, so
 they see exactly what the load wrote; the blocking ones (completeness, key uniqueness) keep the
-day's models from being rebuilt when they fail.
+day's models from being rebuilt when they fail. A run of a range of days (a backfill) does each day
+so, on its own (pipelines/days.py).
 """
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
+from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
 from pipelines.jambonz.client import Scope, Window
 from pipelines.jambonz.errors import IncompleteWindowError, JambonzError, JambonzUnavailableError
-from pipelines.partitions import check_result, day_window, partition_day, partitioned_check
+from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
-from pipelines.retries import TransientFailure, retrying
+from pipelines.retries import TransientFailure
 from pipelines.settings import Settings
 from pipelines.sync import SyncResult, load_stream
 from warehouse.checks import CheckOutcome
@@ -124,87 +127,105 @@ def build_calls_asset(
         for name, desc in CALL_CHECKS.items()
     ]
 
-    @dg.asset(
+    # a multi_asset of one asset: can_subset makes the checks' outputs optional, since a range's
+    # check results are per day events (pipelines/days.py)
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                "calls",
+                group_name="jambonz",
+                kinds={"duckdb", "python"},
+                description=(
+                    "One row per call (call_key), upserted by day window from jambonz "
+                    "RecentCalls; never deleted. Columns: see README 'The calls table'."
+                ),
+                partitions_def=partitions,
+            )
+        ],
         name="calls",
         partitions_def=partitions,
+        backfill_policy=BACKFILL_POLICY,
         check_specs=specs,
-        group_name="jambonz",
-        kinds={"duckdb", "python"},
-        description=(
-            "One row per call (call_key), upserted by day window from jambonz RecentCalls; "
-            "never deleted. Columns: see README 'The calls table'."
-        ),
+        can_subset=True,
     )
     def calls(
         context: dg.AssetExecutionContext,
         jambonz: JambonzResource,
         warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult:
-        with retrying(context, settings.sync_retries, settings.sync_retry_delay_s):
-            started = time.monotonic()
-            scope = jambonz.scope()
-            warehouse.check_writable()
-            day = partition_day(context.partition_key)
-            window = day_window(day, settings.partitions_timezone)
-            context.log.info(
-                f"syncing {scope.kind} {scope.sid} for {day} "
-                f"[{window.start.isoformat()}, {window.end.isoformat()})"
-            )
-            account = scope.sid if scope.kind == "account" else None
-            # Pages stream through normalization into one transaction: a failed fetch rolls
-            # back whatever was loaded of the window. The file is opened once the first chunk is
-            # ready, so a refused key or an unreachable server writes nothing, and a day of one
-            # chunk holds the file for its load only.
-            opened: list[Warehouse] = []
+    ) -> Iterator[Any]:
+        def one_day(day: date) -> DayResult:
+            return _sync_day(context, settings, jambonz, warehouse, day)
 
-            def open_warehouse() -> Warehouse:
-                opened.append(warehouse.open(partition=context.partition_key))
-                return opened[-1]
-
-            try:
-                with jambonz.client() as client:
-                    stream = client.stream_window(scope, window)
-                    synced = load_stream(
-                        stream, open_warehouse, scope, window, synced_at=datetime.now(UTC)
-                    )
-            except BaseException as exc:
-                for wh in opened:
-                    wh.close()
-                # the API down or short, the lake's window lock held too long (another run of
-                # the day), a lake commit that lost a race: the window is fetched and loaded again
-                transient = (
-                    JambonzUnavailableError,
-                    IncompleteWindowError,
-                    LakeLockError,
-                    WarehouseConflictError,
-                )
-                if isinstance(exc, transient):
-                    raise TransientFailure(description=f"partition {day}: {exc}") from None
-                if isinstance(exc, JambonzError):
-                    raise dg.Failure(description=f"partition {day}: {exc}") from None
-                raise
-            with opened[-1] as wh:
-                rows = wh.count_calls(window.start, window.end, account)
-                outcomes = evaluate_call_checks(
-                    wh,
-                    window,
-                    fetched_keys=synced.fetched_keys,
-                    in_window=synced.in_window,
-                    quarantined=synced.quarantined,
-                    api_total=synced.fetch.total,
-                    rows_in_window=rows,
-                )
-            result = synced.fetch
-            if result.total == 0 and rows > 0:
-                context.log.warning(
-                    f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of "
-                    "it: the API no longer has this day. Nothing was deleted."
-                )
-            elif result.total == 0:
-                context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
-            return dg.MaterializeResult(
-                metadata=_metadata(scope, window, synced, rows, started),
-                check_results=[check_result(o, warn=o.name in WARNINGS) for o in outcomes],
-            )
+        yield from materialize_days(
+            context, settings, "calls", one_day, warn=WARNINGS, blocking=BLOCKING
+        )
 
     return calls
+
+
+def _sync_day(
+    context: dg.AssetExecutionContext,
+    settings: Settings,
+    jambonz: JambonzResource,
+    warehouse: WarehouseResource,
+    day: date,
+) -> DayResult:
+    """One day's window fetched, loaded in one transaction and checked: its metadata and checks."""
+    started = time.monotonic()
+    scope = jambonz.scope()
+    warehouse.check_writable()
+    window = day_window(day, settings.partitions_timezone)
+    context.log.info(
+        f"syncing {scope.kind} {scope.sid} for {day} "
+        f"[{window.start.isoformat()}, {window.end.isoformat()})"
+    )
+    account = scope.sid if scope.kind == "account" else None
+    # Pages stream through normalization into one transaction: a failed fetch rolls back whatever
+    # was loaded of the window. The file is opened once the first chunk is ready, so a refused
+    # key or an unreachable server writes nothing, and a day of one chunk holds the file for its
+    # load only.
+    opened: list[Warehouse] = []
+
+    def open_warehouse() -> Warehouse:
+        opened.append(warehouse.open(partition=day.isoformat()))
+        return opened[-1]
+
+    try:
+        with jambonz.client() as client:
+            stream = client.stream_window(scope, window)
+            synced = load_stream(stream, open_warehouse, scope, window, synced_at=datetime.now(UTC))
+    except BaseException as exc:
+        for wh in opened:
+            wh.close()
+        # the API down or short, the lake's window lock held too long (another run of the day),
+        # a lake commit that lost a race: the window is fetched and loaded again
+        transient = (
+            JambonzUnavailableError,
+            IncompleteWindowError,
+            LakeLockError,
+            WarehouseConflictError,
+        )
+        if isinstance(exc, transient):
+            raise TransientFailure(description=f"partition {day}: {exc}") from None
+        if isinstance(exc, JambonzError):
+            raise dg.Failure(description=f"partition {day}: {exc}") from None
+        raise
+    with opened[-1] as wh:
+        rows = wh.count_calls(window.start, window.end, account)
+        outcomes = evaluate_call_checks(
+            wh,
+            window,
+            fetched_keys=synced.fetched_keys,
+            in_window=synced.in_window,
+            quarantined=synced.quarantined,
+            api_total=synced.fetch.total,
+            rows_in_window=rows,
+        )
+    if synced.fetch.total == 0 and rows > 0:
+        context.log.warning(
+            f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of it: the "
+            "API no longer has this day. Nothing was deleted."
+        )
+    elif synced.fetch.total == 0:
+        context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
+    return _metadata(scope, window, synced, rows, started), outcomes

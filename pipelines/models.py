@@ -6,14 +6,16 @@ daily job also includes them, so a scheduled run leaves calls and models in step
 for the automation sensor.
 """
 
+from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 
 from pipelines.charts import asr_per_trunk, calls_per_hour, markdown_image
-from pipelines.partitions import check_result, day_window, partition_day, partitioned_check
+from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
+from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import WarehouseResource
-from pipelines.retries import retrying
 from pipelines.settings import Settings
 from warehouse.load import Warehouse
 
@@ -89,25 +91,31 @@ def build_model_asset(
         for check, desc in checks
     ]
 
-    @dg.asset(
+    # a multi_asset of one asset, as `calls` (can_subset: a range's check results are per day)
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                name,
+                deps=[calls.key],
+                group_name="models",
+                kinds={"duckdb", "sql"},
+                description=MODELS[name],
+                partitions_def=partitions,
+                automation_condition=dg.AutomationCondition.eager()
+                & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+            )
+        ],
         name=name,
-        deps=[calls],
         partitions_def=partitions,
+        backfill_policy=BACKFILL_POLICY,
         check_specs=specs,
-        group_name="models",
-        kinds={"duckdb", "sql"},
-        description=MODELS[name],
-        automation_condition=dg.AutomationCondition.eager()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        can_subset=True,
     )
-    def model(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        with retrying(context, settings.sync_retries, settings.sync_retry_delay_s):
-            day = partition_day(context.partition_key)
+    def model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+        def one_day(day: date) -> DayResult:
             tz = settings.partitions_timezone
             window = day_window(day, tz)
-            with warehouse.open(partition=context.partition_key) as wh:
+            with warehouse.open(partition=day.isoformat()) as wh:
                 rows = wh.rebuild_model(
                     name, day=day, tz=tz, window_start=window.start, window_end=window.end
                 )
@@ -118,15 +126,15 @@ def build_model_asset(
                 ]
                 numbers = wh.summary(f"{name}_summary", {"day": day}) if name in SUMMARIES else {}
                 chart = _chart(name, wh, day, tz)
-            return dg.MaterializeResult(
-                metadata={
-                    "dagster/row_count": rows,
-                    "day": day.isoformat(),
-                    "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
-                    **{k: v for k, v in numbers.items() if v is not None},
-                    **({"chart": dg.MetadataValue.md(chart)} if chart else {}),
-                },
-                check_results=[check_result(o, warn=o.name in WARN_CHECKS) for o in outcomes],
-            )
+            metadata = {
+                "dagster/row_count": rows,
+                "day": day.isoformat(),
+                "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
+                **{k: v for k, v in numbers.items() if v is not None},
+                **({"chart": dg.MetadataValue.md(chart)} if chart else {}),
+            }
+            return metadata, outcomes
+
+        yield from materialize_days(context, settings, name, one_day, warn=WARN_CHECKS)
 
     return model

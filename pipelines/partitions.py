@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -11,7 +10,6 @@ import dagster as dg
 
 from pipelines.jambonz.client import Window
 from pipelines.settings import Settings
-from warehouse.checks import CheckOutcome
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -54,12 +52,3 @@ def partitioned_check(
             blocking=blocking,
             partitions_def=partitions,
         )
-
-
-def check_result(outcome: CheckOutcome, *, warn: bool = False) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=outcome.name,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
-        metadata={"violations": outcome.violations, "sample": json.dumps(outcome.sample)},
-    )

@@ -53,6 +53,7 @@ class Settings:
     freshness_margin_minutes: int = 120
     warehouse_url: str | None = None  # a DuckLake (warehouse/lake.py); None: the file
     warehouse_data_path: str | None = None
+    backfill_max_days: int = 31  # partitions one run may hold (pipelines/days.py)
 
     @property
     def warehouse_target(self) -> Path | Lake:
@@ -134,4 +135,5 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         freshness_margin_minutes=_number(env, "SYNC_FRESHNESS_MARGIN_MINUTES", 120, 0, 23 * 60),
         warehouse_url=url,
         warehouse_data_path=data_path,
+        backfill_max_days=_number(env, "SYNC_BACKFILL_MAX_DAYS", 31, 1, 366),
     )

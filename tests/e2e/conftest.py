@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ ENV_VARS = (
     "SYNC_RETRIES",
     "SYNC_RETRY_DELAY_S",
     "SYNC_FRESHNESS_MARGIN_MINUTES",
+    "SYNC_BACKFILL_MAX_DAYS",
     "ALERT_WEBHOOK_URL",
     "DAGSTER_HOME",
 )
@@ -91,6 +93,19 @@ class Pipeline:
             partition_key=day.isoformat(), instance=self.instance, raise_on_error=raise_on_error
         )
 
+    def run_range(
+        self, first: date, last: date, *, job: str = "daily_sync"
+    ) -> dg.ExecuteInProcessResult:
+        """One run of every day in [first, last], as a UI backfill or `dg launch
+        --partition-range` launches it (the assets' single-run backfill policy)."""
+        tags = {
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        }
+        return self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance, tags=tags, raise_on_error=False
+        )
+
     def truth(self, day: date) -> list[dict[str, object]]:
         w = day_window(day, self.settings.partitions_timezone)
         return self.sim.calls(simmod.ACCOUNT_SID, w.start, w.end)
@@ -128,6 +143,27 @@ def pipeline(
     settings = load_settings()
     with dg.DagsterInstance.ephemeral() as instance:
         yield Pipeline(simulator, env, warehouse, settings, build_definitions(settings), instance)
+
+
+def in_lane(
+    lane: str, pipeline: Pipeline, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Pipeline:
+    """`pipeline` itself for the file lane; for "lake", the same with WAREHOUSE_URL and
+    WAREHOUSE_DATA_PATH on a fresh lake (the `lake` fixture)."""
+    if lane == "file":
+        return pipeline
+    lake: Lake = request.getfixturevalue("lake")
+    extra = {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    return dataclasses.replace(
+        pipeline,
+        env={**pipeline.env, **extra},
+        settings=settings,
+        defs=build_definitions(settings),
+        lake=lake,
+    )
 
 
 # --- the dagster CLI in subprocesses -------------------------------------------------------------

@@ -44,3 +44,14 @@ def test_lake_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     assert "| 4 |" in text
     assert "Parquet files on disk" in text
     assert "(target <= 1.5x)" in text
+
+
+@pytest.mark.e2e
+def test_backfill_bench_smoke_prints_the_table(tmp_path: Path) -> None:
+    """`python -m benchmarks.backfill` on 2 small days: both ways through `dg launch`, one table."""
+    text = bench(
+        "backfill", tmp_path / "backfill.md", "--days", "2", "--calls", "200", "--repeat", "1"
+    )
+    assert "| one run per day | 2 |" in text
+    assert "| one run for the range | 1 |" in text
+    assert "the same calls" in text

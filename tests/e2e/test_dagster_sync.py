@@ -6,7 +6,6 @@ Every test runs in both lanes: the DuckDB file, and a DuckLake with its catalog 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
 import re
@@ -21,8 +20,7 @@ from pipelines.definitions import build_definitions
 from pipelines.partitions import day_window
 from pipelines.settings import load_settings
 from tests.conftest import NOW, cdr
-from tests.e2e.conftest import Pipeline
-from warehouse.lake import Lake
+from tests.e2e.conftest import Pipeline, in_lane
 
 DAY = NOW.date() - timedelta(days=2)
 
@@ -38,20 +36,7 @@ def pipeline(
     request: pytest.FixtureRequest, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> Pipeline:
     """The conftest's pipeline (the file lane), or the same with WAREHOUSE_URL on a fresh lake."""
-    if request.param == "file":
-        return pipeline
-    lake: Lake = request.getfixturevalue("lake")
-    extra = {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
-    settings = load_settings()
-    return dataclasses.replace(
-        pipeline,
-        env={**pipeline.env, **extra},
-        settings=settings,
-        defs=build_definitions(settings),
-        lake=lake,
-    )
+    return in_lane(request.param, pipeline, request, monkeypatch)
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -206,8 +191,6 @@ def test_missing_api_key_fails_first_step_naming_the_variable(
 def test_malformed_account_sid_fails_naming_the_variable(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.definitions import build_definitions
-    from pipelines.settings import load_settings
 
     monkeypatch.setenv("JAMBONZ_ACCOUNT_SID", "not-a-sid")
     pipeline.defs = build_definitions(load_settings())

@@ -6,14 +6,17 @@ Each command runs from the repository root, where `dg` finds the project, with t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import httpx
 import pytest
@@ -68,11 +71,107 @@ def test_dg_launch_materializes_a_day(simulator: Simulator, tmp_path: Path) -> N
     assert set(keys) == truth_keys(simulator, env, [day])
 
 
-def test_dg_dev_opens_the_ui_on_the_project(simulator: Simulator, tmp_path: Path) -> None:
-    env, _ = cli_env(simulator, tmp_path)
+RANGE = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
+
+
+def _runs(instance: dg.DagsterInstance, backfill: str | None) -> list[dg.DagsterRun]:
+    """The runs of the backfill, or every run (`dg dev` also runs the freshness sensor's)."""
+    filters = dg.RunsFilter(tags={"dagster/backfill": backfill}) if backfill else None
+    return list(instance.get_runs(filters=filters))
+
+
+def _one_run_of_the_range(home: Path, backfill: str | None = None) -> dg.DagsterRun:
+    """The one run (of the backfill), which targeted RANGE, succeeded and materialized each day."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = _runs(instance, backfill)
+        assert len(runs) == 1, [r.tags for r in runs]
+        failures = [
+            str(e.get_dagster_event().event_specific_data)
+            for e in instance.all_logs(runs[0].run_id)
+            if e.is_dagster_event and e.get_dagster_event().is_step_failure
+        ]
+        assert runs[0].status == dg.DagsterRunStatus.SUCCESS, failures
+        assert instance.get_materialized_partitions(dg.AssetKey("calls")) == {
+            d.isoformat() for d in RANGE
+        }
+    run = runs[0]
+    assert run.tags["dagster/asset_partition_range_start"] == RANGE[0].isoformat()
+    assert run.tags["dagster/asset_partition_range_end"] == RANGE[-1].isoformat()
+    return run
+
+
+def _held_keys(env: dict[str, str]) -> list[str]:
+    with duckdb.connect(env["WAREHOUSE_PATH"], read_only=True) as con:
+        return [k for (k,) in con.execute("SELECT call_key FROM calls").fetchall()]
+
+
+def test_dg_launch_of_a_partition_range_is_one_run(simulator: Simulator, tmp_path: Path) -> None:
+    env, home = cli_env(simulator, tmp_path)
+    span = f"{RANGE[0].isoformat()}...{RANGE[-1].isoformat()}"
+    done = _dg("launch", "--assets", "calls", "--partition-range", span, env=env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    _one_run_of_the_range(home)
+    keys = _held_keys(env)
+    assert len(keys) == len(set(keys))
+    assert set(keys) == truth_keys(simulator, env, RANGE)
+
+
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_a_backfill_launched_from_the_ui_is_one_run(simulator: Simulator, tmp_path: Path) -> None:
+    """The UI's "Materialize" of a range of `calls` partitions sends this GraphQL mutation; `dg
+    dev`'s daemon then launches the backfill's runs."""
+    env, home = cli_env(simulator, tmp_path)
+    port = _free_port()
+    dev = _dg_dev(env, port)
+    try:
+        params = {
+            "assetSelection": [{"path": ["calls"]}],
+            "partitionNames": [d.isoformat() for d in RANGE],
+            "fromFailure": False,
+        }
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": LAUNCH_BACKFILL, "variables": {"params": params}},
+            timeout=60,
+        ).json()["data"]["launchPartitionBackfill"]
+        assert answer["__typename"] == "LaunchBackfillSuccess", answer
+        deadline = time.monotonic() + 300
+        while not _finished_runs(home, answer["backfillId"]):
+            assert time.monotonic() < deadline, "the backfill's run did not finish in 300 s"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                dev.wait(timeout=1.0)  # polling the instance with a deadline
+            assert dev.poll() is None, "dg dev exited"
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        dev.wait(timeout=60)
+    _one_run_of_the_range(home, answer["backfillId"])
+    assert set(_held_keys(env)) == truth_keys(simulator, env, RANGE)
+
+
+def _finished_runs(home: Path, backfill: str) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return [r for r in _runs(instance, backfill) if r.is_finished]
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def _dg_dev(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """`dg dev` (webserver and daemon) from the repository root, answering on `port`."""
     dev = subprocess.Popen(
         [str(BIN / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -83,6 +182,18 @@ def test_dg_dev_opens_the_ui_on_the_project(simulator: Simulator, tmp_path: Path
     )
     try:
         _wait_for_server(dev, f"http://127.0.0.1:{port}/server_info")
+    except BaseException:
+        os.killpg(dev.pid, signal.SIGTERM)
+        dev.wait(timeout=60)
+        raise
+    return dev
+
+
+def test_dg_dev_opens_the_ui_on_the_project(simulator: Simulator, tmp_path: Path) -> None:
+    env, _ = cli_env(simulator, tmp_path)
+    port = _free_port()
+    dev = _dg_dev(env, port)
+    try:
         query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
         answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
         entries = answer.json()["data"]["workspaceOrError"]["locationEntries"]
