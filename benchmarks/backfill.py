@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.machine()} with {os.cpu_count()} CPUs, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {len(per_day.calls)} calls, `dg launch "
         f"--assets '{SELECTION}'` (calls and its four models), each way from an empty instance "
-        f"and warehouse; the faster of {args.repeat} tries of each way, in the order ABBA.",
+        f"and warehouse; the faster of {args.repeat} tries of each way, in the order ABBA "
+        f"(load average at the end {os.getloadavg()[0]:.1f}).",
         "",
         "| way | runs | wall s | requests | s per day |",
         "|---|---:|---:|---:|---:|",
