@@ -6,7 +6,6 @@ Every test runs in both lanes: the DuckDB file, and a DuckLake with its catalog 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
 import re
@@ -17,12 +16,9 @@ import dagster as dg
 import pytest
 
 from pipelines.calls import evaluate_call_checks
-from pipelines.definitions import build_definitions
 from pipelines.partitions import day_window
-from pipelines.settings import load_settings
-from tests.conftest import NOW, cdr
+from tests.conftest import NOW, cdr, each_lane
 from tests.e2e.conftest import Pipeline
-from warehouse.lake import Lake
 
 DAY = NOW.date() - timedelta(days=2)
 
@@ -33,25 +29,8 @@ def _meta(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, A
     return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
 
 
-@pytest.fixture(params=["file", "lake"])
-def pipeline(
-    request: pytest.FixtureRequest, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> Pipeline:
-    """The conftest's pipeline (the file lane), or the same with WAREHOUSE_URL on a fresh lake."""
-    if request.param == "file":
-        return pipeline
-    lake: Lake = request.getfixturevalue("lake")
-    extra = {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
-    settings = load_settings()
-    return dataclasses.replace(
-        pipeline,
-        env={**pipeline.env, **extra},
-        settings=settings,
-        defs=build_definitions(settings),
-        lake=lake,
-    )
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    each_lane(metafunc)  # the conftest's `pipeline` fixture, in the file and in a fresh lake
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
