@@ -103,7 +103,7 @@ def test_the_api_key_is_in_no_file_log_or_output_of_a_run(
         assert not any(name.endswith(".duckdb") for name in written), written
     assert any(name.endswith(".db") for name in written), written  # sqlite event/run storage
     assert any(name.endswith((".out", ".err", ".complete")) for name in written), written
-    secrets = KEYS
+    secrets: tuple[str, ...] = KEYS
     if pipeline.lake is not None:  # the catalog's password (PGPASSWORD) too
         secrets += (request.getfixturevalue("postgres").password,)
     assert _stored_holding(pipeline, tmp_path, secrets, request) == []
