@@ -1,7 +1,9 @@
-"""Shared fixtures: a simulator on a free loopback port, a fixed clock, the real captures."""
+"""Shared fixtures: a simulator on a free loopback port, a fixed clock, the real captures, and
+the warehouse's two lanes (the DuckDB file, a DuckLake in PostgreSQL) with `lane`/`each_lane`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -129,15 +131,56 @@ def postgres() -> Iterator[Postgres]:
         server.stop()
 
 
+def database_name(text: str) -> str:
+    """A catalog database's name for `text` (a test's id, a folder): readable and unique."""
+    digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return "lake_" + re.sub(r"[^a-z0-9]+", "_", text.lower())[:40] + "_" + digest
+
+
+def new_lake(postgres: Postgres, name: str, folder: Path) -> Lake:
+    """A fresh DuckLake: the new, empty catalog database `name` and the data folder `folder`."""
+    postgres.new_database(name)
+    return parse_lake(f"ducklake:postgres:{postgres.conninfo(name)}", str(folder) + "/")
+
+
 @pytest.fixture
 def lake(postgres: Postgres, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lake]:
     """A fresh DuckLake: a new catalog database and an empty data folder. The password reaches
     libpq through PGPASSWORD, as in production."""
-    name = "lake_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    postgres.new_database(name)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in postgres.env().items():
             mp.setenv(key, value)
-        yield parse_lake(
-            f"ducklake:postgres:{postgres.conninfo(name)}", str(tmp_path / "lake-data") + "/"
-        )
+        yield new_lake(postgres, database_name(request.node.nodeid), tmp_path / "lake-data")
+
+
+# --- the two lanes -------------------------------------------------------------------------------
+
+LANES = ("file", "lake")
+FILE_ONLY = "file_only"  # the marker of a test about the DuckDB file itself (pyproject.toml)
+
+
+def each_lane(metafunc: pytest.Metafunc) -> None:
+    """pytest_generate_tests of the suites that run in both lanes: a test using the `lane`
+    fixture (itself, or through make_pipeline, pipeline...) runs as [file] and [lake]; one marked
+    `file_only` is generated as [file] alone."""
+    if "lane" in metafunc.fixturenames:
+        only_file = metafunc.definition.get_closest_marker(FILE_ONLY) is not None
+        metafunc.parametrize("lane", LANES[:1] if only_file else LANES, indirect=True)
+
+
+@pytest.fixture
+def lane(request: pytest.FixtureRequest) -> Lake | None:
+    """The warehouse's lane: None for the DuckDB file (WAREHOUSE_PATH), or a fresh DuckLake (the
+    `lake` fixture: WAREHOUSE_URL, WAREHOUSE_DATA_PATH, PGPASSWORD). The file unless `each_lane`
+    generated the test."""
+    if getattr(request, "param", "file") == "file":
+        return None
+    lake: Lake = request.getfixturevalue("lake")
+    return lake
+
+
+def lake_env(lake: Lake | None) -> dict[str, str]:
+    """The variables that choose a DuckLake; none for the file."""
+    if lake is None:
+        return {}
+    return {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}

@@ -1,8 +1,8 @@
-"""Fixtures for driving the Dagster definitions against the simulator and a real DuckDB file."""
+"""Fixtures for driving the Dagster definitions against the simulator and a real warehouse: the
+DuckDB file, or a DuckLake in a module that runs in both lanes (tests/conftest.py `each_lane`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -22,7 +23,7 @@ from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from pipelines.settings import REPO_ROOT, Settings, load_settings
-from tests.conftest import NOW
+from tests.conftest import NOW, lake_env
 from warehouse.lake import Lake
 from warehouse.load import Warehouse, WarehouseUnopenableError
 
@@ -50,6 +51,9 @@ ENV_VARS = (
 )
 
 
+Snapshot = dict[str, list[tuple[Any, ...]]] | None
+
+
 @dataclass
 class Pipeline:
     """The definitions wired to a simulator and a warehouse, as a user would configure them: the
@@ -73,19 +77,30 @@ class Pipeline:
         with self.open(read_only=read_only) as wh:
             yield wh.con
 
-    def written(self) -> bool:
-        """Whether anything was written: the file exists, or the lake holds a row of the calls
-        tables (the lake's schema is created before the first request, by the check that the
-        catalog and data path answer, so it does not count)."""
-        if self.lake is None:
-            return self.warehouse.exists()
-        query = "SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM calls_raw) + "
-        query += "(SELECT count(*) FROM calls_quarantine)"
+    def snapshot(self) -> Snapshot:
+        """Every table of the warehouse (the file's or the lake's), every row, in a stable
+        order; None when nothing was written: no file, or a lake none of whose tables holds a
+        row (its schema, and the schema_version rows, are created before the first request by
+        the check that the catalog and data path answer, so they do not count)."""
+        if self.lake is None and not self.warehouse.exists():
+            return None
         try:
             with self.connect(read_only=True) as con:
-                return bool(con.execute(query).fetchall()[0][0])
-        except WarehouseUnopenableError:  # the lake was never created: nothing written
-            return False
+                rows = {
+                    name: con.execute(f'SELECT * FROM "{name}" ORDER BY ALL').fetchall()  # noqa: S608
+                    for name in tables(con)
+                }
+        except WarehouseUnopenableError:
+            if self.lake is None:
+                raise
+            return None  # the lake was never created
+        if self.lake is not None and not any(v for k, v in rows.items() if k != "schema_version"):
+            return None
+        return rows
+
+    def written(self) -> bool:
+        """Whether anything was written (see `snapshot`)."""
+        return self.snapshot() is not None
 
     def run_day(self, day: date, *, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def("daily_sync")
@@ -111,9 +126,19 @@ class Pipeline:
         return self.sim.calls(simmod.ACCOUNT_SID, w.start, w.end)
 
 
-def pipeline_env(sim: Simulator, warehouse: Path, **extra: str) -> dict[str, str]:
+def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The warehouse's own tables (the file's or the lake's, attached as the current database)."""
+    query = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+    return [name for (name,) in con.execute(query + "ORDER BY table_name").fetchall()]
+
+
+def pipeline_env(
+    sim: Simulator, warehouse: Path, lake: Lake | None = None, **extra: str
+) -> dict[str, str]:
+    """The settings of a run against `sim` (or the JAMBONZ_BASE_URL given: a server that is not
+    up yet), writing the file `warehouse`, or `lake` when given."""
     return {
-        "JAMBONZ_BASE_URL": sim.base_url,
+        "JAMBONZ_BASE_URL": extra.get("JAMBONZ_BASE_URL") or sim.base_url,
         "JAMBONZ_API_KEY": simmod.ACCOUNT_KEY,
         "JAMBONZ_ACCOUNT_SID": simmod.ACCOUNT_SID,
         "WAREHOUSE_PATH": str(warehouse),
@@ -122,6 +147,7 @@ def pipeline_env(sim: Simulator, warehouse: Path, **extra: str) -> dict[str, str
         # A failed step fails its run at once, as the fault campaign expects; the tests of
         # step retries (tests/faults/test_between_runs.py) set their own.
         "SYNC_RETRIES": "0",
+        **lake_env(lake),
         **extra,
     }
 
@@ -134,36 +160,21 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def pipeline(
-    simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+    simulator: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+    lane: Lake | None,
 ) -> Iterator[Pipeline]:
+    """The definitions on the simulator, writing the lane's warehouse (the file by default)."""
     warehouse = tmp_path / "warehouse.duckdb"
-    env = pipeline_env(simulator, warehouse)
+    env = pipeline_env(simulator, warehouse, lane)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = load_settings()
     with dg.DagsterInstance.ephemeral() as instance:
-        yield Pipeline(simulator, env, warehouse, settings, build_definitions(settings), instance)
-
-
-def in_lane(
-    lane: str, pipeline: Pipeline, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Pipeline:
-    """`pipeline` itself for the file lane; for "lake", the same with WAREHOUSE_URL and
-    WAREHOUSE_DATA_PATH on a fresh lake (the `lake` fixture)."""
-    if lane == "file":
-        return pipeline
-    lake: Lake = request.getfixturevalue("lake")
-    extra = {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
-    settings = load_settings()
-    return dataclasses.replace(
-        pipeline,
-        env={**pipeline.env, **extra},
-        settings=settings,
-        defs=build_definitions(settings),
-        lake=lake,
-    )
+        defs = build_definitions(settings)
+        yield Pipeline(simulator, env, warehouse, settings, defs, instance, lane)
 
 
 # --- the dagster CLI in subprocesses -------------------------------------------------------------
@@ -172,10 +183,12 @@ BIN = Path(sys.executable).parent
 
 READER = """
 import select, sys
-from warehouse.load import Warehouse, WarehouseUnopenableError
+from pipelines.settings import load_settings
+from warehouse.load import Warehouse
+target = load_settings().warehouse_target  # the file or the lake the environment names
 n = 0
 while True:
-    with Warehouse(sys.argv[1], read_only=True, lock_timeout_s=300) as wh:
+    with Warehouse(target, read_only=True, lock_timeout_s=300) as wh:
         wh.con.execute("SELECT count(*) FROM calls").fetchall()
     n += 1
     # a reader's pace between queries, and the test closing stdin is the signal to stop
@@ -185,14 +198,17 @@ print("reads", n)
 """
 
 
-def cli_env(sim: Simulator, tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:
+def cli_env(
+    sim: Simulator, tmp_path: Path, lake: Lake | None = None, **extra: str
+) -> tuple[dict[str, str], Path]:
     """An environment for the dagster CLI and a DAGSTER_HOME under tmp_path holding the
-    repository's own dagster.yaml (run queue, run retries); every instance file lives under it."""
+    repository's own dagster.yaml (run queue, run retries); every instance file lives under it.
+    The warehouse: tmp_path/warehouse.duckdb, or `lake` when given."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(pipeline_env(sim, tmp_path / "warehouse.duckdb", **extra))
+    env.update(pipeline_env(sim, tmp_path / "warehouse.duckdb", lake, **extra))
     env["DAGSTER_HOME"] = str(home)
     return env, home
 
@@ -212,10 +228,17 @@ def materialize(env: dict[str, str], home: Path, partition: str) -> subprocess.P
     )
 
 
+def call_keys(env: dict[str, str]) -> list[str]:
+    """Every call_key in the warehouse `env` names (WAREHOUSE_PATH, or WAREHOUSE_URL's lake)."""
+    with Warehouse(load_settings(env).warehouse_target, read_only=True) as wh:
+        return [key for (key,) in wh.con.execute("SELECT call_key FROM calls").fetchall()]
+
+
 def start_reader(env: dict[str, str]) -> subprocess.Popen[str]:
-    """Another process that queries the warehouse read-only, as an analyst would, until stopped."""
+    """Another process that queries the warehouse `env` names read-only, as an analyst would,
+    until stopped."""
     return subprocess.Popen(
-        [sys.executable, "-c", READER, env["WAREHOUSE_PATH"]],
+        [sys.executable, "-c", READER],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -225,7 +248,8 @@ def start_reader(env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def stop_reader(reader: subprocess.Popen[str]) -> int:
-    """Stop the reader; the number of reads it completed (each opened and closed the file)."""
+    """Stop the reader; the number of reads it completed (each opened and closed the
+    warehouse)."""
     out, _ = reader.communicate(input="", timeout=300)
     assert reader.returncode == 0, out[-3000:]
     return int(out.split("reads")[-1])

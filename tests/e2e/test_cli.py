@@ -1,4 +1,7 @@
-"""The real `dagster` CLI in subprocesses: a partition, and five partitions as concurrent runs."""
+"""The real `dagster` CLI in subprocesses: a partition, and five partitions as concurrent runs.
+
+Each run test runs in both lanes: the DuckDB file, and a DuckLake in PostgreSQL (WAREHOUSE_URL).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,29 @@ import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from pipelines.settings import REPO_ROOT
-from tests.conftest import NOW
-from tests.e2e.conftest import BIN, ENV_VARS, cli_env, materialize, start_reader, stop_reader
+from tests.conftest import NOW, each_lane
+from tests.e2e.conftest import (
+    BIN,
+    ENV_VARS,
+    call_keys,
+    cli_env,
+    materialize,
+    start_reader,
+    stop_reader,
+)
+from warehouse.lake import Lake, extension_file
 
 pytestmark = pytest.mark.e2e
 
 
-def _keys(path: Path) -> list[str]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return [r[0] for r in con.execute("SELECT call_key FROM calls").fetchall()]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    each_lane(metafunc)  # a test taking `lane` runs on the file and on a fresh lake
 
 
 def truth_keys(sim: Simulator, env: dict[str, str], days: list[date]) -> set[str]:
@@ -49,19 +59,33 @@ def test_dagster_finds_the_code_location_from_the_repo_root_with_nothing_set() -
     assert "jambonz_warehouse" in proc.stdout + proc.stderr
 
 
-def test_cli_materializes_a_partition(simulator: Simulator, tmp_path: Path) -> None:
-    env, home = cli_env(simulator, tmp_path)
+def duckdb_cli_args(env: dict[str, str], lane: Lake | None) -> list[str]:
+    """The DuckDB CLI's arguments (before the query) the README gives for reading the warehouse:
+    the file, read-only; or the lake ("Reading the lake": the registry's CLI is 1.5.6, the
+    extension files are built for 1.5.5, so it is told not to mind the patch version)."""
+    if lane is None:
+        return ["-readonly", env["WAREHOUSE_PATH"]]
+    setup = ["SET allow_extensions_metadata_mismatch = true"]
+    setup += [f"LOAD '{extension_file(name)}'" for name in ("postgres_scanner", "ducklake")]
+    setup += [f"ATTACH '{lane.url}' AS warehouse (READ_ONLY)", "USE warehouse"]
+    return ["-unsigned", "-cmd", "; ".join(setup)]
+
+
+def test_cli_materializes_a_partition(
+    simulator: Simulator, tmp_path: Path, lane: Lake | None
+) -> None:
+    env, home = cli_env(simulator, tmp_path, lane)
     day = NOW.date() - timedelta(days=2)
     proc = materialize(env, home, day.isoformat())
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out[-3000:]
     assert "RUN_SUCCESS" in out
-    assert set(_keys(tmp_path / "warehouse.duckdb")) == truth_keys(simulator, env, [day])
+    assert set(call_keys(env)) == truth_keys(simulator, env, [day])
     assert env["JAMBONZ_API_KEY"] not in out
-    # the DuckDB CLI the README names (the registry's duckdb-cli) opens the file the run wrote
+    # the DuckDB CLI the README names (the registry's duckdb-cli) reads what the run wrote
     query = "SELECT count(*), count(DISTINCT call_key) FROM calls"
     cli = subprocess.run(
-        [str(BIN / "duckdb"), "-readonly", "-csv", "-noheader", env["WAREHOUSE_PATH"], "-c", query],
+        [str(BIN / "duckdb"), *duckdb_cli_args(env, lane), "-csv", "-noheader", "-c", query],
         capture_output=True,
         text=True,
         timeout=60,
@@ -73,11 +97,11 @@ def test_cli_materializes_a_partition(simulator: Simulator, tmp_path: Path) -> N
 
 
 def test_five_partitions_as_concurrent_runs_with_a_reader(
-    simulator: Simulator, tmp_path: Path
+    simulator: Simulator, tmp_path: Path, lane: Lake | None
 ) -> None:
-    env, home = cli_env(simulator, tmp_path)
+    env, home = cli_env(simulator, tmp_path, lane)
     days = [NOW.date() - timedelta(days=n) for n in range(2, 7)]
-    # The file exists before the runs start so the reader can open it from its first read.
+    # The warehouse exists before the runs start so the reader can open it from its first read.
     first = materialize(env, home, days[0].isoformat())
     out, _ = first.communicate(timeout=240)
     assert first.returncode == 0, out[-3000:]
@@ -91,6 +115,6 @@ def test_five_partitions_as_concurrent_runs_with_a_reader(
         assert "WarehouseLockedError" not in out, out[-3000:]
         assert "RUN_SUCCESS" in out
     assert reads >= 5
-    keys = _keys(tmp_path / "warehouse.duckdb")
+    keys = call_keys(env)
     assert len(keys) == len(set(keys)), "a call was loaded twice"
     assert set(keys) == truth_keys(simulator, env, days)

@@ -16,11 +16,9 @@ import dagster as dg
 import pytest
 
 from pipelines.calls import evaluate_call_checks
-from pipelines.definitions import build_definitions
 from pipelines.partitions import day_window
-from pipelines.settings import load_settings
-from tests.conftest import NOW, cdr
-from tests.e2e.conftest import Pipeline, in_lane
+from tests.conftest import NOW, cdr, each_lane
+from tests.e2e.conftest import Pipeline
 
 DAY = NOW.date() - timedelta(days=2)
 
@@ -31,12 +29,8 @@ def _meta(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, A
     return {k: getattr(v, "value", v) for k, v in mats[0].metadata.items()}
 
 
-@pytest.fixture(params=["file", "lake"])
-def pipeline(
-    request: pytest.FixtureRequest, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> Pipeline:
-    """The conftest's pipeline (the file lane), or the same with WAREHOUSE_URL on a fresh lake."""
-    return in_lane(request.param, pipeline, request, monkeypatch)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    each_lane(metafunc)  # the conftest's `pipeline` fixture, in the file and in a fresh lake
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -191,6 +185,8 @@ def test_missing_api_key_fails_first_step_naming_the_variable(
 def test_malformed_account_sid_fails_naming_the_variable(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import load_settings
 
     monkeypatch.setenv("JAMBONZ_ACCOUNT_SID", "not-a-sid")
     pipeline.defs = build_definitions(load_settings())

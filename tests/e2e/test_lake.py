@@ -28,7 +28,7 @@ import pytest
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
 from pipelines.sync import CHUNK_RECORDS
-from tests.conftest import NOW
+from tests.conftest import NOW, lake_env
 from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env
 from tests.e2e.test_cli import truth_keys
 from tests.e2e.test_demo import readme_sql
@@ -44,10 +44,6 @@ MATERIALIZE_CALLS = ("asset", "materialize", "-m", "pipelines.definitions", "--s
 # what the daily job materializes: calls and the models (not lake_maintenance, its own schedule)
 DAY_ASSETS = "calls,call_durations_daily,answer_rates_daily,trunk_kpis_daily,calls_hourly"
 MATERIALIZE_DAY = ("asset", "materialize", "-m", "pipelines.definitions", "--select", DAY_ASSETS)
-
-
-def lake_env(lake: Lake) -> dict[str, str]:
-    return {"WAREHOUSE_URL": lake.url, "WAREHOUSE_DATA_PATH": lake.data_path}
 
 
 def columns(wh: Warehouse) -> dict[str, list[tuple[str, str]]]:

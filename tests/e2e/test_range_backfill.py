@@ -18,18 +18,15 @@ from pipelines.models import MODELS
 from pipelines.partitions import day_window
 from pipelines.retries import TransientFailure, retrying_in_place
 from pipelines.settings import load_settings
-from tests.conftest import NOW
-from tests.e2e.conftest import Pipeline, in_lane
+from tests.conftest import NOW, each_lane
+from tests.e2e.conftest import Pipeline
 from tests.e2e.test_dagster_sync import _keys, _truth_keys
 
 DAYS = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
 
 
-@pytest.fixture(params=["file", "lake"])
-def pipeline(
-    request: pytest.FixtureRequest, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> Pipeline:
-    return in_lane(request.param, pipeline, request, monkeypatch)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    each_lane(metafunc)  # the conftest's `pipeline` fixture, in the file and in a fresh lake
 
 
 def _by_day(result: dg.ExecuteInProcessResult, node: str) -> dict[str, dict[str, object]]:

@@ -1,11 +1,15 @@
 """The fault campaign's harness: pipelines wired for fast retries, table snapshots, oracles.
 
+Every test that uses `make_pipeline` (or the `lane` fixture) runs in both lanes, as [file] (the
+DuckDB file, WAREHOUSE_PATH) and [lake] (a fresh DuckLake in PostgreSQL, WAREHOUSE_URL); one
+marked `file_only` is about the DuckDB file itself and runs as [file] alone.
+
 Every fault test ends in one of two states and says which:
 - `assert_window_exact`: every call of the window is in `calls` exactly once, with the values
   `normalize` gives the API's records (its ground truth: `Simulator.calls`), and the window's bad
   records are in `calls_quarantine`;
 - `assert_failed_cleanly`: the run failed with a message naming the cause and the partition day,
-  and `snapshot` of every table equals the one taken before the run.
+  and `Pipeline.snapshot` of every table equals the one taken before the run.
 """
 
 from __future__ import annotations
@@ -27,10 +31,17 @@ from pipelines.normalize import normalize
 from pipelines.partitions import day_window
 from pipelines.resources import JambonzResource
 from pipelines.settings import load_settings
-from tests.e2e.conftest import Pipeline, clean_env, pipeline_env
+from tests.conftest import database_name, each_lane, new_lake
+from tests.e2e.conftest import Pipeline, Snapshot, clean_env, pipeline_env
 from tests.faults.processes import Proc
+from warehouse.lake import Lake
 
 __all__ = ["clean_env"]  # the fixture, for the tests of this folder
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    each_lane(metafunc)
+
 
 # Small enough for a campaign to run in seconds, large enough to ride out the faults it injects.
 FAST = {
@@ -41,20 +52,23 @@ FAST = {
     "backoff_cap_s": 0.05,
 }
 
-Snapshot = dict[str, list[tuple[Any, ...]]] | None
-
-
 MakePipeline = Callable[..., Pipeline]
 
 
 @pytest.fixture
 def make_pipeline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+    lane: Lake | None,
+    request: pytest.FixtureRequest,
 ) -> Iterator[MakePipeline]:
-    """make_pipeline(sim, base_url=None, jambonz={...}, **env) -> a Pipeline with fast retries.
+    """make_pipeline(sim, base_url=None, warehouse=None, jambonz={...}, **env) -> a Pipeline with
+    fast retries, writing the lane's warehouse: tmp_path/warehouse.duckdb or the lane's lake.
 
     The definitions are the real ones (build_definitions from the settings the env gives); only
-    the jambonz resource's retry bounds are made small, as an operator could set them.
+    the jambonz resource's retry bounds are made small, as an operator could set them. `warehouse`
+    is a warehouse of its own: that file, or in the lake lane a new lake beside it.
     """
     stack = contextlib.ExitStack()
 
@@ -66,19 +80,14 @@ def make_pipeline(
         jambonz: dict[str, Any] | None = None,
         **env: str,
     ) -> Pipeline:
+        lake = lane
+        if lane is not None and warehouse is not None:
+            name = database_name(str(warehouse))
+            lake = new_lake(request.getfixturevalue("postgres"), name, warehouse.parent / "lake")
         path = warehouse or tmp_path / "warehouse.duckdb"
-        values = pipeline_env(sim, path, **env) if base_url is None else None
-        if values is None:
-            values = {
-                "JAMBONZ_BASE_URL": base_url or "",
-                "JAMBONZ_API_KEY": simmod.ACCOUNT_KEY,
-                "JAMBONZ_ACCOUNT_SID": simmod.ACCOUNT_SID,
-                "WAREHOUSE_PATH": str(path),
-                "PARTITIONS_START_DATE": "2026-01-01",
-                "PARTITIONS_TIMEZONE": "UTC",
-                "SYNC_RETRIES": "0",
-                **env,
-            }
+        if base_url is not None:
+            env = {**env, "JAMBONZ_BASE_URL": base_url}
+        values = pipeline_env(sim, path, lake, **env)
         for key, value in values.items():
             monkeypatch.setenv(key, value)
         settings = load_settings()
@@ -101,28 +110,12 @@ def make_pipeline(
             executor=defs.executor,
         )
         instance = stack.enter_context(dg.DagsterInstance.ephemeral())
-        return Pipeline(sim, values, path, settings, defs, instance)
+        target = settings.warehouse_target  # the lake the env names, whoever named it
+        named = target if isinstance(target, Lake) else None
+        return Pipeline(sim, values, path, settings, defs, instance, named)
 
     with stack:
         yield make
-
-
-def snapshot(path: Path) -> Snapshot:
-    """Every table of the file, every row, in a stable order; None when there is no file."""
-    if not path.exists():
-        return None
-    with duckdb.connect(str(path), read_only=True) as con:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = 'main' ORDER BY table_name"
-            ).fetchall()
-        ]
-        return {
-            name: con.execute(f'SELECT * FROM "{name}" ORDER BY ALL').fetchall()  # noqa: S608
-            for name in names
-        }
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -146,7 +139,7 @@ def assert_failed_cleanly(
     assert day.isoformat() in message, message
     for cause in causes:
         assert cause in message, message
-    assert snapshot(pipeline.warehouse) == before
+    assert pipeline.snapshot() == before
     return message
 
 
@@ -169,7 +162,7 @@ def assert_window_exact(pipeline: Pipeline, day: date) -> int:
         window_end=window.end,
     )
     bounds = {"s": window.start, "e": window.end}
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         con.register("expected", expected.calls)
         columns = ", ".join(
             f'"{c}"::VARCHAR' if c == "extra" else f'"{c}"'

@@ -24,7 +24,7 @@ import pytest
 
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT
-from tests.e2e.conftest import ENV_VARS, pipeline_env
+from tests.e2e.conftest import ENV_VARS, Pipeline
 
 WAIT_S = 120  # upper bound on any one wait; the tests finish in seconds when nothing hangs
 HOLDER = (
@@ -118,13 +118,15 @@ def cpu_seconds(group: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def cli_env(sim: Simulator, tmp_path: Path, **extra: str) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    if not home.exists():
-        home.mkdir()
-        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+def cli_env(pipeline: Pipeline, root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `dagster` CLI run on `pipeline`'s settings (its simulator, and its
+    warehouse: the file, or the lake with the catalog's PG* variables from os.environ), with
+    DAGSTER_HOME=root/dagster_home holding the repository's dagster.yaml; `extra` on top."""
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(pipeline_env(sim, tmp_path / "warehouse.duckdb"))
+    env.update(pipeline.env)
     env["DAGSTER_HOME"] = str(home)
     env.update(extra)
     return env

@@ -1,14 +1,18 @@
 """Between runs: a killed run, an open notebook and DAGSTER_HOME, on the killed run's own instance.
 
-What a user meets after a failure is the next run on the same DAGSTER_HOME and the same file, so
-every test here continues there, through the `dagster` CLI and `dagster-daemon` in subprocesses:
+What a user meets after a failure is the next run on the same DAGSTER_HOME and the same
+warehouse, so every test here continues there, through the `dagster` CLI and `dagster-daemon` in
+subprocesses:
 - SIGKILL at three points (paging, load, models): a CLI run of another day and a daemon-launched
   run of the killed day each send their first request within 60 s and load every call once; the
-  killed run is marked failed by the `dead_runs` sensor;
+  killed run is marked failed by the `dead_runs` sensor (in both lanes: in the lake, the killed
+  run's window lock dies with its catalog connection);
 - a reader holding the file across a queued run: the step fails naming the holder, is retried
-  after a backoff, and completes once the reader lets go; models rebuilt;
+  after a backoff, and completes once the reader lets go; models rebuilt (the file only: a lake's
+  readers never block a writer);
 - DAGSTER_HOME in one folder, the process started in another: no file appears outside it, the
-  warehouse folder and the repository's git-ignored paths.
+  warehouse (the file's folder, or the lake's data folder) and the repository's git-ignored
+  paths.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from dagster._core.events import DagsterEventType
 
@@ -104,8 +107,8 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
     with WatchedSimulator(
         hold_at=2 if point == "paging" else 0, seed=11, calls_per_day=1600, now=NOW
     ) as sim:
-        pipeline = make_pipeline(sim)  # the oracle's view of the same file
-        env = cli_env(sim, tmp_path)
+        pipeline = make_pipeline(sim)  # the oracle's view of the same warehouse
+        env = cli_env(pipeline, tmp_path)
         home = Path(env["DAGSTER_HOME"])
         hooks: dict[str, str] = dict(KILL_AT[point])
         if hooks:
@@ -166,13 +169,14 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
         )
 
 
+@pytest.mark.file_only  # a reader holding the DuckDB file; a lake's readers hold no lock
 def test_a_reader_holding_the_file_delays_a_queued_run_which_retries_and_completes(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
     pipeline = make_pipeline(simulator)
     assert pipeline.run_day(DAY - timedelta(days=1)).success  # the file exists, with a day
     env = cli_env(
-        simulator,
+        pipeline,
         tmp_path,
         WAREHOUSE_LOCK_TIMEOUT_S="1",
         SYNC_RETRIES="6",
@@ -210,7 +214,7 @@ def test_a_reader_holding_the_file_delays_a_queued_run_which_retries_and_complet
         (run,) = _syncs(instance)
         assert run.status == dg.DagsterRunStatus.SUCCESS
     assert assert_window_exact(pipeline, DAY) > 0
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         ((calls, attempts),) = con.execute(
             "SELECT (SELECT count(*) FROM calls WHERE attempted_at::DATE = $d), "
             "(SELECT sum(attempts) FROM answer_rates_daily WHERE day = $d)",
@@ -231,9 +235,10 @@ def _untracked() -> set[str]:
 
 
 def test_every_instance_file_lives_under_dagster_home(
-    simulator: Simulator, tmp_path: Path, procs: list[Proc]
+    simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
-    env = cli_env(simulator, tmp_path)  # DAGSTER_HOME and the warehouse under tmp_path
+    pipeline = make_pipeline(simulator)
+    env = cli_env(pipeline, tmp_path)  # DAGSTER_HOME and the warehouse under tmp_path
     home = Path(env["DAGSTER_HOME"])
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -244,12 +249,12 @@ def test_every_instance_file_lives_under_dagster_home(
     code, out = run.finish()
     assert code == 0, out[-3000:]
     assert list(elsewhere.iterdir()) == []
-    assert {p.name for p in tmp_path.iterdir()} <= {
-        "dagster_home",
-        "elsewhere",
-        "warehouse.duckdb",
-        "warehouse.duckdb.wal",
-    }
+    if pipeline.lake:  # the lake's data folder, and no DuckDB file
+        warehouse = {Path(pipeline.lake.data_path).name}
+    else:
+        warehouse = {"warehouse.duckdb", "warehouse.duckdb.wal"}
+    assert {p.name for p in tmp_path.iterdir()} <= {"dagster_home", "elsewhere", *warehouse}
+    assert pipeline.written()
     assert _untracked() == before  # nothing new in the repository outside its ignored paths
     with dg.DagsterInstance.from_config(str(home)) as instance:
         (recorded,) = _syncs(instance)

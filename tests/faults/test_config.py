@@ -2,8 +2,9 @@
 storm, nothing written.
 
 A wrong API key, an account sid of the wrong format, an account the key may not read, a base URL
-nobody answers, an unwritable warehouse path. Each is checked twice: on a fresh checkout (the
-file must not be created) and beside a warehouse holding a day (it must not change).
+nobody answers, in both lanes; an unwritable warehouse path, on the file (a lake's unwritable
+data path: tests/e2e/test_lake.py). Each is checked twice: on a fresh checkout (the file must not
+be created, the lake must hold no row) and beside a warehouse holding a day (it must not change).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from tests.faults.conftest import (
     FAST,
     MakePipeline,
     failure_message,
-    snapshot,
 )
 
 DAY = NOW.date() - timedelta(days=2)
@@ -69,7 +69,7 @@ def test_a_credential_mistake_fails_at_once_and_writes_nothing(
 ) -> None:
     pipeline = make_pipeline(simulator)
     _prepare(pipeline, existing)
-    before = snapshot(pipeline.warehouse)
+    before = pipeline.snapshot()
     sent = len(simulator.request_log)
     pipeline = make_pipeline(simulator, **env)  # the settings are read again, as at a restart
     result = pipeline.run_day(DAY)
@@ -79,8 +79,8 @@ def test_a_credential_mistake_fails_at_once_and_writes_nothing(
         assert text in message, message
     assert "wrong-key-7Qz" not in message
     assert len(simulator.request_log) - sent == requests, "no retries"
-    assert snapshot(pipeline.warehouse) == before
-    assert pipeline.warehouse.exists() == existing
+    assert pipeline.snapshot() == before
+    assert pipeline.written() == existing
 
 
 def _free_port() -> int:
@@ -115,7 +115,7 @@ def test_a_base_url_nobody_answers_fails_after_bounded_attempts_and_writes_nothi
 ) -> None:
     pipeline = make_pipeline(simulator)
     _prepare(pipeline, existing)
-    before = snapshot(pipeline.warehouse)
+    before = pipeline.snapshot()
     dead = f"http://127.0.0.1:{_free_port()}"
     pipeline = make_pipeline(simulator, base_url=dead)
     result = pipeline.run_day(DAY)
@@ -123,9 +123,10 @@ def test_a_base_url_nobody_answers_fails_after_bounded_attempts_and_writes_nothi
     for text in (dead, "unavailable", "connect", "refused", DAY.isoformat()):
         assert text in message, message
     assert retries.count == FAST["max_attempts"] - 1, "bounded: no retry storm"
-    assert snapshot(pipeline.warehouse) == before
+    assert pipeline.snapshot() == before
 
 
+@pytest.mark.file_only  # WAREHOUSE_PATH itself
 @pytest.mark.parametrize("kind", ["parent-is-a-file", "path-is-a-directory"])
 def test_an_unwritable_warehouse_path_fails_before_any_request_naming_the_variable(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, kind: str

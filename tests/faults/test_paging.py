@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-import duckdb
 import pytest
 
 from pipelines.jambonz import simulator as simmod
@@ -18,6 +17,7 @@ from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from tests.conftest import NOW
+from tests.e2e.conftest import Pipeline
 from tests.faults.conftest import MakePipeline, assert_window_exact, materialization
 
 DAY = NOW.date() - timedelta(days=2)
@@ -30,8 +30,8 @@ def busy() -> Iterator[Simulator]:
         yield sim
 
 
-def _held(pipeline_warehouse: str) -> list[str]:
-    with duckdb.connect(pipeline_warehouse, read_only=True) as con:
+def _held(pipeline: Pipeline) -> list[str]:
+    with pipeline.connect(read_only=True) as con:
         return [r[0] for r in con.execute("SELECT call_key FROM calls").fetchall()]
 
 
@@ -49,7 +49,7 @@ def test_records_landing_while_paging_shift_the_total_and_nothing_is_lost_or_dou
     totals = {e["total"] for e in busy.request_log if "total" in e and e["params"]["page"] != "1"}
     assert len(totals) > 1, "the total changed between pages"
     assert meta["repairs"] > 0
-    held = _held(str(pipeline.warehouse))
+    held = _held(pipeline)
     assert len(held) == len(set(held)), "a call was loaded twice"
     assert present <= set(held), "a call that was there before the run is missing"
     busy.faults.landing_per_request = 0

@@ -3,6 +3,8 @@
 - SIGKILL inside the load's transaction (a `dagster asset materialize` paused by a test-only hook
   right after the changed rows were deleted): every table is as it was; the next run completes.
 - SIGKILL while the run is fetching (the simulator holds its third request): same.
+Both in each lane; in the lake the killed run's transaction and window lock die with its
+catalog connection. On the file only (file_only: its lock):
 - Two runs writing the same file: the second waits for the first's lock, both succeed, every
   call once.
 - A second process holding the file: the run waits within WAREHOUSE_LOCK_TIMEOUT_S, then fails
@@ -16,19 +18,17 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
 from pipelines.jambonz.simulator import Simulator
 from tests.conftest import NOW
+from tests.e2e.conftest import tables
 from tests.faults.conftest import (
     MakePipeline,
     assert_window_exact,
     failure_message,
     materialization,
-    snapshot,
 )
 from tests.faults.processes import (
     HOLDER,
@@ -52,11 +52,6 @@ def _materialize(procs: list[Proc], env: dict[str, str], day: date = DAY) -> Pro
     return materialize(procs, env, day)
 
 
-def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(query).fetchall()
-
-
 @pytest.mark.parametrize("first_load", [False, True], ids=["resync", "first-load"])
 def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_completes(
     simulator: Simulator,
@@ -68,7 +63,7 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
     pipeline = make_pipeline(simulator)
     if not first_load:
         assert pipeline.run_day(DAY).success
-        with duckdb.connect(str(pipeline.warehouse)) as con:
+        with pipeline.connect() as con:
             # The next load has 20 changed rows to delete and insert again, and 20 to insert.
             con.execute(
                 "UPDATE calls SET duration = duration + 7 WHERE call_key IN "
@@ -78,18 +73,20 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
                 "DELETE FROM calls WHERE call_key IN "
                 "(SELECT call_key FROM calls ORDER BY call_key DESC LIMIT 20)"
             )
-    before = snapshot(pipeline.warehouse)
+    before = pipeline.snapshot()
     fifo = gate(tmp_path)
-    env = cli_env(simulator, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo))
+    env = cli_env(pipeline, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo))
     run = _materialize(procs, env)
     run.wait_for("PAUSED-IN-LOAD")  # changed rows deleted, nothing inserted yet
     run.kill()
-    after = snapshot(pipeline.warehouse)
+    after = pipeline.snapshot()
     if first_load:
-        # The schema was created and committed before the load began: empty tables, no rows.
+        # The schema was created and committed before the load began: empty tables, no rows
+        # (in the lake, where a schema alone is not `written`, no snapshot at all).
         assert before is None
-        assert after is not None
-        assert all(rows == [] for name, rows in after.items() if name != "schema_version")
+        with pipeline.connect(read_only=True) as con:
+            assert "calls" in tables(con)
+        assert all(rows == [] for name, rows in (after or {}).items() if name != "schema_version")
     else:
         assert after == before
     result = pipeline.run_day(DAY)
@@ -106,19 +103,20 @@ def test_sigkill_while_fetching_changes_no_table_and_the_next_run_completes(
     with WatchedSimulator(hold_at=4, seed=11, calls_per_day=1600, now=NOW) as sim:
         pipeline = make_pipeline(sim)
         assert pipeline.run_day(DAY - timedelta(days=1)).success  # requests 1..3 (4 pages)
-        with duckdb.connect(str(pipeline.warehouse)) as con:
+        with pipeline.connect() as con:
             con.execute("DELETE FROM calls")  # so a commit of the killed run would show
-        before = snapshot(pipeline.warehouse)
+        before = pipeline.snapshot()
         sim.hold_at += 3  # the killed run's third page: past the first one, mid-window
-        run = _materialize(procs, cli_env(sim, tmp_path))
+        run = _materialize(procs, cli_env(pipeline, tmp_path))
         assert sim.arrived.wait(WAIT_S), run.text
         run.kill()
         sim.release.set()
-        assert snapshot(pipeline.warehouse) == before
+        assert pipeline.snapshot() == before
         assert pipeline.run_day(DAY).success
         assert assert_window_exact(pipeline, DAY) > 1500
 
 
+@pytest.mark.file_only  # the file's lock; two runs of one day in a lake: tests/e2e/test_lake.py
 def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -127,7 +125,7 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
     fifo = gate(tmp_path)
     first = _materialize(
         procs,
-        cli_env(simulator, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo)),
+        cli_env(pipeline, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo)),
     )
     pid = int(first.wait_for("PAUSED-IN-LOAD").split("pid=")[1])
     # A run with a short lock timeout fails, naming a Dagster process as the holder.
@@ -139,7 +137,7 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
     assert "WAREHOUSE_LOCK_TIMEOUT_S" in message
     # A run of the same Dagster instance waits on the file's lock, sleeping, not spinning...
     same_instance = _materialize(
-        procs, cli_env(simulator, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
+        procs, cli_env(pipeline, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
     )
     same_instance.wait_for("WAITING-FOR-LOCK")
     cpu, wall = cpu_seconds(same_instance.popen.pid), time.monotonic()
@@ -152,9 +150,7 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
     other_home = tmp_path / "other"
     other_home.mkdir()
     other_instance = _materialize(
-        procs,
-        cli_env(simulator, other_home, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
-        | {"WAREHOUSE_PATH": str(pipeline.warehouse)},
+        procs, cli_env(pipeline, other_home, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
     )
     other_instance.wait_for("WAITING-FOR-LOCK")
     open_gate(fifo)
@@ -164,7 +160,8 @@ def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
         assert "RUN_SUCCESS" in out
         assert "WarehouseLockedError" not in out
     assert assert_window_exact(pipeline, DAY) > 0
-    keys = _rows(pipeline.warehouse, "SELECT count(*), count(DISTINCT call_key) FROM calls")
+    with pipeline.connect(read_only=True) as con:
+        keys = con.execute("SELECT count(*), count(DISTINCT call_key) FROM calls").fetchall()
     assert keys[0][0] == keys[0][1]
 
 
@@ -181,12 +178,13 @@ def _release(holder: Proc) -> None:
     assert code == 0, out
 
 
+@pytest.mark.file_only  # a lake has no file to hold: its readers never block a writer
 def test_a_process_holding_the_file_fails_the_run_within_the_bound_naming_it(
     simulator: Simulator, make_pipeline: MakePipeline, procs: list[Proc]
 ) -> None:
     pipeline = make_pipeline(simulator, WAREHOUSE_LOCK_TIMEOUT_S="1")
     assert pipeline.run_day(DAY - timedelta(days=1)).success
-    before = snapshot(pipeline.warehouse)
+    before = pipeline.snapshot()
     holder = _hold(procs, pipeline.warehouse)
     result = pipeline.run_day(DAY)
     assert not result.success
@@ -201,9 +199,10 @@ def test_a_process_holding_the_file_fails_the_run_within_the_bound_naming_it(
     ):
         assert text in message, message
     _release(holder)
-    assert snapshot(pipeline.warehouse) == before
+    assert pipeline.snapshot() == before
 
 
+@pytest.mark.file_only  # the file's lock, as above
 def test_a_holder_that_lets_go_within_the_bound_only_delays_the_run(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -211,8 +210,7 @@ def test_a_holder_that_lets_go_within_the_bound_only_delays_the_run(
     assert pipeline.run_day(DAY - timedelta(days=1)).success
     holder = _hold(procs, pipeline.warehouse)
     run = _materialize(
-        procs,
-        cli_env(simulator, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120"),
+        procs, cli_env(pipeline, tmp_path, FAULTS_SIGNAL_LOCK="1", WAREHOUSE_LOCK_TIMEOUT_S="120")
     )
     run.wait_for("WAITING-FOR-LOCK")
     _release(holder)

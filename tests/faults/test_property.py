@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from tests.conftest import NOW, cdr
-from tests.faults.conftest import MakePipeline, assert_window_exact, snapshot
+from tests.faults.conftest import MakePipeline, assert_window_exact
 
 DAY = NOW.date() - timedelta(days=2)
 WINDOW = day_window(DAY, "UTC")
@@ -89,17 +89,17 @@ def test_syncing_until_success_gives_exactly_the_window_and_again_changes_nothin
         sim.add_records([_edge_record(f"edge-{n}", off) for n, off in enumerate(edges)])
         sim.faults.retry_after_s = 0.05
         sim.faults.slow_seconds = 0.6
-        folder = tmp_path / f"example-{next(_examples)}"
+        folder = tmp_path / f"example-{next(_examples)}"  # a warehouse (file or lake) of its own
         folder.mkdir()
         pipeline = make_pipeline(
             sim, warehouse=folder / "warehouse.duckdb", jambonz={"timeout_s": 0.3}
         )
 
         def attempt() -> bool:
-            before = snapshot(pipeline.warehouse)
+            before = pipeline.snapshot()
             result = pipeline.run_day(DAY)
             if not result.success:
-                assert snapshot(pipeline.warehouse) == before, "a failed run changed a table"
+                assert pipeline.snapshot() == before, "a failed run changed a table"
             return result.success
 
         for knob, n in faults:
@@ -113,6 +113,6 @@ def test_syncing_until_success_gives_exactly_the_window_and_again_changes_nothin
         else:
             pytest.fail(f"no success in {MAX_ATTEMPTS} attempts after the faults drained")
         assert_window_exact(pipeline, DAY)
-        before = snapshot(pipeline.warehouse)
+        before = pipeline.snapshot()
         assert pipeline.run_day(DAY).success
-        assert snapshot(pipeline.warehouse) == before, "a second sync changed a table"
+        assert pipeline.snapshot() == before, "a second sync changed a table"

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pytest
 
 from pipelines.jambonz.simulator import Simulator
@@ -102,7 +101,7 @@ def test_bad_records_are_quarantined_with_a_reason_and_the_rest_of_the_window_lo
     loaded: dict[str, Any],
 ) -> None:
     pipeline, result = loaded["pipeline"], loaded["result"]
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         quarantine = con.execute("SELECT payload::VARCHAR, reason FROM calls_quarantine").fetchall()
         held = {r[0] for r in con.execute("SELECT call_key FROM calls").fetchall()}
     reasons = {}
@@ -121,7 +120,7 @@ def test_bad_records_are_quarantined_with_a_reason_and_the_rest_of_the_window_lo
 
 def test_odd_but_valid_records_load_verbatim(loaded: dict[str, Any]) -> None:
     pipeline = loaded["pipeline"]
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         for n, (name, _, column, value) in enumerate(ODD_BUT_GOOD, start=len(BAD)):
             rows = con.execute(
                 f'SELECT "{column}", extra::VARCHAR FROM calls '  # noqa: S608
@@ -143,5 +142,5 @@ def test_a_resync_quarantines_nothing_twice(loaded: dict[str, Any]) -> None:
     again = pipeline.run_day(DAY)
     assert again.success
     assert materialization(again)["quarantined"] == 0  # new quarantine rows
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM calls_quarantine").fetchone() == (len(BAD),)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from pipelines.jambonz import simulator as simmod
@@ -186,7 +185,7 @@ def test_quotes_and_sql_in_values_round_trip(
     pipeline = make_pipeline(simulator)
     assert pipeline.run_day(DAY).success
     assert assert_window_exact(pipeline, DAY) > 1
-    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+    with pipeline.connect(read_only=True) as con:
         row = con.execute(
             "SELECT account_sid, trunk, termination_reason, from_number FROM calls "
             "WHERE call_key = $k",

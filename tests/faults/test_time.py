@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pytest
 
 from pipelines.jambonz.simulator import Simulator
@@ -108,7 +107,7 @@ def test_no_call_is_lost_or_doubled_at_the_edges_of_a_dst_day(
                 ):
                     assert check.passed, (day, check.check_name)
         loaded = sum(assert_window_exact(pipeline, day) for day in days)
-        with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        with pipeline.connect(read_only=True) as con:
             rows = con.execute("SELECT call_key, attempted_at FROM calls").fetchall()
             attempts = con.execute(
                 "SELECT day, sum(attempts) FROM answer_rates_daily GROUP BY day ORDER BY day"

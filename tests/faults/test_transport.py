@@ -24,7 +24,6 @@ from tests.faults.conftest import (
     assert_failed_cleanly,
     assert_window_exact,
     materialization,
-    snapshot,
 )
 
 DAY = NOW.date() - timedelta(days=2)
@@ -174,7 +173,7 @@ def test_a_fault_outlasting_the_retry_bound_fails_cleanly(
 ) -> None:
     pipeline = make_pipeline(simulator, jambonz={"timeout_s": 0.3})
     assert pipeline.run_day(BEFORE_DAY).success
-    before = snapshot(pipeline.warehouse)
+    before = pipeline.snapshot()
     sent = len(simulator.request_log)
     simulator.faults.retry_after_s = 0.05
     simulator.faults.slow_seconds = 2.0
