@@ -20,8 +20,8 @@ committed days again.
 A run holds at most `SYNC_BACKFILL_MAX_DAYS` days (31 by default), refused before any request
 beyond that. Why a bound, and why 31: jambonz keeps at most the 30 days its web UI offers, so 31
 local days cover every range it can still serve in one run; a run is the unit that is retried or
-re-executed, and at the worst day the rate limit allows (200k calls = 400 pages at about 2 requests
-a second after the reserve) 31 days are under two hours of one run, not a day's.
+re-executed, and at the worst day the rate limit allows (200k calls = 400 pages at 1.6 requests
+a second after the reserve) 31 days are about 2.2 hours of one run, not a day.
 """
 
 from __future__ import annotations
