@@ -11,11 +11,13 @@ Knows nothing of windows: pipelines/jambonz/window.py pages over `Transport.fetc
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Generator
+from datetime import UTC, datetime
 
 import httpx
 
@@ -249,9 +251,12 @@ class Transport:
             finally:
                 with self._lock:
                     stats.parse_s += time.perf_counter() - t
+            served = _server_time(response)
             with self._lock:
                 stats.pages += 1
                 stats.columnar_pages += page.table is not None
+                if served is not None and (stats.server_time is None or served < stats.server_time):
+                    stats.server_time = served
             return page
         body = response.content
         message = error_message(body)
@@ -284,6 +289,18 @@ class Transport:
             )
         kind = "html" if body.lstrip()[:1] == b"<" else "body"
         raise _Retry("5xx", f"{status} from the server ({kind}: {message[:80]!r})")
+
+
+def _server_time(response: httpx.Response) -> datetime | None:
+    """The response's Date header as an aware UTC datetime; None when absent or unreadable."""
+    raw = response.headers.get("date")
+    if not raw:
+        return None
+    try:
+        served = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return served.astimezone(UTC) if served.tzinfo else None
 
 
 def _cause(exc: httpx.HTTPError) -> str:

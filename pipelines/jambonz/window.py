@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -51,6 +52,9 @@ class WindowStats:
     parse_s: float = 0.0  # seconds spent parsing bodies (inside elapsed_s)
     in_window: int = 0  # distinct in-window records delivered (len(records) unless streamed)
     elapsed_s: float = 0.0
+    # the server's clock (its Date header) at the earliest page read: what jambonz had written
+    # by then is what the window holds; None when the server sent no readable Date
+    server_time: datetime | None = None
 
 
 @dataclass(kw_only=True)

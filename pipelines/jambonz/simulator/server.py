@@ -126,7 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.body
         length = [("Content-Length", str(len(body)))]
         connection = "keep-alive" if keep_alive else "close"
-        tail = [("Date", email.utils.formatdate(usegmt=True)), ("Connection", connection)]
+        date = email.utils.formatdate(self.server.sim.clock_ns() / 1e9, usegmt=True)  # its clock
+        tail = [("Date", date), ("Connection", connection)]
         if keep_alive:
             tail.append(("Keep-Alive", "timeout=5"))
         if response.status != 401:
@@ -242,6 +243,17 @@ class Simulator(_Store):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._gate: threading.Event | None = None  # hold(): requests wait until it is set
+
+    def hold(self) -> None:
+        """Requests from now on wait, unanswered, until release() (a run caught mid-sync)."""
+        self._gate = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held requests and stop holding."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
 
     def start(self) -> Simulator:  # serve in a background thread; returns self
         if self._server is not None:
@@ -355,6 +367,11 @@ class Simulator(_Store):
         if slow > 0:
             entry["fault"] = "slow_responses"
             self._stopping.wait(slow)
+        gate = self._gate
+        if gate is not None:  # held (hold()): wait for release() or stop()
+            entry["fault"] = "held"
+            while not gate.wait(0.05) and not self._stopping.is_set():
+                pass
         with self._lock:
             if self._take_fault("storm_429"):
                 entry["fault"] = "storm_429"
