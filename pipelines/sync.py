@@ -169,8 +169,12 @@ def load_stream(
     *,
     synced_at: datetime,
     chunk_records: int = CHUNK_RECORDS,
+    day_status: Callable[[WindowResult], dict[str, Any]] | None = None,
 ) -> SyncResult:
     """Normalize and load a window's stream (see sync_window) as it arrives.
+
+    `day_status(result)`, when given, is the day's calls_days row (WindowLoad.record_day),
+    written in the same transaction as the calls.
 
     The warehouse is opened (`open_warehouse()`, which the caller closes) only once the first
     chunk is ready or the stream has ended: DuckDB lets one process hold the file, and a day that
@@ -223,15 +227,16 @@ def load_stream(
     batches = iter(stream)
     more = gather(batches)
     wh = open_warehouse()
-    with (
-        wh.window_load(window_start=window.start, window_end=window.end) as load,
-        _Loader(load) as loader,
-    ):
-        flush(loader)
-        while more:
-            more = gather(batches)
+    with wh.window_load(window_start=window.start, window_end=window.end) as load:
+        with _Loader(load) as loader:
             flush(loader)
-        t = time.perf_counter()
+            while more:
+                more = gather(batches)
+                flush(loader)
+            t = time.perf_counter()
+        if day_status is not None:  # the stream is exhausted: its result is set
+            assert stream.result is not None
+            load.record_day(day_status(stream.result))
     commit_s = time.perf_counter() - t  # the loader draining, the last rows written, COMMIT
     result = stream.result
     assert result is not None  # the stream was exhausted

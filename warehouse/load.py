@@ -196,6 +196,18 @@ class WindowLoad:
             self._abort()
             raise
 
+    def record_day(self, status: dict[str, Any]) -> None:
+        """Append this sync of the day to calls_day_syncs inside the open transaction: `status`
+        has the columns of warehouse/sql/calls_day_syncs_insert.sql but the load's counts."""
+        if not self._open:
+            raise RuntimeError("WindowLoad.record_day outside its `with` block")
+        counts = {"inserted": self.inserted, "updated": self.updated}
+        try:
+            self._con.execute(sql("calls_day_syncs_insert"), {**status, **counts})
+        except BaseException:
+            self._abort()
+            raise
+
     def _write(self, calls: pa.Table, raw: pa.Table, changed: int) -> None:
         """Insert the batch's new and changed rows (the keys in _diff) into calls and calls_raw."""
         if changed != calls.num_rows:
@@ -529,12 +541,21 @@ class Warehouse:
         if name not in model_names():
             raise KeyError(f"no model {name!r}; known: {', '.join(model_names())}")
         select = sql(name, "models")
-        params = {"tz": tz, "day": day, "window_start": window_start, "window_end": window_end}
+        params: dict[str, Any] = {
+            "tz": tz,
+            "day": day,
+            "window_start": window_start,
+            "window_end": window_end,
+        }
         con = self.con
         row = None
         for attempt in range(CONFLICT_RETRIES + 1):
             con.execute("BEGIN TRANSACTION")
             try:
+                # the day's status (calls_day_syncs) as the rows' `complete`; a day synced
+                # before calls_day_syncs existed has no row and counts as complete
+                status = con.execute(sql("calls_day_syncs_complete"), {"day": day}).fetchone()
+                params["complete"] = status is None or status[0] is None or bool(status[0])
                 con.execute(f'DELETE FROM "{name}" WHERE day = $day', {"day": day})  # noqa: S608
                 row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
                 con.execute("COMMIT")

@@ -29,7 +29,13 @@ from warehouse.load import Warehouse, WarehouseLockedError, WarehouseUnopenableE
 from warehouse.sql_files import attach, model_names
 
 # every table that holds data, in load order; schema_version belongs to the target's migrations
-TABLES: tuple[str, ...] = ("calls", "calls_raw", "calls_quarantine", *model_names())
+TABLES: tuple[str, ...] = (
+    "calls",
+    "calls_raw",
+    "calls_quarantine",
+    "calls_day_syncs",
+    *model_names(),
+)
 
 
 class MigrateError(RuntimeError):

@@ -227,6 +227,35 @@ con.close()
 """
 
 
+def test_model_rows_of_a_file_older_than_calls_day_syncs_count_as_complete(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    day = WS.date()
+    with Warehouse(path) as w:
+        load(w, norm(real_records()))
+        args = {"day": day, "tz": "UTC", "window_start": WS, "window_end": WE}
+        assert w.rebuild_model("answer_rates_daily", **args) > 0
+        before = w.con.execute("SELECT * EXCLUDE (complete) FROM answer_rates_daily").fetchall()
+    with duckdb.connect(str(path)) as con:  # as a file made before migration 008 looks
+        con.execute("DELETE FROM schema_version WHERE version = 8")
+        con.execute("DROP VIEW calls_days")
+        con.execute("DROP TABLE calls_day_syncs")
+        for table in ("call_durations_daily", "answer_rates_daily", "trunk_kpis_daily"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN complete")
+        con.execute("ALTER TABLE calls_hourly DROP COLUMN complete")
+    with Warehouse(path) as w:
+        rows = w.con.execute("SELECT * EXCLUDE (complete) FROM answer_rates_daily").fetchall()
+        assert rows == before
+        assert w.con.execute("SELECT DISTINCT complete FROM answer_rates_daily").fetchall() == [
+            (True,)
+        ]
+        assert w.con.execute("SELECT count(*) FROM calls_days").fetchall() == [(0,)]
+        # a day with no calls_days row (synced before it existed) is rebuilt as complete
+        w.rebuild_model("answer_rates_daily", **args)
+        assert w.con.execute("SELECT DISTINCT complete FROM answer_rates_daily").fetchall() == [
+            (True,)
+        ]
+
+
 def test_lock_error_names_the_file_and_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "wh.duckdb"
     Warehouse(path).close()

@@ -14,7 +14,11 @@
 --                    the most frequent termination_reason of the group (all calls, NULLs
 --                    ignored); ties broken alphabetically (byte order), NULL when none
 --
--- Parameters: $tz, $window_start, $window_end (the UTC bounds of the day in $tz: the rebuild
+-- complete: whether the day had settled when its calls were last synced ($complete, from
+-- calls_days: false while the intra-day sync fills today, true once the daily run after
+-- SYNC_SETTLE_MINUTES has synced it).
+--
+-- Parameters: $complete, $tz, $window_start, $window_end (the UTC bounds of the day in $tz: the rebuild
 -- reads only that range), $day. Rebuilt a day at a time by Warehouse.rebuild_model.
 --
 -- Example: the answer rate of each trunk yesterday, worst first
@@ -81,7 +85,8 @@ SELECT
     t.failures_4xx,
     t.failures_5xx,
     t.failures_6xx,
-    r.top_termination_reason
+    r.top_termination_reason,
+    $complete AS complete
 FROM totals AS t
 LEFT JOIN top_reasons AS r
     ON t.day = r.day

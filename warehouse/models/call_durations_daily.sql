@@ -12,7 +12,11 @@
 --   max_duration     longest duration
 -- Unanswered calls are not counted here (see answer_rates_daily).
 --
--- Parameters: $tz, $window_start, $window_end (the UTC bounds of the day in $tz: the rebuild
+-- complete: whether the day had settled when its calls were last synced ($complete, from
+-- calls_days: false while the intra-day sync fills today, true once the daily run after
+-- SYNC_SETTLE_MINUTES has synced it).
+--
+-- Parameters: $complete, $tz, $window_start, $window_end (the UTC bounds of the day in $tz: the rebuild
 -- reads only that range), $day. Rebuilt a day at a time by Warehouse.rebuild_model, which
 -- deletes the day's rows and inserts this query's result in one transaction.
 --
@@ -32,7 +36,8 @@ SELECT
     quantile_cont(CAST(c.duration AS DOUBLE), 0.5) AS median_duration,
     quantile_cont(CAST(c.duration AS DOUBLE), 0.9) AS p90_duration,
     quantile_cont(CAST(c.duration AS DOUBLE), 0.99) AS p99_duration,
-    max(c.duration) AS max_duration
+    max(c.duration) AS max_duration,
+    $complete AS complete
 FROM calls AS c
 WHERE c.attempted_at >= $window_start
   AND c.attempted_at < $window_end

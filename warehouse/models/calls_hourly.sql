@@ -10,7 +10,11 @@
 --                    over [attempted_at, terminated_at), calls carried in from earlier hours and
 --                    days included (as trunk_kpis_daily's peak_concurrent, per hour)
 --
--- Parameters: $tz, $window_start, $window_end (the UTC bounds of the local day), $day. Reads the
+-- complete: whether the day had settled when its calls were last synced ($complete, from
+-- calls_days: false while the intra-day sync fills today, true once the daily run after
+-- SYNC_SETTLE_MINUTES has synced it).
+--
+-- Parameters: $complete, $tz, $window_start, $window_end (the UTC bounds of the local day), $day. Reads the
 -- day's calls by attempted_at and, through the macros call_spans and call_levels
 -- (warehouse/schema/006_call_spans.sql), the calls still running at the day's start.
 --
@@ -83,7 +87,8 @@ SELECT
     t.attempts,
     t.answered,
     t.talk_seconds,
-    greatest(a.level, coalesce(r.peak, 0)) AS peak_concurrent
+    greatest(a.level, coalesce(r.peak, 0)) AS peak_concurrent,
+    $complete AS complete
 FROM totals AS t
 JOIN at_start AS a
     ON a.hour = t.hour

@@ -28,7 +28,11 @@
 --                    a call with terminated_at <= attempted_at (or none) never is
 --   peak_cps         the most attempts of the group within one whole UTC second
 --
--- Parameters: $tz, $window_start, $window_end (the UTC bounds of the local day), $day. The day's
+-- complete: whether the day had settled when its calls were last synced ($complete, from
+-- calls_days: false while the intra-day sync fills today, true once the daily run after
+-- SYNC_SETTLE_MINUTES has synced it).
+--
+-- Parameters: $complete, $tz, $window_start, $window_end (the UTC bounds of the local day), $day. The day's
 -- calls are read by their attempted_at range; the calls carried in from earlier days by the
 -- macro call_levels (warehouse/schema/006_call_spans.sql), from row-group min/max: no scan of
 -- all history.
@@ -126,7 +130,8 @@ SELECT
     t.answer_delay_p50_s,
     t.answer_delay_p90_s,
     coalesce(p.peak_concurrent, 0) AS peak_concurrent,
-    c.peak_cps
+    c.peak_cps,
+    $complete AS complete
 FROM totals AS t
 LEFT JOIN peaks AS p
     ON p.account_sid IS NOT DISTINCT FROM t.account_sid
