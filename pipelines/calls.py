@@ -10,14 +10,14 @@ so, on its own (pipelines/days.py).
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
-from pipelines.jambonz.client import Scope, Window
+from pipelines.jambonz.client import Scope, Window, WindowResult
 from pipelines.jambonz.errors import IncompleteWindowError, JambonzError, JambonzUnavailableError
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
@@ -154,7 +154,7 @@ def build_calls_asset(
         warehouse: WarehouseResource,
     ) -> Iterator[Any]:
         def one_day(day: date) -> DayResult:
-            return _sync_day(context, settings, jambonz, warehouse, day)
+            return sync_day(context, settings, jambonz, warehouse, day)
 
         yield from materialize_days(
             context, settings, "calls", one_day, warn=WARNINGS, blocking=BLOCKING
@@ -163,7 +163,7 @@ def build_calls_asset(
     return calls
 
 
-def _sync_day(
+def sync_day(
     context: dg.AssetExecutionContext,
     settings: Settings,
     jambonz: JambonzResource,
@@ -190,10 +190,29 @@ def _sync_day(
         opened.append(warehouse.open(partition=day.isoformat()))
         return opened[-1]
 
+    synced_at = datetime.now(UTC)
+    settles_at = window.end + timedelta(minutes=settings.settle_minutes)
+
+    def day_status(result: WindowResult) -> dict[str, Any]:
+        # jambonz's clock at the first page (its Date header), else ours when the sync began
+        as_of = result.server_time or synced_at
+        return {
+            "day": day,
+            "scope_sid": scope.sid,
+            "window_start": window.start,
+            "window_end": window.end,
+            "as_of": as_of,
+            "settles_at": settles_at,
+            "complete": as_of >= settles_at,
+            "synced_at": synced_at,
+        }
+
     try:
         with jambonz.client() as client:
             stream = client.stream_window(scope, window)
-            synced = load_stream(stream, open_warehouse, scope, window, synced_at=datetime.now(UTC))
+            synced = load_stream(
+                stream, open_warehouse, scope, window, synced_at=synced_at, day_status=day_status
+            )
     except BaseException as exc:
         for wh in opened:
             wh.close()
@@ -228,4 +247,13 @@ def _sync_day(
         )
     elif synced.fetch.total == 0:
         context.log.warning(f"jambonz returned total 0 for {day}: no calls in this window.")
-    return _metadata(scope, window, synced, rows, started), outcomes
+    status = day_status(synced.fetch)
+    if not status["complete"]:
+        context.log.info(
+            f"{day} is provisional: jambonz's clock read {status['as_of'].isoformat()}, before "
+            f"the day settles at {settles_at.isoformat()}; the daily run after it makes it final"
+        )
+    metadata = _metadata(scope, window, synced, rows, started)
+    metadata["provisional"] = not status["complete"]
+    metadata["as_of_utc"] = status["as_of"].isoformat()
+    return metadata, outcomes

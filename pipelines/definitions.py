@@ -12,6 +12,7 @@ from pipelines.alerts import build_alert_sensor
 from pipelines.calls import build_calls_asset
 from pipelines.dead_runs import dead_runs_sensor
 from pipelines.freshness import build_freshness
+from pipelines.intraday import build_intraday
 from pipelines.maintenance import build_lake_maintenance
 from pipelines.models import MODELS, build_model_asset
 from pipelines.partitions import daily_partitions
@@ -33,10 +34,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         description="Sync a day of calls, check it, and rebuild that day's models.",
     )
     lake = build_lake_maintenance(settings)  # the DuckLake lane only
+    calls_today, intraday_sync, intraday_sensor = build_intraday(settings)
     return dg.Definitions(
-        assets=[calls, *models, *([lake[0]] if lake else [])],
+        assets=[calls, *models, calls_today, *([lake[0]] if lake else [])],
         asset_checks=freshness_checks,
-        jobs=[daily_sync, *([lake[1]] if lake else [])],
+        jobs=[daily_sync, intraday_sync, *([lake[1]] if lake else [])],
         schedules=[build_schedule(daily_sync, settings), *([lake[2]] if lake else [])],
         sensors=[
             dg.AutomationConditionSensorDefinition(
@@ -47,6 +49,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             dead_runs_sensor,
             build_alert_sensor(),
             freshness_sensor,
+            *([intraday_sensor] if intraday_sensor else []),
         ],
         resources={
             "jambonz": JambonzResource(

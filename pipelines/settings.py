@@ -54,6 +54,7 @@ class Settings:
     warehouse_url: str | None = None  # a DuckLake (warehouse/lake.py); None: the file
     warehouse_data_path: str | None = None
     backfill_max_days: int = 31  # partitions one run may hold (pipelines/days.py)
+    intraday_minutes: int = 15  # today re-synced this often (pipelines/intraday.py); 0: never
 
     @property
     def warehouse_target(self) -> Path | Lake:
@@ -136,4 +137,5 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         warehouse_url=url,
         warehouse_data_path=data_path,
         backfill_max_days=_number(env, "SYNC_BACKFILL_MAX_DAYS", 31, 1, 366),
+        intraday_minutes=_number(env, "SYNC_INTRADAY_MINUTES", 15, 0, 12 * 60),
     )

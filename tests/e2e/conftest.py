@@ -46,6 +46,7 @@ ENV_VARS = (
     "SYNC_RETRY_DELAY_S",
     "SYNC_FRESHNESS_MARGIN_MINUTES",
     "SYNC_BACKFILL_MAX_DAYS",
+    "SYNC_INTRADAY_MINUTES",
     "ALERT_WEBHOOK_URL",
     "DAGSTER_HOME",
 )
@@ -119,6 +120,15 @@ class Pipeline:
         }
         return self.defs.resolve_job_def(job).execute_in_process(
             instance=self.instance, tags=tags, raise_on_error=False
+        )
+
+    def run_today(self, day: date, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+        """One run of the intra-day sync of `day`, as the intraday_calls_sync sensor asks."""
+        return self.defs.resolve_job_def("intraday_sync").execute_in_process(
+            instance=self.instance,
+            run_config={"ops": {"calls_today": {"config": {"day": day.isoformat()}}}},
+            tags={"jambonz/sync": "intraday", "jambonz/day": day.isoformat()},
+            raise_on_error=raise_on_error,
         )
 
     def truth(self, day: date) -> list[dict[str, object]]:

@@ -21,7 +21,7 @@ def test_definitions_load_with_nothing_set(clean_env: None) -> None:
     defs = build_definitions(settings)
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     models = {"call_durations_daily", "answer_rates_daily", "trunk_kpis_daily", "calls_hourly"}
-    assert keys == {"calls", *models}
+    assert keys == {"calls", "calls_today", *models}
     calls = defs.resolve_assets_def("calls")
     partitions = calls.partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
@@ -114,6 +114,7 @@ def test_partition_windows_follow_daylight_saving(day: date, hours: int) -> None
         ({"SYNC_RETRIES": "-1"}, "SYNC_RETRIES"),
         ({"SYNC_RETRY_DELAY_S": "soon"}, "SYNC_RETRY_DELAY_S"),
         ({"SYNC_FRESHNESS_MARGIN_MINUTES": "1e3"}, "SYNC_FRESHNESS_MARGIN_MINUTES"),
+        ({"SYNC_INTRADAY_MINUTES": "-5"}, "SYNC_INTRADAY_MINUTES"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -141,3 +142,18 @@ def test_the_watchers_run_by_default_and_no_pool_holds_the_file(clean_env: None)
     assert dg.AssetCheckKey(dg.AssetKey("calls"), "calls_complete") in (
         job.asset_layer.asset_graph.asset_check_keys
     )
+
+
+def test_the_intraday_sync_is_a_sensor_turned_on_as_the_schedule_is(clean_env: None) -> None:
+    repo = build_definitions(load_settings({})).get_repository_def()
+    (sensor,) = [s for s in repo.sensor_defs if s.name == "intraday_calls_sync"]
+    assert sensor.minimum_interval_seconds == 15 * 60  # SYNC_INTRADAY_MINUTES' default
+    # off until an operator turns it on, in the UI or `dagster sensor start`, as daily_calls_sync
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert repo.get_schedule_def("daily_calls_sync").default_status.value == "STOPPED"
+    assert sensor.job_name == "intraday_sync"
+    five = build_definitions(load_settings({"SYNC_INTRADAY_MINUTES": "5"})).get_repository_def()
+    assert five.get_sensor_def("intraday_calls_sync").minimum_interval_seconds == 300
+    off = build_definitions(load_settings({"SYNC_INTRADAY_MINUTES": "0"})).get_repository_def()
+    assert "intraday_calls_sync" not in {s.name for s in off.sensor_defs}
+    assert off.has_job("intraday_sync")  # a run of today by hand still works

@@ -1,0 +1,303 @@
+"""Today's calls as they happen (pipelines/intraday.py), on the simulator's controllable clock.
+
+The simulator writes a call when it ends (plus a write buffer), as jambonz does, and its Date
+header is its own clock, which decides whether a sync saw a day settled. `D` is the simulator's
+"today"; its clock is set to each tick's instant and the real definitions run in-process against
+a real warehouse, in both lanes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time as clock
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import build_definitions
+from pipelines.intraday import JOB, tick
+from pipelines.jambonz.records import record_identity
+from pipelines.jambonz.simulator import Simulator
+from pipelines.models import MODELS
+from pipelines.settings import load_settings
+from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake
+from tests.e2e.conftest import BIN, Pipeline, cli_env, running_daemon
+from tests.e2e.test_dagster_sync import _keys
+from warehouse.load import Warehouse
+
+D = NOW.date()
+MODULE = ("-m", "pipelines.definitions")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    each_lane(metafunc)
+
+
+def at(hour: int, minute: int = 0, day: date = D) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=UTC)
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """2000 calls a day (enough for calls that run past midnight), its clock frozen at 06:00."""
+    with Simulator(seed=7, calls_per_day=2000, now=at(6)) as sim:
+        yield sim
+
+
+def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
+    (mat,) = result.asset_materializations_for_node(node)
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def _truth(pipeline: Pipeline, day: date) -> set[str]:
+    return {record_identity(r) for r in pipeline.truth(day)}
+
+
+def _complete(pipeline: Pipeline, day: date) -> dict[str, set[bool]]:
+    """The day's status: calls_days.complete, and each model's distinct `complete` values."""
+    with pipeline.connect(read_only=True) as con:
+        status = {
+            "calls_days": {
+                r[0]
+                for r in con.execute(
+                    "SELECT complete FROM calls_days WHERE day = $day", {"day": day}
+                ).fetchall()
+            }
+        }
+        for name in MODELS:
+            rows = con.execute(
+                f"SELECT DISTINCT complete FROM {name} WHERE day = $day",  # noqa: S608
+                {"day": day},
+            ).fetchall()
+            status[name] = {r[0] for r in rows}
+    return status
+
+
+def test_calls_that_end_during_the_day_appear_on_the_next_tick(pipeline: Pipeline) -> None:
+    sim = pipeline.sim
+    sim.set_clock(at(9))
+    first = pipeline.run_today(D)
+    meta = _metadata(first, "calls_today")
+    seen = set(_keys(pipeline, D))
+    assert seen == _truth(pipeline, D)
+    assert len(seen) > 100
+    assert (meta["day"], meta["provisional"], meta["inserted"]) == (D.isoformat(), True, len(seen))
+
+    sim.advance(15 * 60)
+    ended = _truth(pipeline, D) - seen  # calls that ended in those 15 minutes
+    assert ended
+    meta = _metadata(pipeline.run_today(D), "calls_today")
+    keys = _keys(pipeline, D)
+    assert set(keys) == _truth(pipeline, D)
+    assert len(keys) == len(set(keys))  # nothing doubled
+    assert (meta["inserted"], meta["updated"], meta["unchanged"]) == (len(ended), 0, len(seen))
+    assert meta["provisional"] is True
+    # today's partition of `calls` is not materialized by the intra-day sync: it stays missing
+    # until the daily run after the settle delay (what the freshness check asks about)
+    assert D.isoformat() not in pipeline.instance.get_materialized_partitions(dg.AssetKey("calls"))
+
+
+def test_a_long_call_appears_once_it_ends_in_the_day_it_was_attempted(pipeline: Pipeline) -> None:
+    sim = pipeline.sim
+    midnight = at(0, day=D + timedelta(days=1))
+    sim.set_clock(at(1, day=D + timedelta(days=1)))  # the day settled: every call of D ended
+    crossing = [r for r in pipeline.truth(D) if str(r["terminated_at"]) >= midnight.isoformat()]
+    assert crossing, "the seed gives no call of D that runs past midnight"
+    call = min(crossing, key=lambda r: str(r["terminated_at"]))
+    key = record_identity(call)
+
+    sim.set_clock(at(23, 45))  # the call is in progress: jambonz has not written it
+    assert str(call["attempted_at"]) < at(23, 45).isoformat()
+    pipeline.run_today(D)
+    assert key not in _keys(pipeline, D)
+
+    # past midnight: the call ended and jambonz wrote it, stamped with its attempt on D. The
+    # intra-day sync is now of the new day, whose window does not hold it.
+    ended = datetime.fromisoformat(str(call["terminated_at"]).replace("Z", "+00:00"))
+    sim.set_clock(ended + timedelta(minutes=5))
+    pipeline.run_today(D + timedelta(days=1))
+    assert key not in _keys(pipeline, D)
+
+    sim.set_clock(at(1, day=D + timedelta(days=1)))  # the daily run, SYNC_SETTLE_MINUTES after
+    assert pipeline.run_day(D).success
+    assert key in _keys(pipeline, D)
+    with pipeline.connect(read_only=True) as con:
+        ((attempted,),) = con.execute(
+            "SELECT CAST(timezone('UTC', attempted_at) AS DATE) FROM calls WHERE call_key = $k",
+            {"k": key},
+        ).fetchall()
+    assert attempted == D
+
+
+def _twin(pipeline: Pipeline, tmp_path: Path, request: pytest.FixtureRequest) -> Pipeline:
+    """The same simulator and settings, writing a fresh warehouse of the same lane."""
+    lake = None
+    if pipeline.lake is not None:
+        postgres = request.getfixturevalue("postgres")
+        name = database_name(request.node.nodeid + "-twin")
+        lake = new_lake(postgres, name, tmp_path / "twin-data")
+    path = tmp_path / "twin.duckdb"
+    env = {**pipeline.env, "WAREHOUSE_PATH": str(path)}
+    env = {k: v for k, v in env.items() if k not in ("WAREHOUSE_URL", "WAREHOUSE_DATA_PATH")}
+    settings = load_settings({**env, **lake_env(lake)})
+    return Pipeline(
+        pipeline.sim, env, path, settings, build_definitions(settings), pipeline.instance, lake
+    )
+
+
+def _day_rows(pipeline: Pipeline, day: date) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row the warehouse holds of `day`, but the instants of the syncs themselves."""
+    start, end = at(0, day=day), at(0, day=day + timedelta(days=1))
+    queries = {
+        "calls": "SELECT * EXCLUDE (synced_at) FROM calls "
+        "WHERE attempted_at >= $start AND attempted_at < $end",
+        "calls_raw": "SELECT * EXCLUDE (synced_at) FROM calls_raw "
+        "WHERE attempted_at >= $start AND attempted_at < $end",
+        "calls_quarantine": "SELECT * EXCLUDE (quarantined_at, payload) FROM calls_quarantine",
+        # the day's status; not how many syncs it took, nor when the last one was
+        "calls_days": "SELECT * EXCLUDE (syncs, last_synced_at) FROM calls_days WHERE day = $day",
+        **{name: f"SELECT * FROM {name} WHERE day = $day" for name in MODELS},  # noqa: S608
+    }
+    params = {"start": start, "end": end, "day": day}
+    with pipeline.connect(read_only=True) as con:
+        return {
+            table: sorted(
+                con.execute(
+                    query, {k: v for k, v in params.items() if f"${k}" in query}
+                ).fetchall(),
+                key=repr,
+            )
+            for table, query in queries.items()
+        }
+
+
+def test_the_final_run_leaves_what_one_run_after_the_settle_delay_would(
+    pipeline: Pipeline, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    sim = pipeline.sim
+    for hour, minute in ((6, 0), (12, 0), (18, 0), (23, 45)):
+        sim.set_clock(at(hour, minute))
+        pipeline.run_today(D)
+    sim.set_clock(at(1, day=D + timedelta(days=1)))
+    assert pipeline.run_day(D).success
+    single = _twin(pipeline, tmp_path, request)
+    assert single.run_day(D).success
+    after_ticks, alone = _day_rows(pipeline, D), _day_rows(single, D)
+    assert after_ticks["calls"], "the day is empty: the comparison would prove nothing"
+    ((day, complete, *_),) = after_ticks["calls_days"]
+    assert (day, complete) == (D, True)
+    assert after_ticks == alone
+
+
+def test_the_models_of_the_open_day_say_provisional_then_complete(pipeline: Pipeline) -> None:
+    sim = pipeline.sim
+    sim.set_clock(at(12))
+    result = pipeline.run_today(D)
+    meta = _metadata(result, "calls_today")
+    assert all(meta[f"{name}_rows"] > 0 for name in MODELS)
+    assert _complete(pipeline, D) == {"calls_days": {False}, **{n: {False} for n in MODELS}}
+
+    # an hour after midnight is the settle delay (SYNC_SETTLE_MINUTES=60): not a second before
+    sim.set_clock(at(0, 59, day=D + timedelta(days=1)))
+    early = pipeline.run_day(D)
+    assert _metadata(early, "calls")["provisional"] is True
+    assert _complete(pipeline, D)["calls_days"] == {False}
+
+    sim.set_clock(at(1, day=D + timedelta(days=1)))
+    final = pipeline.run_day(D)
+    assert _metadata(final, "calls")["provisional"] is False
+    assert all(_metadata(final, name)["complete"] is True for name in MODELS)
+    assert _complete(pipeline, D) == {"calls_days": {True}, **{n: {True} for n in MODELS}}
+
+
+def _wait_for_run(
+    instance: dg.DagsterInstance, status: dg.DagsterRunStatus, *, timeout_s: float = 120
+) -> dg.DagsterRun:
+    deadline = clock.monotonic() + timeout_s
+    while clock.monotonic() < deadline:
+        runs = instance.get_runs(dg.RunsFilter(job_name=JOB, statuses=[status]))
+        if runs:
+            return runs[0]
+        clock.sleep(0.05)  # polling the run's state, with a deadline
+    raise AssertionError(f"no {JOB} run reached {status} in {timeout_s} s")
+
+
+def test_a_tick_while_the_previous_sync_runs_is_skipped_and_says_why(pipeline: Pipeline) -> None:
+    sim = pipeline.sim
+    sim.set_clock(at(9))
+    assert isinstance(request := tick(pipeline.instance, at(9), "UTC"), dg.RunRequest)
+    assert request.tags["jambonz/day"] == D.isoformat()
+    assert request.run_config == {"ops": {"calls_today": {"config": {"day": D.isoformat()}}}}
+
+    sim.hold()  # the sync's requests wait: the run stays in progress
+    runner = threading.Thread(target=pipeline.run_today, args=(D,))
+    runner.start()
+    try:
+        running = _wait_for_run(pipeline.instance, dg.DagsterRunStatus.STARTED)
+        skipped = tick(pipeline.instance, at(9, 15), "UTC")
+    finally:
+        sim.release()
+        runner.join(timeout=300)
+    assert isinstance(skipped, dg.SkipReason)
+    assert running.run_id[:8] in str(skipped.skip_message)
+    assert D.isoformat() in str(skipped.skip_message)
+    assert "still running" in str(skipped.skip_message)
+    # the previous sync ended: the next tick asks again, for the local day of the tick
+    _wait_for_run(pipeline.instance, dg.DagsterRunStatus.SUCCESS)
+    later = tick(pipeline.instance, at(3, day=D + timedelta(days=1)), "America/New_York")
+    assert isinstance(later, dg.RunRequest)
+    assert later.tags["jambonz/day"] == D.isoformat()  # 22:00 the evening before in New York
+
+
+def test_the_intraday_sync_keeps_the_rate_limit_reserve(pipeline: Pipeline) -> None:
+    sim = pipeline.sim
+    sim.set_clock(at(12))
+    limit, reserve, others = 10, 2, 7  # the reserve: JAMBONZ_RATE_LIMIT_RESERVE's 0.2 of 10
+    sim.set_rate_limit(limit, 2.0)
+    sim.consume(others)  # the operator's web UI spent most of the bucket
+    meta = _metadata(pipeline.run_today(D), "calls_today")
+    assert set(_keys(pipeline, D)) == _truth(pipeline, D)
+    log = sim.request_log
+    # more requests than the bucket had left above the reserve: the sync waited for the reset
+    assert len(log) == meta["requests"] > limit - others - reserve
+    assert sim.count_429 == 0
+    assert min(e["remaining"] for e in log) >= reserve
+    assert meta["rate_limit_wait_s"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_the_daemon_runs_the_intraday_sensor_once_it_is_turned_on(tmp_path: Path) -> None:
+    """The real CLI and daemon: `dagster sensor start`, then the daemon's tick syncs today (by
+    the machine's clock, which the simulator follows here)."""
+    with Simulator(seed=7, calls_per_day=2000) as sim:
+        env, home = cli_env(sim, tmp_path, SYNC_INTRADAY_MINUTES="1")
+        start = subprocess.run(
+            [str(BIN / "dagster"), "sensor", "start", "intraday_calls_sync", *MODULE],
+            env=env,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+        with (
+            running_daemon(env, home, tmp_path / "daemon.log"),
+            dg.DagsterInstance.from_config(str(home)) as instance,
+        ):
+            run = _wait_for_run(instance, dg.DagsterRunStatus.SUCCESS, timeout_s=240)
+        today = datetime.now(UTC).date()  # PARTITIONS_TIMEZONE is UTC
+        with Warehouse(load_settings(env).warehouse_target, read_only=True) as wh:
+            keys = [k for (k,) in wh.con.execute("SELECT call_key FROM calls").fetchall()]
+            status = wh.con.execute("SELECT day, complete FROM calls_days").fetchall()
+    assert run.tags["jambonz/sync"] == "intraday"
+    assert run.tags["dagster/sensor_name"] == "intraday_calls_sync"
+    assert run.tags["jambonz/day"] in (today.isoformat(), (today - timedelta(days=1)).isoformat())
+    assert keys
+    assert len(keys) == len(set(keys))  # nothing doubled
+    assert status == [(date.fromisoformat(run.tags["jambonz/day"]), False)]
