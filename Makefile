@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.lake --out benchmarks/results/lake.md
 	$(BIN)/python -m benchmarks.backfill --out benchmarks/results/backfill.md
+	$(BIN)/python -m benchmarks.intraday --out benchmarks/results/intraday.md
 
 clean:
 	rm -rf $(VENV) var

@@ -55,3 +55,13 @@ def test_backfill_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     assert "| one run per day | 2 |" in text
     assert "| one run for the range | 1 |" in text
     assert "the same calls" in text
+
+
+@pytest.mark.e2e
+def test_intraday_bench_smoke_prints_the_table(tmp_path: Path) -> None:
+    """`python -m benchmarks.intraday` on a small day of 5 ticks: the ticks, the final run."""
+    text = bench("intraday", tmp_path / "intraday.md", "--calls", "1000", "--every", "240")
+    assert "| 20:00 |" in text
+    assert "| final run, 01:00 next day |" in text
+    assert "5 ticks:" in text
+    assert "hold the same calls" in text
