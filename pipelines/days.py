@@ -10,7 +10,9 @@ set-up of a run of its own. What a day must keep, it keeps here:
   materialized;
 - its own metadata and check results: each day's are attached to its own partition
   (`add_asset_metadata(partition_key=)`, check evaluations with their partition), so the UI's
-  partition view shows each day's counts as a run of that day would.
+  partition view shows each day's counts as a run of that day would. A run of one day yields
+  its checks as results instead (the checks' outputs): Dagster gates the models on the
+  blocking ones, and says nothing of checks "that emitted no result".
 
 Transient failures (jambonz unavailable, the warehouse held, a lake commit that lost a race): a
 run of one day asks Dagster for a step retry, as before (`retrying`); in a range the failing day
@@ -60,6 +62,17 @@ def check_evaluation(
     )
 
 
+def check_result(asset: str, outcome: CheckOutcome, *, warn: bool) -> dg.AssetCheckResult:
+    """A check's result in a run of one day: its output, so the blocking ones gate the models."""
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(asset),
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
+        metadata={"violations": outcome.violations, "sample": json.dumps(outcome.sample)},
+    )
+
+
 def materialize_days(
     context: dg.AssetExecutionContext,
     settings: Settings,
@@ -94,9 +107,16 @@ def materialize_days(
             context.log.error(f"{asset}: {key} failed, the other days go on: {failed[key]}")
             continue
         for outcome in outcomes:
-            yield check_evaluation(
-                asset, outcome, key, warn=outcome.name in warn, blocking=outcome.name in blocking
-            )
+            if len(keys) == 1:  # the run's own partition: a result Dagster gates downstream on
+                yield check_result(asset, outcome, warn=outcome.name in warn)
+            else:
+                yield check_evaluation(
+                    asset,
+                    outcome,
+                    key,
+                    warn=outcome.name in warn,
+                    blocking=outcome.name in blocking,
+                )
         done.append((key, metadata))
     if failed:
         # the step fails, so no output: the committed days are recorded one event each

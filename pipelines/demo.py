@@ -95,6 +95,20 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
             )
             if not result.success:
                 return 1
+        # today so far, as the intraday_calls_sync sensor syncs it: provisional
+        result = defs.resolve_job_def("intraday_sync").execute_in_process(
+            instance=instance,
+            run_config={**QUIET, "ops": {"calls_today": {"config": {"day": today.isoformat()}}}},
+            raise_on_error=False,
+        )
+        mats = result.asset_materializations_for_node("calls_today")
+        meta = mats[0].metadata if mats else {}
+        print(
+            f"{today} so far: {'ok' if result.success else 'FAILED'}"
+            f"  rows={_v(meta, 'dagster/row_count')} provisional={_v(meta, 'provisional')}"
+        )
+        if not result.success:
+            return 1
     start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     with Warehouse(warehouse, read_only=True) as wh:
         columns, rows = wh.report("by_trunk", {"start": start, "end": start + timedelta(days)})

@@ -65,7 +65,7 @@ def _cli(pipeline: Pipeline, root: Path, key: str) -> subprocess.CompletedProces
         pipeline, root, JAMBONZ_API_KEY=key, WAREHOUSE_PATH=str(root / "warehouse.duckdb")
     )
     dagster = str(Path(sys.executable).parent / "dagster")
-    args = [dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
+    args = [dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "calls*"]
     return subprocess.run(
         [*args, "--partition", DAY.isoformat()],
         env=env,
