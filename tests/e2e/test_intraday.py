@@ -18,9 +18,11 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.scheduler.instigation import TickStatus
 
 from pipelines.definitions import build_definitions
-from pipelines.intraday import JOB, tick
+from pipelines.intraday import JOB, SENSOR, tick
 from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import Simulator
 from pipelines.models import MODELS
@@ -270,14 +272,27 @@ def test_the_intraday_sync_keeps_the_rate_limit_reserve(pipeline: Pipeline) -> N
     assert meta["rate_limit_wait_s"] > 0
 
 
-@pytest.mark.timeout(300)
-def test_the_daemon_runs_the_intraday_sensor_once_it_is_turned_on(tmp_path: Path) -> None:
-    """The real CLI and daemon: `dagster sensor start`, then the daemon's tick syncs today (by
-    the machine's clock, which the simulator follows here)."""
+def _skipped_ticks(instance: dg.DagsterInstance) -> list[tuple[float, str]]:
+    """(when, why) of the sensor's skipped ticks so far, as the UI's sensor page lists them."""
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    state = next((s for s in states if s.instigator_name == SENSOR), None)
+    if state is None:
+        return []
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+    return [(t.timestamp, str(t.skip_reason)) for t in ticks if t.status == TickStatus.SKIPPED]
+
+
+@pytest.mark.timeout(420)
+def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syncs(
+    tmp_path: Path,
+) -> None:
+    """The real CLI and daemon: `dagster sensor start`, then the daemon's first tick syncs today
+    (by the machine's clock, which the simulator follows here). The simulator holds that sync's
+    requests until the next tick, a minute later, has been skipped and said why."""
     with Simulator(seed=7, calls_per_day=2000) as sim:
         env, home = cli_env(sim, tmp_path, SYNC_INTRADAY_MINUTES="1")
         start = subprocess.run(
-            [str(BIN / "dagster"), "sensor", "start", "intraday_calls_sync", *MODULE],
+            [str(BIN / "dagster"), "sensor", "start", SENSOR, *MODULE],
             env=env,
             cwd=home,
             capture_output=True,
@@ -286,18 +301,37 @@ def test_the_daemon_runs_the_intraday_sensor_once_it_is_turned_on(tmp_path: Path
             check=False,
         )
         assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+        sim.hold()
         with (
             running_daemon(env, home, tmp_path / "daemon.log"),
             dg.DagsterInstance.from_config(str(home)) as instance,
         ):
-            run = _wait_for_run(instance, dg.DagsterRunStatus.SUCCESS, timeout_s=240)
+            try:
+                held = _wait_for_run(instance, dg.DagsterRunStatus.STARTED, timeout_s=180)
+                deadline = clock.monotonic() + 180
+                while not any(held.run_id[:8] in r for _, r in _skipped_ticks(instance)):
+                    assert clock.monotonic() < deadline, "no tick was skipped in 180 s"
+                    clock.sleep(0.5)  # polling the tick history, with a deadline
+            finally:
+                sim.release()
+            run = _wait_for_run(instance, dg.DagsterRunStatus.SUCCESS, timeout_s=180)
+            ((skipped_at, reason), *_) = [
+                (t, r) for t, r in _skipped_ticks(instance) if held.run_id[:8] in r
+            ]
+            records = instance.get_run_records(dg.RunsFilter(job_name=JOB))
         today = datetime.now(UTC).date()  # PARTITIONS_TIMEZONE is UTC
         with Warehouse(load_settings(env).warehouse_target, read_only=True) as wh:
             keys = [k for (k,) in wh.con.execute("SELECT call_key FROM calls").fetchall()]
             status = wh.con.execute("SELECT day, complete FROM calls_days").fetchall()
+    assert run.run_id == held.run_id
+    assert "still running" in reason
     assert run.tags["jambonz/sync"] == "intraday"
-    assert run.tags["dagster/sensor_name"] == "intraday_calls_sync"
+    assert run.tags["dagster/sensor_name"] == SENSOR
     assert run.tags["jambonz/day"] in (today.isoformat(), (today - timedelta(days=1)).isoformat())
+    assert run.tags["jambonz/day"] in reason
+    # the skipped tick launched nothing: up to it, the held run is the job's only run
+    before = [r.dagster_run.run_id for r in records if r.create_timestamp.timestamp() < skipped_at]
+    assert before == [held.run_id]
     assert keys
     assert len(keys) == len(set(keys))  # nothing doubled
     assert status == [(date.fromisoformat(run.tags["jambonz/day"]), False)]
