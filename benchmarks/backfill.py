@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks import emit
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 
@@ -146,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({saved:.1f} s less, {saved / max(args.days - 1, 1):.1f} s for each run not started), "
         f"{ranged.requests / max(per_day.requests, 1):.2f}x the requests; the same calls.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from benchmarks import emit
 from pipelines.definitions import build_definitions
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
@@ -153,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "the day's calls (one per 500), so at 4x the calls a tick costs about 4x. The final "
         "run after the ticks and a single run hold the same calls.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":
