@@ -130,3 +130,27 @@ def test_a_transient_failure_in_a_range_is_tried_again_in_place() -> None:
     with pytest.raises(dg.Failure) as raised:
         retrying_in_place(context, 1, 0.0, attempt)
     assert raised.value.description == "held (gave up after 2 attempts)"
+
+
+def test_a_day_jambonz_failed_mid_range_is_synced_again_and_the_run_succeeds(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: the first day's requests draw 503s until the client gives up (its 6
+    attempts); the run tries that day again in place, and every day of the range is whole."""
+    monkeypatch.setenv("SYNC_RETRIES", "1")
+    monkeypatch.setenv("SYNC_RETRY_DELAY_S", "0")
+    pipeline = dataclasses.replace(pipeline, defs=build_definitions(load_settings()))
+    pipeline.sim.faults.server_errors = 6
+    result = pipeline.run_range(DAYS[0], DAYS[-1])
+    assert result.success
+    assert sorted(_by_day(result, "calls")) == [d.isoformat() for d in DAYS]
+    for day in DAYS:
+        keys = _keys(pipeline, day)
+        assert set(keys) == _truth_keys(pipeline, day)
+        assert len(keys) == len(set(keys))
+    statuses = [e["status"] for e in pipeline.sim.request_log]
+    assert statuses[:6] == [503] * 6
+    assert 503 not in statuses[6:]
+    logs = [e.user_message for e in pipeline.instance.all_logs(result.run_id)]
+    retried = [m for m in logs if "trying again" in m and DAYS[0].isoformat() in m]
+    assert retried, "the run's log does not say the first day was tried again"
