@@ -3,9 +3,10 @@
 jambonz writes a call when it ends, so today's window fills all day. Every `SYNC_INTRADAY_MINUTES`
 (default 15; 0 turns the sensor off) the `intraday_calls_sync` sensor asks for one run of
 `calls_today`, which syncs today's window with the same upsert as a day of `calls` (calls that
-ended since the last tick arrive; nothing is doubled), records the day in `calls_days` as
-provisional, and rebuilds today's rows of every model, whose `complete` column then says false.
-The daily schedule's run of the day, SYNC_SETTLE_MINUTES after it ended, makes it final.
+ended since the last tick arrive; nothing is doubled), records the sync in `calls_day_syncs` as
+provisional (the view `calls_days`), and rebuilds today's rows of every model, whose `complete`
+column then says false. The daily schedule's run of the day, SYNC_SETTLE_MINUTES after it ended,
+makes it final.
 
 Why an asset of its own rather than today's partition of `calls`: a day's partition of `calls`
 is materialized only by a sync of the whole day, so the freshness check ("yesterday's partition

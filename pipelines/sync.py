@@ -173,7 +173,7 @@ def load_stream(
 ) -> SyncResult:
     """Normalize and load a window's stream (see sync_window) as it arrives.
 
-    `day_status(result)`, when given, is the day's calls_days row (WindowLoad.record_day),
+    `day_status(result)`, when given, is the sync's calls_day_syncs row (WindowLoad.record_day),
     written in the same transaction as the calls.
 
     The warehouse is opened (`open_warehouse()`, which the caller closes) only once the first

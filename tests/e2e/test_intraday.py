@@ -217,6 +217,19 @@ def test_the_models_of_the_open_day_say_provisional_then_complete(pipeline: Pipe
     assert _complete(pipeline, D) == {"calls_days": {True}, **{n: {True} for n in MODELS}}
 
 
+def test_a_day_that_is_not_a_date_is_refused_before_any_request(pipeline: Pipeline) -> None:
+    result = pipeline.defs.resolve_job_def(JOB).execute_in_process(
+        instance=pipeline.instance,
+        run_config={"ops": {"calls_today": {"config": {"day": "26/11/2026"}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "day='26/11/2026' is not YYYY-MM-DD" in str(failure.step_failure_data.error)
+    assert pipeline.sim.request_log == []
+    assert not pipeline.written()
+
+
 def _wait_for_run(
     instance: dg.DagsterInstance, status: dg.DagsterRunStatus, *, timeout_s: float = 120
 ) -> dg.DagsterRun:
