@@ -196,17 +196,27 @@ class WindowLoad:
             self._abort()
             raise
 
-    def record_day(self, status: dict[str, Any]) -> None:
-        """Append this sync of the day to calls_day_syncs inside the open transaction: `status`
-        has the columns of warehouse/sql/calls_day_syncs_insert.sql but the load's counts."""
+    def record_day(self, status: dict[str, Any]) -> bool:
+        """Append this sync of the day to calls_day_syncs inside the open transaction, when it
+        changed something: the day's first sync, one that inserted or updated calls, or the one
+        that made the day complete. A sync that changed nothing writes nothing, so syncing again
+        leaves every table as it was. `status` has the columns of
+        warehouse/sql/calls_day_syncs_insert.sql but the load's counts; True when appended."""
         if not self._open:
             raise RuntimeError("WindowLoad.record_day outside its `with` block")
         counts = {"inserted": self.inserted, "updated": self.updated}
         try:
-            self._con.execute(sql("calls_day_syncs_insert"), {**status, **counts})
+            row = self._con.execute(
+                sql("calls_day_syncs_complete"), {"day": status["day"]}
+            ).fetchone()
+            before = None if row is None else row[0]  # NULL: the day was never recorded
+            news = before is None or any(counts.values()) or (status["complete"] and not before)
+            if news:
+                self._con.execute(sql("calls_day_syncs_insert"), {**status, **counts})
         except BaseException:
             self._abort()
             raise
+        return bool(news)
 
     def _write(self, calls: pa.Table, raw: pa.Table, changed: int) -> None:
         """Insert the batch's new and changed rows (the keys in _diff) into calls and calls_raw."""

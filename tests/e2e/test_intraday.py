@@ -99,6 +99,12 @@ def test_calls_that_end_during_the_day_appear_on_the_next_tick(pipeline: Pipelin
     assert len(keys) == len(set(keys))  # nothing doubled
     assert (meta["inserted"], meta["updated"], meta["unchanged"]) == (len(ended), 0, len(seen))
     assert meta["provisional"] is True
+    # a tick that finds nothing new changes no row of any table, the day's status included
+    before = pipeline.snapshot()
+    assert before is not None
+    assert len(before["calls_day_syncs"]) == 2
+    pipeline.run_today(D)
+    assert pipeline.snapshot() == before
     # today's partition of `calls` is not materialized by the intra-day sync: it stays missing
     # until the daily run after the settle delay (what the freshness check asks about)
     assert D.isoformat() not in pipeline.instance.get_materialized_partitions(dg.AssetKey("calls"))
@@ -161,8 +167,8 @@ def _day_rows(pipeline: Pipeline, day: date) -> dict[str, list[tuple[Any, ...]]]
         "calls_raw": "SELECT * EXCLUDE (synced_at) FROM calls_raw "
         "WHERE attempted_at >= $start AND attempted_at < $end",
         "calls_quarantine": "SELECT * EXCLUDE (quarantined_at, payload) FROM calls_quarantine",
-        # the day's status; not how many syncs it took, nor when the last one was
-        "calls_days": "SELECT * EXCLUDE (syncs, last_synced_at) FROM calls_days WHERE day = $day",
+        # the day's status; not how many syncs brought it something, nor when the last one ran
+        "calls_days": "SELECT * EXCLUDE (changes, last_change_at) FROM calls_days WHERE day = $day",
         **{name: f"SELECT * FROM {name} WHERE day = $day" for name in MODELS},  # noqa: S608
     }
     params = {"start": start, "end": end, "day": day}

@@ -1,6 +1,9 @@
--- calls_day_syncs: one row per sync of a day's window, written in the same transaction as its
--- calls; calls_days: a view of it, one row per day, saying whether the day is complete or still
--- provisional; and the models' `complete` column, copied from it when a day's model is rebuilt.
+-- calls_day_syncs: one row per sync of a day's window that changed something (the day's first,
+-- one that inserted or updated calls, the one that made the day complete), written in the same
+-- transaction as its calls: a sync that found nothing new writes nothing, so syncing again leaves
+-- every table as it was. calls_days: a view of it, one row per day, saying whether the day is
+-- complete or still provisional; and the models' `complete` column, copied from it when a day's
+-- model is rebuilt.
 --
 -- A day is complete once a sync saw it settled: jambonz writes a call when it ends, stamped
 -- with its attempt, so a day's window keeps filling until its last call has ended. The
@@ -28,8 +31,8 @@ CREATE OR REPLACE VIEW calls_days AS
 SELECT
     day,
     bool_or(complete) AS complete,
-    count(*) AS syncs,
-    max(synced_at) AS last_synced_at,
+    count(*) AS changes,
+    max(synced_at) AS last_change_at,
     max(as_of) AS as_of,
     max(settles_at) AS settles_at
 FROM calls_day_syncs
