@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := $(shell sed -n 's/.*"uv==\([0-9.]*\)".*/\1/p' pyproject.toml)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: test lint typecheck unit demo dev sim bench report clean lock
+.PHONY: test check lint typecheck demo dev sim bench report clean lock
 
 $(STAMP): pyproject.toml uv.lock
 	$(PY) -m venv $(VENV)
@@ -32,9 +32,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite's tests wait on the simulator, child processes and PostgreSQL more than they compute,
+# so more workers than the 2 cores pay; worksteal hands a free worker what a busy one has queued.
+# Every run prints its 15 slowest tests. (README "Tests")
+WORKERS ?= 4
+PYTEST := $(BIN)/pytest -n $(WORKERS) --dist worksteal --durations=15
+
+# everything: lint, types, the definitions as `dg` loads them, every test in both lanes
 test: lint typecheck
 	$(BIN)/dg check defs  # the definitions load as `dg` loads them (pyproject [tool.dg])
-	$(BIN)/pytest
+	$(PYTEST)
+
+# the inner loop, after each change: lint, types, and the unit, integration and in-process
+# Dagster tests on the DuckDB file (no Dagster process, no DuckLake, no 100k-call volume)
+check: lint typecheck
+	$(PYTEST) -m "not process and not lake and not slow"
 
 # DAGSTER_HOME when set, else var/dagster/ with a link to dagster.yaml (pipelines/demo.py)
 demo: $(STAMP)

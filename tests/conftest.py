@@ -1,11 +1,19 @@
 """Shared fixtures: a simulator on a free loopback port, a fixed clock, the real captures, and
-the warehouse's two lanes (the DuckDB file, a DuckLake in PostgreSQL) with `lane`/`each_lane`."""
+the warehouse's two lanes (the DuckDB file, a DuckLake in PostgreSQL) with `lane`/`each_lane`.
+
+The suite's tiers are markers (pyproject.toml), so `make check` can leave the slow ones out:
+- `process`: the test starts a Dagster process (the CLI, the daemon, `dg dev`, the webserver) or
+  another program; its docstring says what that proves that an in-process run cannot. A test
+  that starts `dagster`, `dagster-daemon`, `dg` or `dagster-webserver` without the marker fails.
+- `lake`: the test writes a DuckLake in PostgreSQL (added here to every test that uses one).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -153,19 +161,81 @@ def lake(postgres: Postgres, tmp_path: Path, request: pytest.FixtureRequest) -> 
         yield new_lake(postgres, database_name(request.node.nodeid), tmp_path / "lake-data")
 
 
+# --- the tiers ----------------------------------------------------------------------------------
+
+PROCESS = "process"
+LAKE = "lake"
+DAGSTER_PROGRAMS = frozenset({"dagster", "dagster-daemon", "dagster-webserver", "dg"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test on a DuckLake `lake`; refuse a `process` test without a docstring; run the
+    `process` tests first, so the longest start while the workers are all free."""
+    missing = []
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        on_lake = callspec is not None and callspec.params.get("lane") == "lake"
+        if on_lake or "lake" in fixtures or "postgres" in fixtures:
+            item.add_marker(LAKE)
+        function = getattr(item, "function", None)
+        if item.get_closest_marker(PROCESS) and not (function and function.__doc__):
+            missing.append(item.nodeid)
+    if missing:
+        raise pytest.UsageError(
+            "a `process` test says in its docstring what it proves that an in-process run "
+            f"cannot; these have none: {missing}"
+        )
+    items.sort(key=lambda item: item.get_closest_marker(PROCESS) is None)
+
+
+def _program(args: Any) -> str:
+    first = args if isinstance(args, (str, Path)) else (args[0] if args else "")
+    words = [str(first), *([] if isinstance(args, (str, Path)) else map(str, args[1:3]))]
+    if "tests.faults.hooked_dagster" in words:
+        return "dagster"
+    return Path(str(first)).name
+
+
+@pytest.fixture(autouse=True)
+def _dagster_processes_are_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that starts a Dagster program must be marked `process` (make check leaves it out)."""
+    if request.node.get_closest_marker(PROCESS):
+        return
+    real = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        if _program(args) in DAGSTER_PROGRAMS:
+            raise AssertionError(
+                f"{request.node.nodeid} starts `{_program(args)}` but is not marked "
+                "@pytest.mark.process (with a docstring saying why a process is the point)"
+            )
+        real(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
 # --- the two lanes -------------------------------------------------------------------------------
 
 LANES = ("file", "lake")
 FILE_ONLY = "file_only"  # the marker of a test about the DuckDB file itself (pyproject.toml)
+ONE_LANE = "one_lane"  # a test where the warehouse is only where the calls land
 
 
 def each_lane(metafunc: pytest.Metafunc) -> None:
     """pytest_generate_tests of the suites that run in both lanes: a test using the `lane`
     fixture (itself, or through make_pipeline, pipeline...) runs as [file] and [lake]; one marked
-    `file_only` is generated as [file] alone."""
-    if "lane" in metafunc.fixturenames:
-        only_file = metafunc.definition.get_closest_marker(FILE_ONLY) is not None
-        metafunc.parametrize("lane", LANES[:1] if only_file else LANES, indirect=True)
+    `file_only` (about the DuckDB file) or `one_lane` (transport, paging, pacing, time parsing,
+    where the warehouse is only where the calls land) is generated as [file] alone; one that
+    parametrizes `lane` itself (indirect) keeps its own pairs."""
+    chosen = any(  # a test that pairs lanes with its other parameters itself
+        "lane" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")
+    )
+    if "lane" in metafunc.fixturenames and not chosen:
+        one = any(metafunc.definition.get_closest_marker(m) for m in (FILE_ONLY, ONE_LANE))
+        metafunc.parametrize("lane", LANES[:1] if one else LANES, indirect=True)
 
 
 @pytest.fixture

@@ -40,8 +40,6 @@ from pipelines.settings import load_settings
 from tests.conftest import NOW
 from tests.e2e.conftest import cli_env, materialize, running_daemon
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
 GOOD_DAY = (NOW.date() - timedelta(days=3)).isoformat()
 BAD_DAY = (NOW.date() - timedelta(days=2)).isoformat()
 WRONG_KEY = "wrong-key-Alert-5f3e-DISTINCTIVE"
@@ -111,10 +109,13 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+@pytest.mark.process
 @pytest.mark.timeout(240)
 def test_a_failed_run_posts_one_alert_and_a_good_run_none(
     simulator: Simulator, receiver: Receiver, tmp_path: Path
 ) -> None:
+    """The daemon's run-failure sensor posts to the webhook: sensors are evaluated by the daemon
+    process only, on runs that CLI processes recorded in the instance."""
     env, home = cli_env(simulator, tmp_path, **{ALERT_WEBHOOK_URL: receiver.url})
     log_path = tmp_path / "daemon.log"
     with (

@@ -26,8 +26,11 @@ def bench(module: str, out: Path, *args: str) -> str:
     return out.read_text()
 
 
-@pytest.mark.e2e
+pytestmark = pytest.mark.process  # each runs a benchmark command, some through `dg launch`
+
+
 def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
+    """`python -m benchmarks.run --smoke`: the benchmark command as `make bench` runs it."""
     text = bench("run", tmp_path / "bench.md", "--smoke")
     for scenario in ("| floor |", "| sync |", "| dagster |", "| naive |", "calls already held"):
         assert scenario in text
@@ -37,7 +40,6 @@ def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     assert "0 429s" in text
 
 
-@pytest.mark.e2e
 def test_lake_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     """`python -m benchmarks.lake` on 4 small days: its PostgreSQL, loads, maintenance, table."""
     text = bench("lake", tmp_path / "lake.md", "--days", "4", "--calls", "300")
@@ -46,7 +48,6 @@ def test_lake_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     assert "(target <= 1.5x)" in text
 
 
-@pytest.mark.e2e
 def test_backfill_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     """`python -m benchmarks.backfill` on 2 small days: both ways through `dg launch`, one table."""
     text = bench(
@@ -57,7 +58,6 @@ def test_backfill_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     assert "the same calls" in text
 
 
-@pytest.mark.e2e
 def test_intraday_bench_smoke_prints_the_table(tmp_path: Path) -> None:
     """`python -m benchmarks.intraday` on a small day of 5 ticks: the ticks, the final run."""
     text = bench("intraday", tmp_path / "intraday.md", "--calls", "1000", "--every", "240")

@@ -28,7 +28,7 @@ from tests.e2e.conftest import (
 )
 from warehouse.lake import Lake, extension_file
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.process
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -45,6 +45,8 @@ def truth_keys(sim: Simulator, env: dict[str, str], days: list[date]) -> set[str
 
 
 def test_dagster_finds_the_code_location_from_the_repo_root_with_nothing_set() -> None:
+    """`dagster definitions validate` from the repository root finds the code location through
+    pyproject.toml's [tool.dagster] alone: what the CLI reads, no in-process call reads."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     proc = subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate"],
@@ -74,6 +76,9 @@ def duckdb_cli_args(env: dict[str, str], lane: Lake | None) -> list[str]:
 def test_cli_materializes_a_partition(
     simulator: Simulator, tmp_path: Path, lane: Lake | None
 ) -> None:
+    """`dagster asset materialize` as a user types it: the CLI's own instance (DAGSTER_HOME with
+    the repository's dagster.yaml), its output free of the key, and the DuckDB CLI the README
+    names reading what it wrote from another process."""
     env, home = cli_env(simulator, tmp_path, lane)
     day = NOW.date() - timedelta(days=2)
     proc = materialize(env, home, day.isoformat())
@@ -96,9 +101,14 @@ def test_cli_materializes_a_partition(
     assert cli.stdout.split() == [f"{n},{n}"]
 
 
+# the lake's parallel writers and reader: tests/e2e/test_lake.py (four days and a fifth run of
+# one of them beside a reader that holds its session open)
+@pytest.mark.file_only
 def test_five_partitions_as_concurrent_runs_with_a_reader(
     simulator: Simulator, tmp_path: Path, lane: Lake | None
 ) -> None:
+    """Five runs in five processes at once and a reader in a sixth: the file's lock is a
+    process's lock, so only processes can show that runs take turns and readers never fail."""
     env, home = cli_env(simulator, tmp_path, lane)
     days = [NOW.date() - timedelta(days=n) for n in range(2, 7)]
     # The warehouse exists before the runs start so the reader can open it from its first read.

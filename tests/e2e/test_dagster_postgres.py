@@ -28,7 +28,7 @@ from tests.postgres import Postgres
 from warehouse.lake import Lake
 from warehouse.load import Warehouse
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.process
 
 DAYS = [NOW.date() - timedelta(days=n) for n in range(3, 0, -1)]
 DEPLOY_YAML = REPO_ROOT / "docs" / "deploy" / "dagster.yaml"
@@ -79,6 +79,8 @@ def _finished_runs(home: Path, expected: int, timeout_s: float) -> list[dg.Dagst
 def test_two_machines_share_one_instance_in_postgres(
     postgres: Postgres, lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two DAGSTER_HOMEs on one PostgreSQL instance database: one CLI queues a backfill, the
+    other's daemon runs it. Two processes that share nothing but the database are the point."""
     instance_db = postgres.new_database("dagster_instance")
     with Simulator(seed=21, calls_per_day=120, now=NOW) as sim:
         base = {k: v for k, v in os.environ.items() if k not in ENV_VARS}

@@ -28,7 +28,7 @@ from tests.e2e.conftest import BIN, ENV_VARS, cli_env
 from tests.e2e.test_cli import truth_keys
 from tests.e2e.test_report import _wait_for_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.process
 
 
 def _dg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,6 +45,8 @@ def _dg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def test_dg_checks_and_lists_the_definitions_with_nothing_set() -> None:
+    """`dg check defs` and `dg list defs` load the project as `dg` finds it (pyproject's [tool.dg]),
+    which only the `dg` program reads."""
     checked = _dg("check", "defs")
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
@@ -58,6 +60,8 @@ def test_dg_checks_and_lists_the_definitions_with_nothing_set() -> None:
 
 
 def test_dg_launch_materializes_a_day(simulator: Simulator, tmp_path: Path) -> None:
+    """`dg launch --assets calls --partition` as the README gives it: `dg`'s own way to the
+    definitions and its exit code."""
     env, _ = cli_env(simulator, tmp_path)
     day = NOW.date() - timedelta(days=2)
     done = _dg("launch", "--assets", "calls", "--partition", day.isoformat(), env=env)
@@ -106,6 +110,8 @@ def _held_keys(env: dict[str, str]) -> list[str]:
 
 
 def test_dg_launch_of_a_partition_range_is_one_run(simulator: Simulator, tmp_path: Path) -> None:
+    """`dg launch --partition-range` makes one run of the range: the CLI's backfill policy
+    handling, which no in-process execution goes through."""
     env, home = cli_env(simulator, tmp_path)
     span = f"{RANGE[0].isoformat()}...{RANGE[-1].isoformat()}"
     done = _dg("launch", "--assets", "calls", "--partition-range", span, env=env)
@@ -128,13 +134,23 @@ mutation Launch($params: LaunchBackfillParams!) {
 """
 
 
-def test_a_backfill_launched_from_the_ui_is_one_run(simulator: Simulator, tmp_path: Path) -> None:
-    """The UI's "Materialize" of a range of `calls` partitions sends this GraphQL mutation; `dg
-    dev`'s daemon then launches the backfill's runs."""
+def test_dg_dev_opens_the_ui_and_a_backfill_launched_there_is_one_run(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """`dg dev` serves the UI on the project, with the webserver and daemon processes it starts
+    itself. The UI's "Materialize" of a range of `calls` partitions sends this GraphQL mutation;
+    `dg dev`'s daemon then launches the backfill's one run."""
     env, home = cli_env(simulator, tmp_path)
     port = _free_port()
     dev = _dg_dev(env, port)
     try:
+        query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+        answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
+        entries = answer.json()["data"]["workspaceOrError"]["locationEntries"]
+        assert [e["name"] for e in entries] == ["jambonz_warehouse"]
+        page = httpx.get(f"http://127.0.0.1:{port}/assets", timeout=30)
+        assert page.status_code == 200
+        assert "<html" in page.text.lower()
         params = {
             "assetSelection": [{"path": ["calls"]}],
             "partitionNames": [d.isoformat() for d in RANGE],
@@ -187,20 +203,3 @@ def _dg_dev(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         dev.wait(timeout=60)
         raise
     return dev
-
-
-def test_dg_dev_opens_the_ui_on_the_project(simulator: Simulator, tmp_path: Path) -> None:
-    env, _ = cli_env(simulator, tmp_path)
-    port = _free_port()
-    dev = _dg_dev(env, port)
-    try:
-        query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
-        answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
-        entries = answer.json()["data"]["workspaceOrError"]["locationEntries"]
-        assert [e["name"] for e in entries] == ["jambonz_warehouse"]
-        page = httpx.get(f"http://127.0.0.1:{port}/assets", timeout=30)
-        assert page.status_code == 200
-        assert "<html" in page.text.lower()
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        dev.wait(timeout=60)

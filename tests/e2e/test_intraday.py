@@ -301,6 +301,7 @@ def _skipped_ticks(instance: dg.DagsterInstance) -> list[tuple[float, str]]:
     return [(t.timestamp, str(t.skip_reason)) for t in ticks if t.status == TickStatus.SKIPPED]
 
 
+@pytest.mark.process
 @pytest.mark.timeout(420)
 def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syncs(
     tmp_path: Path,

@@ -264,6 +264,7 @@ def busy_simulator() -> Iterator[Simulator]:
         yield sim
 
 
+@pytest.mark.process
 def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
     busy_simulator: Simulator, lake: Lake, postgres: Postgres, tmp_path: Path
 ) -> None:
@@ -307,8 +308,8 @@ def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
             assert n == truth[day], f"{day}: {n} of {truth[day]} calls visible: half a day"
         for day, attempts in read["kpis"]:
             assert attempts == truth[day], f"{day}: the model showed a partial day"
-    final = {day: n for day, n, _ in reads[-1]["calls"]}
-    assert final == truth or _final_counts(lake) == truth
+    # the reader may have stopped before the last commit; the lake itself must hold every day
+    assert _final_counts(lake) == truth
 
 
 def _dagster(
@@ -414,6 +415,7 @@ def test_the_readmes_attach_line_and_recipes_work_on_the_lake(
     con.close()
 
 
+@pytest.mark.process
 def test_a_run_killed_mid_load_leaves_nothing_visible_and_no_orphan_counted(
     busy_simulator: Simulator,
     make_pipeline: MakePipeline,

@@ -82,9 +82,12 @@ def write_report(pipeline: Pipeline, out: Path, *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.process
 def test_the_report_renders_every_trunk_and_both_charts_in_chromium(
     pipeline: Pipeline, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
+    """`python -m pipelines.report` writes the page and a real headless Chromium renders it: what a
+    person sees (the browser is the point), not the HTML text."""
     for day in DAYS:
         assert pipeline.run_day(day).success
     truth = [r for day in DAYS for r in pipeline.truth(day)]
@@ -125,6 +128,7 @@ def test_the_report_renders_every_trunk_and_both_charts_in_chromium(
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
 
 
+@pytest.mark.process
 def test_the_dagster_ui_shows_the_asr_chart_of_a_materialization(
     simulator: Simulator,
     tmp_path: Path,

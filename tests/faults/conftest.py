@@ -15,22 +15,22 @@ Every fault test ends in one of two states and says which:
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pytest
 
 from pipelines.definitions import build_definitions
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
-from pipelines.normalize import normalize
 from pipelines.partitions import day_window
 from pipelines.resources import JambonzResource
 from pipelines.settings import load_settings
+from tests import oracle
 from tests.conftest import database_name, each_lane, new_lake
 from tests.e2e.conftest import Pipeline, Snapshot, clean_env, pipeline_env
 from tests.faults.processes import Proc
@@ -143,68 +143,54 @@ def assert_failed_cleanly(
     return message
 
 
-def _rows(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> list[Any]:
-    return con.execute(query, params).fetchall()
-
-
 def assert_window_exact(pipeline: Pipeline, day: date) -> int:
     """Every call of the window once, with the right values; its bad records quarantined.
 
-    Returns the number of calls of the window.
+    The right values come from tests/oracle.py, the README's rules written again from the
+    simulator's own records (`Simulator.calls`), so a bug of the normalizer cannot pass. Returns
+    the number of calls of the window.
     """
     window = day_window(day, pipeline.settings.partitions_timezone)
-    truth = pipeline.sim.calls(simmod.ACCOUNT_SID, window.start, window.end)
-    expected = normalize(
-        truth,
-        synced_at=datetime.now(UTC),
-        scope_sid=simmod.ACCOUNT_SID,
-        window_start=window.start,
-        window_end=window.end,
-    )
+    want = oracle.expected(pipeline.sim.calls(simmod.ACCOUNT_SID, window.start, window.end))
+    columns = [c for c in oracle.COLUMNS if c != "call_key"] + ["extra"]
     bounds = {"s": window.start, "e": window.end}
+    select = ", ".join(f'"{c}"' for c in columns)
     with pipeline.connect(read_only=True) as con:
-        con.register("expected", expected.calls)
-        columns = ", ".join(
-            f'"{c}"::VARCHAR' if c == "extra" else f'"{c}"'
-            for c in expected.calls.column_names
-            if c != "synced_at"
-        )
-        calls_in_window = (
-            f"SELECT {columns} FROM calls "  # noqa: S608 - column names from the schema
-            "WHERE attempted_at >= $s AND attempted_at < $e"
-        )
-        want = f"SELECT {columns} FROM expected"  # noqa: S608
-        missing = _rows(con, f"{want} EXCEPT ALL {calls_in_window} LIMIT 5", bounds)
-        unexpected = _rows(con, f"{calls_in_window} EXCEPT ALL {want} LIMIT 5", bounds)
-        n_got = _rows(con, f"SELECT count(*) FROM ({calls_in_window})", bounds)[0][0]  # noqa: S608
-        keys = _rows(
-            con,
-            "SELECT call_key, count(*) FROM calls WHERE call_key IN (SELECT call_key FROM "
-            "expected) GROUP BY call_key HAVING count(*) > 1",
-            {},
-        )
-        raw = _rows(
-            con,
-            "SELECT count(*) FROM calls_raw r JOIN expected e USING (call_key)",
-            {},
-        )[0][0]
-        quarantined = {
-            r[0]
-            for r in _rows(
-                con,
-                "SELECT record_key FROM calls_quarantine "
-                "WHERE window_start = $s AND window_end = $e",
-                bounds,
-            )
-        }
-    n_want = expected.calls.num_rows
-    assert keys == [], f"calls held more than once: {keys[:5]}"
-    assert missing == [], f"expected rows not in calls (or with other values): {missing}"
-    assert unexpected == [], f"rows in calls the API did not send: {unexpected}"
-    assert n_got == n_want
-    assert raw == n_want
-    assert set(expected.quarantine.column("record_key").to_pylist()) <= quarantined
-    return n_want
+        rows = con.execute(
+            f"SELECT call_key, {select} FROM calls "  # noqa: S608 - the oracle's column names
+            "WHERE attempted_at >= $s AND attempted_at < $e ORDER BY call_key",
+            bounds,
+        ).fetchall()
+        raw = con.execute(
+            "SELECT count(*) FROM calls_raw WHERE attempted_at >= $s AND attempted_at < $e",
+            bounds,
+        ).fetchall()[0][0]
+        quarantined = con.execute(
+            "SELECT count(*) FROM calls_quarantine WHERE window_start = $s AND window_end = $e",
+            bounds,
+        ).fetchall()[0][0]
+    keys = [r[0] for r in rows]
+    doubled = sorted({k for k in keys if keys.count(k) > 1}) if len(set(keys)) < len(keys) else []
+    assert doubled == [], f"calls held more than once: {doubled[:5]}"
+    got = {}
+    for key, *values in rows:
+        row = dict(zip(columns, values, strict=True))
+        row["extra"] = json.loads(row["extra"]) if row["extra"] is not None else None
+        got[key] = row
+    missing = sorted(want.rows.keys() - got.keys())
+    unexpected = sorted(got.keys() - want.rows.keys())
+    assert missing == [], f"calls of the window not in calls: {missing[:5]}"
+    assert unexpected == [], f"rows in calls the API did not send: {unexpected[:5]}"
+    wrong = [
+        (key, column, got[key][column], value)
+        for key, row in want.rows.items()
+        for column, value in row.items()
+        if column != "call_key" and got[key][column] != value
+    ]
+    assert wrong == [], f"calls with other values (call, column, held, expected): {wrong[:5]}"
+    assert raw == len(want.rows), "one raw payload a call"
+    assert quarantined == want.refused, "every refused record quarantined, once"
+    return len(want.rows)
 
 
 def materialization(result: dg.ExecuteInProcessResult, node: str = "calls") -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.events import DagsterEventType
 
 from pipelines.jambonz.simulator import Simulator
@@ -43,11 +44,15 @@ from tests.faults.processes import (
     start,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.process
 
 DAY = NOW.date() - timedelta(days=2)
 
-FIRST_REQUEST_S = 60  # the promise: a run's first RecentCalls request within this of its launch
+# A later run is not held back: its first RecentCalls request comes well before the lock
+# timeout a stale lock would make it wait (LOCK_TIMEOUT_S, set for these runs), so the bound
+# separates "held back" from "a loaded machine" by a factor of five, not by seconds.
+FIRST_REQUEST_S = 120
+LOCK_TIMEOUT_S = "600"
 READ_HOLDER = (
     "import duckdb, sys\n"
     "con = duckdb.connect(sys.argv[1], read_only=True)\n"
@@ -92,6 +97,14 @@ def _first_sync_s(instance: dg.DagsterInstance, run_id: str) -> float | None:
     return None
 
 
+def _ticks(instance: dg.DagsterInstance, sensor: str) -> list[str]:
+    """What each tick of `sensor` said (its skip reason), oldest first."""
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    state = next(s for s in states if s.instigator_name == sensor)
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+    return [str(t.skip_reason) for t in sorted(ticks, key=lambda t: t.timestamp)]
+
+
 KILL_AT = {
     "paging": {},  # the simulator holds the run's second request
     "load": {"FAULTS_PAUSE_AT": "calls_insert"},  # inside the load's transaction
@@ -99,16 +112,24 @@ KILL_AT = {
 }
 
 
+# Every point on the file; on the lake, the load: the one point where a run holds a lock there
+# (the window lock, warehouse/lake.py), which must die with the killed run's catalog connection.
+POINTS = [("paging", "file"), ("load", "file"), ("models", "file"), ("load", "lake")]
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("point", list(KILL_AT))
+@pytest.mark.parametrize(("point", "lane"), POINTS, indirect=["lane"])
 def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
     make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc], point: str
 ) -> None:
+    """A run's process SIGKILLed: only a real process can die without ending its run, leave its
+    lock to the kernel and its run STARTED in the instance; the daemon (a process) must mark it
+    failed and launch the queued run."""
     with WatchedSimulator(
         hold_at=2 if point == "paging" else 0, seed=11, calls_per_day=1600, now=NOW
     ) as sim:
         pipeline = make_pipeline(sim)  # the oracle's view of the same warehouse
-        env = cli_env(pipeline, tmp_path)
+        env = cli_env(pipeline, tmp_path, WAREHOUSE_LOCK_TIMEOUT_S=LOCK_TIMEOUT_S)
         home = Path(env["DAGSTER_HOME"])
         hooks: dict[str, str] = dict(KILL_AT[point])
         if hooks:
@@ -133,7 +154,6 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
         # The daemon, the killed day: a queued run starts at once; the dead run is marked
         # failed (a CLI run has no origin for run retries to launch again; a daemon-launched
         # one would be).
-        watched_from = time.time()  # a watcher is there from now on: the daemon
         daemon = _daemon(procs, env, tmp_path)
         submit_backfill(env, tmp_path, DAY, DAY)
 
@@ -150,8 +170,10 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
             assert len(dead) == 1, [(r.run_id, r.status) for r in runs]
             failure = instance.all_logs(dead[0].run_id, of_type=DagsterEventType.RUN_FAILURE)
             assert "is gone without ending the run" in failure[-1].message
-            reaped_after = failure[-1].timestamp - watched_from
-            assert reaped_after < 60, f"the dead run held its run slot {reaped_after:.0f} s"
+            # marked failed by the reaper's first tick: a watcher there is enough, however
+            # loaded the machine
+            first_tick = _ticks(instance, "dead_runs")[0]
+            assert dead[0].run_id in first_tick, first_tick
             later = [r for r in runs if r.run_id != dead[0].run_id]
             assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in later)
             assert any(r.tags.get("dagster/backfill") for r in later)
@@ -163,16 +185,15 @@ def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
         assert delays, runs
         assert all(d is not None and d < FIRST_REQUEST_S for d in delays), delays
         assert assert_window_exact(pipeline, DAY) > 1500
-        print(
-            f"{point}: CLI run's first request after {waited:.1f} s; daemon runs {delays}; "
-            f"dead run marked failed {reaped_after:.1f} s after the daemon started"
-        )
+        print(f"{point}: CLI run's first request after {waited:.1f} s; daemon runs {delays}")
 
 
 @pytest.mark.file_only  # a reader holding the DuckDB file; a lake's readers hold no lock
 def test_a_reader_holding_the_file_delays_a_queued_run_which_retries_and_completes(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
+    """Another process holds the file (DuckDB's lock is per process); the daemon launches the
+    queued run, whose step is retried by Dagster's run worker after its backoff."""
     pipeline = make_pipeline(simulator)
     assert pipeline.run_day(DAY - timedelta(days=1)).success  # the file exists, with a day
     env = cli_env(
@@ -237,6 +258,8 @@ def _untracked() -> set[str]:
 def test_every_instance_file_lives_under_dagster_home(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
+    """The `dagster` CLI started in another folder: where a process writes its instance files
+    depends on its working directory and DAGSTER_HOME, which an in-process run does not have."""
     pipeline = make_pipeline(simulator)
     env = cli_env(pipeline, tmp_path)  # DAGSTER_HOME and the warehouse under tmp_path
     home = Path(env["DAGSTER_HOME"])

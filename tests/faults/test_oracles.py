@@ -1,5 +1,6 @@
 """The campaign's oracles can fail, in either lane: a snapshot is None until a row is written and
-sees any changed row; `assert_window_exact` refuses a call altered, missing or held twice.
+sees any changed row; `assert_window_exact` refuses a call altered, missing or held twice, and a
+normalizer that reads a column wrong (its expected rows do not come from the normalizer).
 
 Every other fault test ends in one of these two oracles, so a lane where they were blind (a lake
 read as empty, a snapshot of no table) would pass the whole campaign without testing it.
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from pipelines import normalize
 from pipelines.jambonz.simulator import Simulator
 from tests.conftest import NOW
 from tests.faults.conftest import MakePipeline, assert_window_exact
@@ -47,3 +49,20 @@ def test_the_oracles_see_every_kind_of_wrong_row(
         assert pipeline.snapshot() != before, change
         with pytest.raises(AssertionError, match=said):
             assert_window_exact(pipeline, DAY)
+
+
+@pytest.mark.one_lane  # about the oracle, not the warehouse
+def test_a_normalizer_bug_does_not_pass_the_oracle(
+    simulator: Simulator, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The normalizer reads `from` into to_number and `to` into from_number: the run succeeds
+    and its checks pass (they test shape, not meaning), but the window is not exact."""
+    swapped = {"from_number": ("to",), "to_number": ("from",)}
+    rules = tuple(
+        normalize.Rule(r.column, r.kind, swapped.get(r.column, r.keys)) for r in normalize.RULES
+    )
+    monkeypatch.setattr(normalize, "RULES", rules)
+    pipeline = make_pipeline(simulator)
+    assert pipeline.run_day(DAY).success
+    with pytest.raises(AssertionError, match="other values"):
+        assert_window_exact(pipeline, DAY)

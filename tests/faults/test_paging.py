@@ -20,6 +20,9 @@ from tests.conftest import NOW
 from tests.e2e.conftest import Pipeline
 from tests.faults.conftest import MakePipeline, assert_window_exact, materialization
 
+# about the API: the warehouse is only where the calls land (tests/conftest.py each_lane)
+pytestmark = pytest.mark.one_lane
+
 DAY = NOW.date() - timedelta(days=2)
 
 

@@ -43,7 +43,7 @@ from tests.faults.processes import (
     start,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.process
 
 DAY = NOW.date() - timedelta(days=2)
 
@@ -60,6 +60,8 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
     procs: list[Proc],
     first_load: bool,
 ) -> None:
+    """SIGKILL of a run's process inside its load transaction: only a killed process shows that
+    the kernel's end of it leaves no table changed."""
     pipeline = make_pipeline(simulator)
     if not first_load:
         assert pipeline.run_day(DAY).success
@@ -100,6 +102,7 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
 def test_sigkill_while_fetching_changes_no_table_and_the_next_run_completes(
     make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
+    """SIGKILL of a run's process while it pages: nothing written, the next run whole."""
     with WatchedSimulator(hold_at=4, seed=11, calls_per_day=1600, now=NOW) as sim:
         pipeline = make_pipeline(sim)
         assert pipeline.run_day(DAY - timedelta(days=1)).success  # requests 1..3 (4 pages)
@@ -120,6 +123,8 @@ def test_sigkill_while_fetching_changes_no_table_and_the_next_run_completes(
 def test_two_runs_writing_the_same_file_take_turns_and_load_every_call_once(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
+    """Two run processes on one file: DuckDB's lock is per process, so only two processes take
+    turns on it."""
     pipeline = make_pipeline(simulator, WAREHOUSE_LOCK_TIMEOUT_S="1")
     assert pipeline.run_day(DAY - timedelta(days=1)).success  # the file exists, with a day
     fifo = gate(tmp_path)
@@ -182,6 +187,8 @@ def _release(holder: Proc) -> None:
 def test_a_process_holding_the_file_fails_the_run_within_the_bound_naming_it(
     simulator: Simulator, make_pipeline: MakePipeline, procs: list[Proc]
 ) -> None:
+    """Another process holds the file: the run waits within the bound and then names the holder
+    (its kind and PID), which only another process can be."""
     pipeline = make_pipeline(simulator, WAREHOUSE_LOCK_TIMEOUT_S="1")
     assert pipeline.run_day(DAY - timedelta(days=1)).success
     before = pipeline.snapshot()
@@ -206,6 +213,7 @@ def test_a_process_holding_the_file_fails_the_run_within_the_bound_naming_it(
 def test_a_holder_that_lets_go_within_the_bound_only_delays_the_run(
     simulator: Simulator, make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc]
 ) -> None:
+    """A holder process that lets go in time: the run process waits for the lock and loads."""
     pipeline = make_pipeline(simulator)
     assert pipeline.run_day(DAY - timedelta(days=1)).success
     holder = _hold(procs, pipeline.warehouse)

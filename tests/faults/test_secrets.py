@@ -77,8 +77,7 @@ def _cli(pipeline: Pipeline, root: Path, key: str) -> subprocess.CompletedProces
     )
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
+@pytest.mark.process
 def test_the_api_key_is_in_no_file_log_or_output_of_a_run(
     simulator: Simulator,
     make_pipeline: MakePipeline,
@@ -86,6 +85,8 @@ def test_the_api_key_is_in_no_file_log_or_output_of_a_run(
     caplog: pytest.LogCaptureFixture,
     request: pytest.FixtureRequest,
 ) -> None:
+    """The CLI's output, compute logs and every instance file of a real run: where a key could leak
+    only a process writes (stdout, stderr, DAGSTER_HOME)."""
     caplog.set_level(logging.DEBUG)
     pipeline = make_pipeline(simulator)
     ok = _cli(pipeline, tmp_path / "ok", simmod.ACCOUNT_KEY)

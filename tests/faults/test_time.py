@@ -22,6 +22,9 @@ from pipelines.partitions import day_window
 from tests.conftest import cdr
 from tests.faults.conftest import MakePipeline, assert_window_exact
 
+# about the API: the warehouse is only where the calls land (tests/conftest.py each_lane)
+pytestmark = pytest.mark.one_lane
+
 NY = ZoneInfo("America/New_York")
 
 

@@ -23,7 +23,7 @@ DAYS = [
 
 @pytest.mark.parametrize(
     ("limit", "window_s", "others", "concurrency"),
-    [(30, 10.0, 0, 1), (30, 4.0, 15, 3)],
+    [(30, 5.0, 0, 1), (30, 4.0, 15, 3)],
     ids=["alone", "another-client-and-concurrency"],
 )
 def test_several_buckets_of_requests_draw_no_429_and_keep_the_reserve(

@@ -310,7 +310,8 @@ class Simulator(_Store):
     @property
     def request_log(self) -> list[dict[str, Any]]:
         """One entry per RecentCalls request: path, params, status, remaining, role (of the key,
-        never the key), fault (the one that answered, if any) and, for a 200, total/returned.
+        never the key), fault (the one that answered, if any), `at` (time.monotonic() when it
+        arrived) and, for a 200, total/returned.
         """
         with self._lock:
             return [dict(e) for e in self._log]
@@ -337,6 +338,7 @@ class Simulator(_Store):
             "remaining": None,
             "role": None,
             "fault": None,
+            "at": time.monotonic(),  # when it arrived: the gaps a client left between requests
         }
         rl_headers: list[tuple[str, str]] = []
         allowed = True
