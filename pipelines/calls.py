@@ -211,7 +211,13 @@ def sync_day(
         with jambonz.client() as client:
             stream = client.stream_window(scope, window)
             synced = load_stream(
-                stream, open_warehouse, scope, window, synced_at=synced_at, day_status=day_status
+                stream,
+                open_warehouse,
+                scope,
+                window,
+                synced_at=synced_at,
+                day_status=day_status,
+                chunk_records=settings.chunk_records,
             )
     except BaseException as exc:
         for wh in opened:

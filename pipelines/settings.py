@@ -16,6 +16,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
+from pipelines.sync import CHUNK_RECORDS
 from warehouse.lake import Lake, LakeUrlError
 from warehouse.lake import parse as parse_lake
 from warehouse.load import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
@@ -48,6 +49,7 @@ class Settings:
     rate_limit_reserve: float
     warehouse_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     warehouse_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    chunk_records: int = CHUNK_RECORDS  # SYNC_CHUNK_RECORDS: records normalized and loaded at once
     sync_retries: int = 4
     sync_retry_delay_s: float = 60.0
     freshness_margin_minutes: int = 120
@@ -138,4 +140,5 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         warehouse_data_path=data_path,
         backfill_max_days=_number(env, "SYNC_BACKFILL_MAX_DAYS", 31, 1, 366),
         intraday_minutes=_number(env, "SYNC_INTRADAY_MINUTES", 15, 0, 12 * 60),
+        chunk_records=_number(env, "SYNC_CHUNK_RECORDS", CHUNK_RECORDS, 500, 1_000_000),
     )

@@ -169,8 +169,8 @@ DAGSTER_PROGRAMS = frozenset({"dagster", "dagster-daemon", "dagster-webserver", 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test on a DuckLake `lake`; refuse a `process` test without a docstring; run the
-    `process` tests first, so the longest start while the workers are all free."""
+    """Mark every test on a DuckLake `lake`; refuse a `process` test without a docstring; order
+    the tests heaviest first."""
     missing = []
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
@@ -186,7 +186,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "a `process` test says in its docstring what it proves that an in-process run "
             f"cannot; these have none: {missing}"
         )
-    items.sort(key=lambda item: item.get_closest_marker(PROCESS) is None)
+    items.sort(key=_weight)
+
+
+def _weight(item: pytest.Item) -> int:
+    """Heaviest first (`process`, then `slow`, then `lake`): xdist's load scheduling hands tests
+    out round-robin in this order, so each worker starts on its share of the long ones and the
+    short ones fill the gaps at the end."""
+    for rank, marker in enumerate((PROCESS, "slow", LAKE)):
+        if item.get_closest_marker(marker):
+            return rank
+    return 3
 
 
 def _program(args: Any) -> str:

@@ -2,7 +2,7 @@
 
 The daemon launches one run per partition (at most 4 at once, dagster.yaml; the backfill has 7
 days, so runs queue behind the four slots and start as others end), which take turns on
-the DuckDB file's lock, or load side by side into a DuckLake (both lanes run); a separate process
+the DuckDB file's lock; a separate process
 reads the warehouse meanwhile. The backfill must finish with every run successful, no lock error
 anywhere, and every call once.
 """
@@ -67,6 +67,10 @@ def _wait_for_backfill(home: Path, expected_runs: int, timeout_s: float) -> list
             time.sleep(1.0)  # polling a condition with a deadline, not synchronizing on time
 
 
+# The file: runs take turns at its lock. The lake's parallel writers are tested where they
+# meet (tests/e2e/test_lake.py: five runs at once beside a reader; test_lake_migrations.py:
+# four runs at once on a new lake).
+@pytest.mark.file_only
 @pytest.mark.timeout(900)
 def test_a_backfill_through_the_daemon_has_no_lock_error(
     daemon_env: tuple[Simulator, dict[str, str], Path],

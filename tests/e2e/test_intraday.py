@@ -287,8 +287,9 @@ def test_the_intraday_sync_keeps_the_rate_limit_reserve(pipeline: Pipeline) -> N
     # more requests than the bucket had left above the reserve: the sync waited for the reset
     assert len(log) == meta["requests"] > limit - others - reserve
     assert sim.count_429 == 0
+    # ...and never dipped into the reserve; whether it had to sleep for that depends on how
+    # fast this machine reached the bucket's reset, so it is not asserted
     assert min(e["remaining"] for e in log) >= reserve
-    assert meta["rate_limit_wait_s"] > 0
 
 
 def _skipped_ticks(instance: dg.DagsterInstance) -> list[tuple[float, str]]:

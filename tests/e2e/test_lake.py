@@ -27,7 +27,6 @@ import pytest
 
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
-from pipelines.sync import CHUNK_RECORDS
 from tests.conftest import NOW, lake_env
 from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env
 from tests.e2e.test_cli import truth_keys
@@ -254,13 +253,16 @@ with Warehouse(lake, read_only=True) as wh:  # one session held open through eve
 """
 
 
+CHUNK = 1_000  # SYNC_CHUNK_RECORDS of these runs: six chunks a day, one transaction
+
+
 @pytest.fixture
 def busy_simulator() -> Iterator[Simulator]:
-    """60,000 calls a day: a day's window is loaded in three chunks (sync.CHUNK_RECORDS), so a
-    reader could catch a day half-written if a window did not commit as one."""
-    # no rate limit: five runs of 60,000-call days at once would wait minutes for the 600/5 min
-    # bucket (the pacing has tests of its own)
-    with Simulator(seed=13, calls_per_day=60_000, now=NOW, rate_limit=None) as sim:
+    """6,000 calls a day: with SYNC_CHUNK_RECORDS=CHUNK a day's window is loaded in six chunks,
+    so a reader (or a kill) could catch a day half-written if a window did not commit as one."""
+    # no rate limit: five runs at once would wait for the 600/5 min bucket (the pacing has tests
+    # of its own)
+    with Simulator(seed=13, calls_per_day=6_000, now=NOW, rate_limit=None) as sim:
         yield sim
 
 
@@ -272,11 +274,11 @@ def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
     run of the last day beside them (writers in parallel on one lake, two of them on one day),
     while a reader keeps one session open, querying in a loop."""
     simulator = busy_simulator
-    env, home = cli_env(simulator, tmp_path, **lake_env(lake))
+    env, home = cli_env(simulator, tmp_path, **lake_env(lake), SYNC_CHUNK_RECORDS=str(CHUNK))
     env.update(postgres.env())
     days = [NOW.date() - timedelta(days=n) for n in (5, 4, 3, 2)]
     truth = {d.isoformat(): len(truth_keys(simulator, env, [d])) for d in days}
-    assert min(truth.values()) > 2 * CHUNK_RECORDS
+    assert min(truth.values()) > 2 * CHUNK
     with Warehouse(lake):  # the schema exists before the reader's first query
         pass
     # the instance's SQLite storage exists before three processes start at once
@@ -427,7 +429,7 @@ def test_a_run_killed_mid_load_leaves_nothing_visible_and_no_orphan_counted(
     transaction open): no call of the day is visible; the next run loads the day whole; the
     maintenance deletes the killed run's orphaned files."""
     simulator = busy_simulator
-    env, home = cli_env(simulator, tmp_path, **lake_env(lake))
+    env, home = cli_env(simulator, tmp_path, **lake_env(lake), SYNC_CHUNK_RECORDS=str(CHUNK))
     env.update(postgres.env())
     with Warehouse(lake):
         pass
