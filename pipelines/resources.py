@@ -18,13 +18,15 @@ from pydantic import Field
 from pipelines.jambonz.client import RecentCallsClient, Scope
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.retries import TransientFailure
-from warehouse.lake import Lake, LakeUrlError
+from warehouse.lake import Lake, LakeLockError, LakeUrlError
 from warehouse.lake import parse as parse_lake
 from warehouse.load import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_MEMORY_LIMIT,
     DataPathUnwritableError,
+    SchemaTooNewError,
     Warehouse,
+    WarehouseConflictError,
     WarehouseLockedError,
     WarehouseUnopenableError,
 )
@@ -191,6 +193,11 @@ class WarehouseResource(dg.ConfigurableResource):
             raise TransientFailure(
                 f"{where}{exc} (WAREHOUSE_LOCK_TIMEOUT_S to wait longer)"
             ) from None
+        except (LakeLockError, WarehouseConflictError) as exc:
+            # another run migrating the lake for longer than the bound, or a commit race it won
+            raise TransientFailure(f"{where}{exc}") from None
+        except SchemaTooNewError as exc:
+            raise dg.Failure(f"{where}{exc}") from None
         except DataPathUnwritableError as exc:
             raise dg.Failure(
                 f"{where}WAREHOUSE_DATA_PATH={self.data_path!r} cannot be written: {exc}; check "

@@ -175,15 +175,37 @@ def window_lock(lake: Lake, window_start: datetime, timeout_s: float) -> Iterato
     table, and inserts never conflict), so two runs loading the same day at once would each
     insert the calls the other could not see yet: every call twice. A PostgreSQL advisory lock
     in the catalog's database, keyed by the window, makes the second wait for the first's commit
-    (then it finds every call there and changes nothing). Like the DuckDB file's lock it belongs
-    to a session: a killed run's connection closes and the lock goes with it. Runs of different
-    days take different locks and load side by side. The SQL: warehouse/sql/lake_window_lock.sql.
+    (then it finds every call there and changes nothing). Runs of different days take different
+    locks and load side by side.
     """
+    busy = (
+        f"another run has been loading the window from {window_start.isoformat()} "
+        f"for over {timeout_s:.0f} s (its lock is in the catalog's PostgreSQL)"
+    )
+    with advisory_lock(lake, f"jambonz-warehouse {window_start.isoformat()}", timeout_s, busy):
+        yield
+
+
+@contextlib.contextmanager
+def migration_lock(lake: Lake, timeout_s: float) -> Iterator[None]:
+    """Hold the lake's lock on its schema while migrations are applied: runs started together on
+    a new or upgraded lake apply them once, the first to come; the others wait, then find them
+    applied. (Without it each would CREATE the same table and all but one lose DuckLake's commit
+    race.)"""
+    busy = f"another run has been migrating the lake's schema for over {timeout_s:.0f} s"
+    with advisory_lock(lake, "jambonz-warehouse schema migrations", timeout_s, busy):
+        yield
+
+
+@contextlib.contextmanager
+def advisory_lock(lake: Lake, name: str, timeout_s: float, busy: str) -> Iterator[None]:
+    """A PostgreSQL session-level advisory lock in the catalog's database, keyed by `name`,
+    waited for at most timeout_s (then LakeLockError saying `busy`). Like the DuckDB file's lock
+    it belongs to a session: a killed run's connection closes and the lock goes with it. The
+    SQL: warehouse/sql/lake_advisory_lock.sql."""
     import psycopg2  # the catalog's driver (libpq: PGPASSWORD/PGPASSFILE), lake lane only
 
-    digest = hashlib.blake2b(
-        f"jambonz-warehouse {window_start.isoformat()}".encode(), digest_size=8
-    )
+    digest = hashlib.blake2b(name.encode(), digest_size=8)
     key = int.from_bytes(digest.digest(), "big", signed=True)
     try:
         conn = psycopg2.connect(lake.conninfo)
@@ -194,12 +216,9 @@ def window_lock(lake: Lake, window_start: datetime, timeout_s: float) -> Iterato
         with conn.cursor() as cur:
             try:
                 params = {"timeout_ms": int(timeout_s * 1000), "key": key}
-                cur.execute(_pyformat(sql("lake_window_lock")), params)
+                cur.execute(_pyformat(sql("lake_advisory_lock")), params)
             except psycopg2.errors.LockNotAvailable:
-                raise LakeLockError(
-                    f"another run has been loading the window from {window_start.isoformat()} "
-                    f"for over {timeout_s:.0f} s (its lock is in the catalog's PostgreSQL)"
-                ) from None
+                raise LakeLockError(busy) from None
         yield
     finally:
         conn.close()  # the session ends: its advisory lock is released with it

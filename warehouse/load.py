@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from warehouse import locks
 from warehouse.checks import CheckOutcome
-from warehouse.lake import CONFLICT_RETRIES, Lake, load_extensions, window_lock
+from warehouse.lake import CONFLICT_RETRIES, Lake, load_extensions, migration_lock, window_lock
 from warehouse.lake import maintain as lake_maintain
 from warehouse.sql_files import attach as attach_sql
 from warehouse.sql_files import migrations, model_names, sql
@@ -263,6 +263,29 @@ def _is_conflict(exc: duckdb.Error) -> bool:
     return "conflict" in str(exc).lower()
 
 
+def _lost_init_race(exc: duckdb.Error) -> bool:
+    """Whether ATTACH failed because another process was creating the same new catalog."""
+    said = str(exc)
+    return "Failed to initialize DuckLake" in said and (
+        "already exists" in said or "duplicate key" in said
+    )
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """ROLLBACK, unless no transaction is left to end (a failed COMMIT ends its own): the error
+    that made us roll back is the one to report, not "cannot rollback"."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException as exc:
+        if "no transaction is active" not in str(exc):
+            raise
+
+
+class SchemaTooNewError(RuntimeError):
+    """The warehouse's schema is newer than this code: a worker of an older release must not
+    write to it; the message names both versions."""
+
+
 class WarehouseUnopenableError(OSError):
     """The file cannot be opened (not a DuckDB file, unreadable, a newer format); says why."""
 
@@ -398,12 +421,19 @@ class Warehouse:
             load_extensions(con, lake)
             con.execute(sql("lake_settings"))
             name = "attach_lake_read_only" if self.read_only else "attach_lake"
-            try:
-                con.execute(attach_sql(name, lake.url, data_path=lake.data_path))
-            except duckdb.Error as exc:
-                raise WarehouseUnopenableError(
-                    f"{lake.describe()} cannot be attached: {exc}"
-                ) from exc
+            for attempt in range(CONFLICT_RETRIES + 1):
+                try:
+                    con.execute(attach_sql(name, lake.url, data_path=lake.data_path))
+                    break
+                except duckdb.Error as exc:
+                    # runs opening a new catalog at once each create its tables: the losers
+                    # attach again once the winner's are committed
+                    if _lost_init_race(exc) and attempt < CONFLICT_RETRIES:
+                        time.sleep(min(0.1 * 2**attempt, 5.0))  # backoff between attempts
+                        continue
+                    raise WarehouseUnopenableError(
+                        f"{lake.describe()} cannot be attached: {exc}"
+                    ) from exc
             con.execute("USE warehouse")
             if lake.on_s3 and not self.read_only:
                 _probe_s3(con, lake)
@@ -413,10 +443,43 @@ class Warehouse:
         return con
 
     def _migrate(self) -> None:
+        """Apply the migrations this warehouse lacks, each in its own transaction. In a lake,
+        runs started together take turns on the catalog's migration lock, so the first applies
+        them and the others find them applied; a schema newer than this code is refused."""
+        wanted = migrations(lake=self.lake is not None)
+        if not self._missing(wanted):
+            return  # up to date: the common case takes no lock
+        if self.lake is None:  # the file: its lock already makes this process the only writer
+            self._apply(wanted)
+            return
+        with migration_lock(self.lake, self.lock_timeout_s):
+            self._apply(wanted)
+
+    def _missing(self, wanted: list[tuple[int, str, str]]) -> bool:
+        """Whether a migration is missing; SchemaTooNewError when the warehouse holds one this
+        code does not know (written by a newer release)."""
         con = self.con
-        con.execute(sql("schema_version_create"))
+        try:
+            con.execute(sql("schema_version_create"))
+        except duckdb.TransactionException as exc:
+            if not _is_conflict(exc):
+                raise
+            # another run created the table at the same moment: it is there now
         applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
-        for version, name, ddl in migrations(lake=self.lake is not None):
+        known = max(v for v, _, _ in wanted)
+        if applied and max(applied) > known:
+            raise SchemaTooNewError(
+                f"{self.name} has schema version {max(applied)}, newer than this release knows "
+                f"(up to {known}): a newer release of jambonz-warehouse wrote it. Upgrade this "
+                "worker to that release (uv sync from its uv.lock); an older release never "
+                "writes to a newer schema"
+            )
+        return any(v not in applied for v, _, _ in wanted)
+
+    def _apply(self, wanted: list[tuple[int, str, str]]) -> None:
+        con = self.con
+        applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
+        for version, name, ddl in wanted:
             if version in applied:
                 continue
             con.execute("BEGIN TRANSACTION")
@@ -424,8 +487,13 @@ class Warehouse:
                 con.execute(ddl)
                 con.execute(sql("schema_version_insert"), {"version": version, "name": name})
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as exc:
+                _rollback(con)  # a failed COMMIT already ended it: the error is the cause
+                if isinstance(exc, duckdb.TransactionException) and _is_conflict(exc):
+                    raise WarehouseConflictError(
+                        f"{self.name}: migration {version:03d}_{name} lost a commit race to "
+                        f"another writer ({exc}); opening again finds it applied"
+                    ) from exc
                 raise
 
     def close(self) -> None:

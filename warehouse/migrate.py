@@ -2,6 +2,7 @@
 
     python -m warehouse.migrate --from var/warehouse.duckdb --to "$WAREHOUSE_URL"
     python -m warehouse.migrate --from var/export --to var/warehouse.duckdb
+    python -m warehouse.migrate --upgrade [--to TARGET]   # only the schema, as a deploy step
 
 The source is a warehouse file this DuckDB reads, or the folder that DuckDB 2.x's
 `EXPORT DATABASE '<folder>' (FORMAT parquet)` wrote from an older file (README "DuckDB version":
@@ -16,6 +17,7 @@ refuses a target that already holds rows, and never writes to the source.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -23,10 +25,15 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.lake import Lake, LakeUrlError, is_lake
+from warehouse.lake import Lake, LakeLockError, LakeUrlError, is_lake
 from warehouse.lake import parse as parse_lake
-from warehouse.load import Warehouse, WarehouseLockedError, WarehouseUnopenableError
-from warehouse.sql_files import attach, model_names
+from warehouse.load import (
+    SchemaTooNewError,
+    Warehouse,
+    WarehouseLockedError,
+    WarehouseUnopenableError,
+)
+from warehouse.sql_files import attach, model_names, sql
 
 # every table that holds data, in load order; schema_version belongs to the target's migrations
 TABLES: tuple[str, ...] = (
@@ -95,7 +102,8 @@ def migrate(source: Path, target: Path | Lake) -> list[Copied]:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {relation}", params)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT ended it
+                con.execute("ROLLBACK")
             raise
         copied = []
         for table in present:
@@ -117,23 +125,54 @@ def migrate(source: Path, target: Path | Lake) -> list[Copied]:
     return copied
 
 
+def upgrade(target: Path | Lake) -> str:
+    """Apply the migrations `target` lacks (in a lake, under its migration lock, as a run
+    would); what it holds now."""
+    with Warehouse(target) as wh:
+        versions = [v for (v,) in wh.con.execute(sql("schema_version_applied")).fetchall()]
+        return f"{wh.name}: schema up to date (version {max(versions)}, {len(versions)} migrations)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m warehouse.migrate", description=__doc__.splitlines()[0] if __doc__ else None
     )
-    parser.add_argument("--from", dest="source", type=Path, required=True)
-    parser.add_argument("--to", dest="target", required=True, help="a new file or ducklake:...")
+    parser.add_argument("--from", dest="source", type=Path)
+    parser.add_argument("--to", dest="target", help="a new file or ducklake:...")
     parser.add_argument("--data-path", default=os.environ.get("WAREHOUSE_DATA_PATH"))
+    parser.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="only bring the warehouse --to names (default: WAREHOUSE_URL, else WAREHOUSE_PATH) "
+        "up to this release's schema, copying nothing: a deploy step",
+    )
     args = parser.parse_args(argv)
+    if args.upgrade:
+        args.target = (
+            args.target
+            or os.environ.get("WAREHOUSE_URL")
+            or os.environ.get("WAREHOUSE_PATH", "var/warehouse.duckdb")
+        )
+    elif args.source is None or args.target is None:
+        parser.error("--from and --to are required (or --upgrade)")
     try:
         target: Path | Lake = Path(args.target)
         if is_lake(args.target):
             target = parse_lake(args.target, args.data_path)
+        if args.upgrade:
+            print(upgrade(target))
+            return 0
         copied = migrate(args.source, target)
     except LakeUrlError as exc:
         print(f"migrate: --to: {exc}", file=sys.stderr)
         return 2
-    except (MigrateError, WarehouseLockedError, WarehouseUnopenableError) as exc:
+    except (
+        MigrateError,
+        WarehouseLockedError,
+        WarehouseUnopenableError,
+        SchemaTooNewError,
+        LakeLockError,
+    ) as exc:
         print(f"migrate: {exc}", file=sys.stderr)
         return 2
     except duckdb.IOException as exc:

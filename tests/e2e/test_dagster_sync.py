@@ -182,6 +182,24 @@ def test_missing_api_key_fails_first_step_naming_the_variable(
     assert pipeline.sim.request_log == []
 
 
+def test_a_schema_newer_than_this_release_fails_before_any_request(pipeline: Pipeline) -> None:
+    """A worker of an older release meets a warehouse a newer one migrated: it must not write."""
+    with pipeline.open() as wh:
+        known = max(v for (v,) in wh.con.execute("SELECT version FROM schema_version").fetchall())
+        wh.con.execute("INSERT INTO schema_version VALUES (999, 'from_a_newer_release', now())")
+    before = pipeline.snapshot()
+    result = pipeline.run_day(DAY)
+    assert not result.success
+    message = failure_message(result)
+    assert "schema version 999" in message
+    assert f"up to {known}" in message
+    assert "Upgrade this worker" in message
+    # the lake is opened (its schema read) before any request; the file once the first page is
+    # in (its lock is not held through a long fetch): here, the day's one page
+    assert len(pipeline.sim.request_log) == (0 if pipeline.lake else 1)
+    assert pipeline.snapshot() == before
+
+
 def test_malformed_account_sid_fails_naming_the_variable(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,3 +120,32 @@ def test_a_file_moves_into_a_lake_in_one_command(
     assert again.returncode == 2
     assert "already holds data" in again.stderr
     assert postgres.password not in again.stderr + again.stdout
+
+
+def test_upgrade_brings_a_warehouse_up_to_date_and_copies_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--upgrade`, the deploy step: a file one migration behind gets the missing migration and
+    its rows stay; run again, it changes nothing; a schema newer than the code is refused."""
+    import warehouse.load as load_module
+    from warehouse.sql_files import migrations
+
+    latest = migrations()
+    path = tmp_path / "behind.duckdb"
+    with monkeypatch.context() as m:
+        m.setattr(load_module, "migrations", lambda *, lake=False: latest[:-1])
+        Warehouse(path).close()
+    env = {**os.environ, "WAREHOUSE_PATH": str(path)}
+    env.pop("WAREHOUSE_URL", None)
+    for _ in range(2):
+        done = run("--upgrade", env=env)
+        assert done.returncode == 0, done.stderr
+        assert f"schema up to date (version {latest[-1][0]}, {len(latest)} migrations)" in (
+            done.stdout
+        )
+    with Warehouse(path) as wh:
+        wh.con.execute("INSERT INTO schema_version VALUES (999, 'from_a_newer_release', now())")
+    done = run("--upgrade", "--to", str(path))
+    assert done.returncode == 2
+    assert "schema version 999" in done.stderr
+    assert "Upgrade this worker" in done.stderr

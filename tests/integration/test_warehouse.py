@@ -15,9 +15,9 @@ import pytest
 import warehouse.load as load_module
 from pipelines.normalize import Normalized, normalize
 from tests.conftest import load_capture
-from warehouse.lake import Lake, LakeLockError
+from warehouse.lake import Lake, LakeLockError, migration_lock
 from warehouse.lake import parse as parse_lake
-from warehouse.load import Warehouse, WarehouseLockedError
+from warehouse.load import Warehouse, WarehouseConflictError, WarehouseLockedError
 from warehouse.sql_files import migrations
 from warehouse.tables import CALL_COLUMN_NAMES
 
@@ -313,3 +313,47 @@ def test_a_lake_window_loads_one_run_at_a_time_and_other_days_go_on(lake: Lake) 
         # committed and released: the second writer now loads the window and changes nothing
         assert load(second, n).inserted == 0
         assert len(snapshot(second)["calls"]) == len(n.calls)
+
+
+def test_a_lake_holding_the_migration_lock_makes_opening_wait_then_give_up(lake: Lake) -> None:
+    """A run migrating the lake holds the catalog's migration lock; another run opening a lake
+    that lacks a migration waits for it, and past its lock timeout gives up saying why (a
+    failure the step retries)."""
+    latest = migrations(lake=True)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(load_module, "migrations", lambda *, lake=False: latest[:-1])
+        Warehouse(lake).close()  # one migration behind
+    with (
+        migration_lock(lake, timeout_s=5),
+        pytest.raises(LakeLockError, match="migrating the lake's schema"),
+    ):
+        Warehouse(lake, lock_timeout_s=0.5)
+    with Warehouse(lake) as wh:  # the lock released: it migrates
+        versions = wh.con.execute("SELECT version FROM schema_version").fetchall()
+    assert sorted(v for (v,) in versions) == [v for v, _, _ in latest]
+
+
+def test_a_migration_that_loses_a_commit_race_says_so(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer creates the table a migration creates between its DDL and its COMMIT: the
+    error is the conflict, classified (WarehouseConflictError: the step tries again), not the
+    "cannot rollback" of a ROLLBACK after a failed COMMIT."""
+    Warehouse(lake).close()
+    race = (990, "race_table", "CREATE TABLE race_table (x INTEGER)")
+    with Warehouse(lake) as other:
+        real_sql = load_module.sql
+
+        def racing(name: str) -> str:
+            if name == "schema_version_insert":  # inside the migration's transaction
+                other.con.execute("CREATE TABLE race_table (x INTEGER)")
+            return real_sql(name)
+
+        monkeypatch.setattr(
+            load_module, "migrations", lambda *, lake=False: [*migrations(lake=lake), race]
+        )
+        monkeypatch.setattr(load_module, "sql", racing)
+        with pytest.raises(WarehouseConflictError, match="lost a commit race") as raised:
+            Warehouse(lake)
+    assert "cannot rollback" not in str(raised.value)
+    assert "race_table" in str(raised.value)
