@@ -449,7 +449,9 @@ class Warehouse:
         wanted = migrations(lake=self.lake is not None)
         if not self._missing(wanted):
             return  # up to date: the common case takes no lock
-        if self.lake is None:  # the file: its lock already makes this process the only writer
+        if self.lake is None or self.lake.catalog != "postgres":
+            # a DuckDB file (the warehouse, or a lake's catalog): its lock already makes this
+            # process the only writer
             self._apply(wanted)
             return
         with migration_lock(self.lake, self.lock_timeout_s):

@@ -1,7 +1,8 @@
 """Process faults: real processes killed or held at known points, never timed by sleeps.
 
 - SIGKILL inside the load's transaction (a `dagster asset materialize` paused by a test-only hook
-  right after the changed rows were deleted): every table is as it was; the next run completes.
+  after the changed rows were deleted and the calls inserted, before their payloads): every
+  table is as it was; the next run completes.
 - SIGKILL while the run is fetching (the simulator holds its third request): same.
 Both in each lane; in the lake the killed run's transaction and window lock die with its
 catalog connection. On the file only (file_only: its lock):
@@ -77,9 +78,11 @@ def test_sigkill_inside_the_load_transaction_changes_no_table_and_the_next_run_c
             )
     before = pipeline.snapshot()
     fifo = gate(tmp_path)
-    env = cli_env(pipeline, tmp_path, FAULTS_PAUSE_AT="calls_insert", FAULTS_PAUSE_FIFO=str(fifo))
-    run = _materialize(procs, env)
-    run.wait_for("PAUSED-IN-LOAD")  # changed rows deleted, nothing inserted yet
+    # paused with the changed rows deleted and the calls inserted, their payloads not yet: a
+    # commit anywhere before that point would leave a changed table behind
+    pause = {"FAULTS_PAUSE_AT": "calls_raw_insert", "FAULTS_PAUSE_FIFO": str(fifo)}
+    run = _materialize(procs, cli_env(pipeline, tmp_path, **pause))
+    run.wait_for("PAUSED-IN-LOAD")
     run.kill()
     after = pipeline.snapshot()
     if first_load:

@@ -49,3 +49,34 @@ def test_an_exited_child_not_yet_reaped_counts_as_gone() -> None:
         assert _started_at(child.pid) is None
     finally:
         child.wait()
+
+
+def test_the_reaper_marks_failed_a_started_run_whose_process_is_gone_and_no_other() -> None:
+    """`reap` on a real (SQLite) instance: a STARTED run whose logged PID has exited is marked
+    failed, saying why; a STARTED run whose process lives, and a run that logged no PID yet,
+    are left alone. (The daemon's tick calling it: tests/faults/test_between_runs.py.)"""
+    import dagster as dg
+    from dagster._core.events import EngineEventData
+
+    from pipelines.dead_runs import reap
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with dg.DagsterInstance.local_temp() as instance:
+        runs = {}
+        for name, pid in (("dead", gone.pid), ("alive", os.getpid()), ("silent", None)):
+            run = instance.add_run(
+                dg.DagsterRun(job_name=f"job_{name}", status=dg.DagsterRunStatus.STARTED)
+            )
+            if pid is not None:
+                data = EngineEventData(metadata={"pid": dg.MetadataValue.int(pid)})
+                instance.report_engine_event("the run's process", run, data)
+            runs[name] = run.run_id
+        reaped = reap(instance)
+        status = {name: instance.get_run_by_id(rid).status for name, rid in runs.items()}
+    assert [line.split(" ")[0] for line in reaped] == [runs["dead"]]
+    assert status == {
+        "dead": dg.DagsterRunStatus.FAILURE,
+        "alive": dg.DagsterRunStatus.STARTED,
+        "silent": dg.DagsterRunStatus.STARTED,
+    }
