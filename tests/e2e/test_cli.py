@@ -1,4 +1,4 @@
-"""The real `dagster` CLI in subprocesses: a partition, and five partitions as concurrent runs.
+"""The real CLIs in subprocesses: `dagster` finds the code location, `dg launch` runs a day.
 
 Each run test runs in both lanes: the DuckDB file, and a DuckLake in PostgreSQL (WAREHOUSE_URL).
 """
@@ -10,6 +10,7 @@ import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pipelines.jambonz.records import record_identity
@@ -22,9 +23,6 @@ from tests.e2e.conftest import (
     ENV_VARS,
     call_keys,
     cli_env,
-    materialize,
-    start_reader,
-    stop_reader,
 )
 from warehouse.lake import Lake, extension_file
 
@@ -76,17 +74,28 @@ def duckdb_cli_args(env: dict[str, str], lane: Lake | None) -> list[str]:
 def test_cli_materializes_a_partition(
     simulator: Simulator, tmp_path: Path, lane: Lake | None
 ) -> None:
-    """`dagster asset materialize` as a user types it: the CLI's own instance (DAGSTER_HOME with
-    the repository's dagster.yaml), its output free of the key, and the DuckDB CLI the README
-    names reading what it wrote from another process."""
+    """`dg launch --assets 'calls*' --partition`, as the README gives it: `dg`'s own way to the
+    definitions from the repository root, the CLI's instance (DAGSTER_HOME with the repository's
+    dagster.yaml), its output free of the key, and the DuckDB CLI the README names reading what
+    it wrote from another process."""
     env, home = cli_env(simulator, tmp_path, lane)
     day = NOW.date() - timedelta(days=2)
-    proc = materialize(env, home, day.isoformat())
-    out, _ = proc.communicate(timeout=240)
+    proc = subprocess.run(
+        [str(BIN / "dg"), "launch", "--assets", "calls*", "--partition", day.isoformat()],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "RUN_SUCCESS" in out
     assert set(call_keys(env)) == truth_keys(simulator, env, [day])
     assert env["JAMBONZ_API_KEY"] not in out
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # the run is in DAGSTER_HOME
+        assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
     # the DuckDB CLI the README names (the registry's duckdb-cli) reads what the run wrote
     query = "SELECT count(*), count(DISTINCT call_key) FROM calls"
     cli = subprocess.run(
@@ -99,32 +108,3 @@ def test_cli_materializes_a_partition(
     assert cli.returncode == 0, cli.stderr
     n = len(truth_keys(simulator, env, [day]))
     assert cli.stdout.split() == [f"{n},{n}"]
-
-
-# the lake's parallel writers and reader: tests/e2e/test_lake.py (four days and a fifth run of
-# one of them beside a reader that holds its session open)
-@pytest.mark.file_only
-def test_five_partitions_as_concurrent_runs_with_a_reader(
-    simulator: Simulator, tmp_path: Path, lane: Lake | None
-) -> None:
-    """Five runs in five processes at once and a reader in a sixth: the file's lock is a
-    process's lock, so only processes can show that runs take turns and readers never fail."""
-    env, home = cli_env(simulator, tmp_path, lane)
-    days = [NOW.date() - timedelta(days=n) for n in range(2, 7)]
-    # The warehouse exists before the runs start so the reader can open it from its first read.
-    first = materialize(env, home, days[0].isoformat())
-    out, _ = first.communicate(timeout=240)
-    assert first.returncode == 0, out[-3000:]
-    reader = start_reader(env)
-    runs = [materialize(env, home, d.isoformat()) for d in days]
-    outputs = [p.communicate(timeout=400)[0] for p in runs]
-    reads = stop_reader(reader)
-    for day, proc, out in zip(days, runs, outputs, strict=True):
-        assert proc.returncode == 0, f"{day}: {out[-3000:]}"
-        assert "Conflicting lock" not in out, out[-3000:]
-        assert "WarehouseLockedError" not in out, out[-3000:]
-        assert "RUN_SUCCESS" in out
-    assert reads >= 5
-    keys = call_keys(env)
-    assert len(keys) == len(set(keys)), "a call was loaded twice"
-    assert set(keys) == truth_keys(simulator, env, days)

@@ -30,7 +30,7 @@ from warehouse.load import Warehouse
 
 pytestmark = pytest.mark.process
 
-DAYS = [NOW.date() - timedelta(days=n) for n in range(3, 0, -1)]
+DAYS = [NOW.date() - timedelta(days=n) for n in range(2, 0, -1)]
 DEPLOY_YAML = REPO_ROOT / "docs" / "deploy" / "dagster.yaml"
 
 

@@ -59,22 +59,6 @@ def test_dg_checks_and_lists_the_definitions_with_nothing_set() -> None:
     assert "daily_calls_sync" in {s["name"] for s in defs["schedules"]}
 
 
-def test_dg_launch_materializes_a_day(simulator: Simulator, tmp_path: Path) -> None:
-    """`dg launch --assets calls --partition` as the README gives it: `dg`'s own way to the
-    definitions and its exit code."""
-    env, _ = cli_env(simulator, tmp_path)
-    day = NOW.date() - timedelta(days=2)
-    done = _dg("launch", "--assets", "calls", "--partition", day.isoformat(), env=env)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-3000:]
-    assert "RUN_SUCCESS" in out
-    assert env["JAMBONZ_API_KEY"] not in out
-    with duckdb.connect(env["WAREHOUSE_PATH"], read_only=True) as con:
-        keys = [k for (k,) in con.execute("SELECT call_key FROM calls").fetchall()]
-    assert len(keys) == len(set(keys))
-    assert set(keys) == truth_keys(simulator, env, [day])
-
-
 RANGE = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
 
 
