@@ -155,9 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def db(name: str) -> str:
             return str(work / f"{name}.duckdb")
 
-        # the smoke keeps the harness from rotting: one latency runs every scenario
-        settings = [(0, 1)] if smoke else [(0, 1), (20, args.concurrency)]
-        for latency, conc in settings:
+        for latency, conc in ((0, 1), (20, args.concurrency)):
             print(f"latency {latency} ms, concurrency {conc}...", flush=True)
             rows.append(measured(server, "floor", latency, conc, sid=sid))
             rows.append(measured(server, "sync", latency, conc, sid=sid, db=db(f"s{latency}")))
@@ -200,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
     ]
     by = {(r.name, r.latency_ms): r for r in rows}
-    for lat, _ in settings:
+    for lat in (0, 20):
         s, f, n = by[("sync", lat)], by[("floor", lat)], by[("naive", lat)]
         d = by[("dagster", lat)]
         lines.append(
