@@ -33,11 +33,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The suite's tests wait on the simulator, child processes and PostgreSQL more than they compute,
-# so more workers than the 2 cores pay. tests/conftest.py orders them heaviest first, and xdist
-# hands them out in that order a test or two at a time (--maxschedchunk 1: its default gives
-# each worker a quarter of its share up front, all the heavy tests to the first). Every run
-# prints its 15 slowest tests. (README "Tests")
-WORKERS ?= 4
+# so more workers than the 2 cores pay (README "Tests" has the figures). tests/conftest.py orders
+# them heaviest first, and xdist hands them out in that order a test or two at a time
+# (--maxschedchunk 1: its default gives each worker a quarter of its share up front, so all the
+# heavy tests went to the first). Every run prints its 15 slowest tests.
+WORKERS ?= 5
 PYTEST := $(BIN)/pytest -n $(WORKERS) --dist load --maxschedchunk 1 --durations=15
 
 # everything: lint, types, the definitions as `dg` loads them, every test in both lanes

@@ -1,6 +1,6 @@
 """A backfill the way users launch one: `dagster job backfill` picked up by the daemon.
 
-The daemon launches one run per partition (at most 4 at once, dagster.yaml; the backfill has 6
+The daemon launches one run per partition (at most 4 at once, dagster.yaml; the backfill has 5
 days, so runs queue behind the four slots and start as others end), which take turns on the
 DuckDB file's lock; a separate process reads the warehouse meanwhile. The backfill must finish
 with every run successful, no lock error anywhere, and every call once.
@@ -39,7 +39,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # more days than run slots (4): runs queue, and slots pass on as runs end; a 30-day backfill
 # only queues longer
-DAYS = [NOW.date() - timedelta(days=n) for n in range(6, 0, -1)]
+DAYS = [NOW.date() - timedelta(days=n) for n in range(5, 0, -1)]
 
 
 @pytest.fixture

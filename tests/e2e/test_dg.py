@@ -44,12 +44,9 @@ def _dg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_dg_checks_and_lists_the_definitions_with_nothing_set() -> None:
-    """`dg check defs` and `dg list defs` load the project as `dg` finds it (pyproject's [tool.dg]),
-    which only the `dg` program reads."""
-    checked = _dg("check", "defs")
-    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
-    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+def test_dg_lists_the_definitions_with_nothing_set() -> None:
+    """`dg list defs` loads the project as `dg` finds it (pyproject's [tool.dg]), which only the
+    `dg` program reads (`make test` runs `dg check defs` itself)."""
     listed = _dg("list", "defs", "--json")
     assert listed.returncode == 0, listed.stderr[-2000:]
     defs = json.loads(listed.stdout)

@@ -103,7 +103,7 @@ def test_syncing_until_success_gives_exactly_the_window_and_again_changes_nothin
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lane", ["lake"], indirect=True)
-@_given(examples=4)
+@_given(examples=3)
 def test_syncing_until_success_in_the_lake_gives_exactly_the_window_and_again_changes_nothing(
     make_pipeline: MakePipeline,
     tmp_path: Path,
