@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 # them heaviest first, and xdist hands them out in that order a test or two at a time
 # (--maxschedchunk 1: its default gives each worker a quarter of its share up front, so all the
 # heavy tests went to the first). Every run prints its 15 slowest tests.
-WORKERS ?= 5
+WORKERS ?= 4
 PYTEST := $(BIN)/pytest -n $(WORKERS) --dist load --maxschedchunk 1 --durations=15
 
 # everything: lint, types, the definitions as `dg` loads them, every test in both lanes

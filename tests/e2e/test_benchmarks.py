@@ -41,9 +41,9 @@ def test_bench_smoke_prints_the_table(tmp_path: Path) -> None:
 
 
 def test_lake_bench_smoke_prints_the_table(tmp_path: Path) -> None:
-    """`python -m benchmarks.lake` on 4 small days: its PostgreSQL, loads, maintenance, table."""
-    text = bench("lake", tmp_path / "lake.md", "--days", "4", "--calls", "300")
-    assert "| 4 |" in text
+    """`python -m benchmarks.lake` on 2 small days: its PostgreSQL, loads, maintenance, table."""
+    text = bench("lake", tmp_path / "lake.md", "--days", "2", "--calls", "300")
+    assert "| 2 |" in text
     assert "Parquet files on disk" in text
     assert "(target <= 1.5x)" in text
 

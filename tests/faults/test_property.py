@@ -86,7 +86,7 @@ def _given(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]
 # proves what is the warehouse's own there: a failed attempt and a second sync change no table.
 @pytest.mark.slow
 @pytest.mark.parametrize("lane", ["file"], indirect=True)
-@_given(examples=10)
+@_given(examples=6)
 def test_syncing_until_success_gives_exactly_the_window_and_again_changes_nothing(
     make_pipeline: MakePipeline,
     tmp_path: Path,
