@@ -47,7 +47,15 @@ def daemon_env(
     tmp_path: Path, lane: Lake | None
 ) -> Iterator[tuple[Simulator, dict[str, str], Path]]:
     with Simulator(seed=11, calls_per_day=150, now=NOW, retention_days=40) as sim:
-        env, home = cli_env(sim, tmp_path, lane, PARTITIONS_START_DATE=DAYS[0].isoformat())
+        # runs take turns at the file: on a loaded machine a run may wait longer than the 120 s
+        # default for the lock (SYNC_RETRIES is 0 here, so that would fail it)
+        env, home = cli_env(
+            sim,
+            tmp_path,
+            lane,
+            PARTITIONS_START_DATE=DAYS[0].isoformat(),
+            WAREHOUSE_LOCK_TIMEOUT_S="600",
+        )
         yield sim, env, home
 
 
