@@ -18,6 +18,7 @@ from pydantic import Field
 from pipelines.jambonz.client import RecentCallsClient, Scope
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.retries import TransientFailure
+from warehouse import locks
 from warehouse.lake import Lake, LakeLockError, LakeUrlError
 from warehouse.lake import parse as parse_lake
 from warehouse.load import (
@@ -149,11 +150,20 @@ class WarehouseResource(dg.ConfigurableResource):
         elif not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
             problem = f"cannot be created: {parent} is not writable by this user"
         else:
-            return
-        raise dg.Failure(
-            f"WAREHOUSE_PATH={self.path!r} {problem}; point WAREHOUSE_PATH at a DuckDB file in a "
-            "writable folder (README 'Pointing it at jambonz')."
-        )
+            problem = ""
+        if problem:
+            raise dg.Failure(
+                f"WAREHOUSE_PATH={self.path!r} {problem}; point WAREHOUSE_PATH at a DuckDB file "
+                "in a writable folder (README 'Pointing it at jambonz')."
+            )
+        # a schema a newer release wrote: refused before any request, unless a writer holds the
+        # file now (then the load refuses it when it opens the file)
+        if path.exists() and not locks.file_busy(path, write=False):
+            with self.open(read_only=True) as wh:
+                try:
+                    wh.check_schema()
+                except SchemaTooNewError as exc:
+                    raise dg.Failure(str(exc)) from None
 
     def _check_lake(self) -> None:
         """The catalog answers (and takes the schema), and the data path takes a file."""

@@ -468,6 +468,10 @@ class Warehouse:
                 raise
             # another run created the table at the same moment: it is there now
         applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
+        self._refuse_newer(applied, wanted)
+        return any(v not in applied for v, _, _ in wanted)
+
+    def _refuse_newer(self, applied: set[int], wanted: list[tuple[int, str, str]]) -> None:
         known = max(v for v, _, _ in wanted)
         if applied and max(applied) > known:
             raise SchemaTooNewError(
@@ -476,7 +480,16 @@ class Warehouse:
                 "worker to that release (uv sync from its uv.lock); an older release never "
                 "writes to a newer schema"
             )
-        return any(v not in applied for v, _, _ in wanted)
+
+    def check_schema(self) -> None:
+        """SchemaTooNewError when a newer release migrated this warehouse; works read-only, so a
+        run can ask before its first request (a new, empty warehouse passes)."""
+        con = self.con
+        query = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        if not con.execute(query + "AND table_name = 'schema_version'").fetchone()[0]:  # type: ignore[index]
+            return
+        applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
+        self._refuse_newer(applied, migrations(lake=self.lake is not None))
 
     def _apply(self, wanted: list[tuple[int, str, str]]) -> None:
         con = self.con
