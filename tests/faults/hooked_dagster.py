@@ -6,7 +6,8 @@ Hooks, each off unless its variable is set:
 - FAULTS_PAUSE_AT=<sql name> and FAULTS_PAUSE_FIFO=<fifo>: the first time the loader fetches
   warehouse/sql/<name>.sql (inside the load's open transaction), write "PAUSED-IN-LOAD" to the
   original stdout and block until the fifo is written to.
-- FAULTS_SIGNAL_LOCK=1: each time opening the DuckDB file finds it held, write "WAITING-FOR-LOCK".
+- FAULTS_SIGNAL_LOCK=1: each time opening the DuckDB file for writing finds it held, write
+  "WAITING-FOR-LOCK" (not the read-only look at its schema before the first request).
 
 Signals go to a duplicate of the process's original stdout, so Dagster's compute-log capture
 (which redirects fd 1 during a step) does not swallow them. Nothing here ships: it patches the
@@ -51,7 +52,7 @@ def _install() -> None:
 
         def signalling_probe(path: Path, *, write: bool) -> bool:
             busy = probe(path, write=write)
-            if busy:
+            if busy and write:
                 _signal("WAITING-FOR-LOCK")
             return busy
 
