@@ -484,11 +484,11 @@ class Warehouse:
     def check_schema(self) -> None:
         """SchemaTooNewError when a newer release migrated this warehouse; works read-only, so a
         run can ask before its first request (a new, empty warehouse passes)."""
-        con = self.con
-        query = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        if not con.execute(query + "AND table_name = 'schema_version'").fetchone()[0]:  # type: ignore[index]
-            return
-        applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
+        try:
+            rows = self.con.execute(sql("schema_version_applied")).fetchall()
+        except duckdb.CatalogException:
+            return  # nothing applied yet
+        applied = {v for (v,) in rows}
         self._refuse_newer(applied, migrations(lake=self.lake is not None))
 
     def _apply(self, wanted: list[tuple[int, str, str]]) -> None:
