@@ -1,5 +1,6 @@
 # One entry point for people and CI. Every target bootstraps .venv from uv.lock: exactly the
-# packages and versions locked there, checked against their hashes (README "Installing").
+# packages and versions locked there, checked against their hashes (docs/development.md
+# "Installing").
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -35,9 +36,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite's tests wait on the simulator, child processes and PostgreSQL more than they compute,
-# so more workers than the 2 cores pay (README "Tests" has the figures). tests/conftest.py orders
-# them heaviest first, and xdist hands them out in that order a test or two at a time
+# The suite's tests wait on the simulator, child processes and PostgreSQL more than they compute, so
+# more workers than the 2 cores pay (docs/development.md "Tests" has the figures). tests/conftest.py
+# orders them heaviest first, and xdist hands them out in that order a test or two at a time
 # (--maxschedchunk 1: its default gives each worker a quarter of its share up front, so all the
 # heavy tests went to the first). Every run prints its 15 slowest tests.
 WORKERS ?= 4

@@ -137,7 +137,7 @@ def build_calls_asset(
                 kinds={"duckdb", "python"},
                 description=(
                     "One row per call (call_key), upserted by day window from jambonz "
-                    "RecentCalls; never deleted. Columns: see README 'The calls table'."
+                    "RecentCalls; never deleted. Columns: see docs/models.md 'The calls table'."
                 ),
                 partitions_def=partitions,
             )

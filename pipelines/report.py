@@ -96,7 +96,7 @@ def render(wh: Warehouse, period: Period, *, source: str, generated: datetime) -
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Local days in {escape(period.tz)}; warehouse {escape(source)}; '
         + (f"account {escape(str(next(iter(accounts))))}; " if len(accounts) == 1 else "")
-        + f"generated {generated:%Y-%m-%d %H:%M} UTC. Definitions: the README's Models section "
+        + f"generated {generated:%Y-%m-%d %H:%M} UTC. Definitions: docs/models.md, 'Models' "
         "(ITU-T E.411/E.425, RFC 6076).</p>",
     ]
     if missing:

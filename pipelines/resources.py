@@ -211,7 +211,7 @@ class WarehouseResource(dg.ConfigurableResource):
         except DataPathUnwritableError as exc:
             raise dg.Failure(
                 f"{where}WAREHOUSE_DATA_PATH={self.data_path!r} cannot be written: {exc}; check "
-                "the bucket and the AWS_* credentials (README 'Outgrowing one machine')"
+                "the bucket and the AWS_* credentials (docs/lake.md 'The DuckLake lane')"
             ) from None
         except (OSError, WarehouseUnopenableError) as exc:
             setting = f"WAREHOUSE_URL={self.url!r}" if self.url else f"WAREHOUSE_PATH={self.path!r}"

@@ -1,8 +1,8 @@
 """The rows `calls` must hold for records the simulator served, computed without the pipeline.
 
 An oracle that shares the code it judges passes that code's bugs, so nothing here imports
-pipelines.normalize, pipelines.jambonz.records or the warehouse: each rule of the README's
-"What a call row is" is written again, plainly, one record at a time, from the records as the
+pipelines.normalize, pipelines.jambonz.records or the warehouse: each rule of docs/models.md's
+"The calls table" is written again, plainly, one record at a time, from the records as the
 simulator generated them (`Simulator.calls`: its ground truth, in the API's own shape).
 
 - A column holds a value of its kind (text, a boolean, a whole number in 32 bits, a time:

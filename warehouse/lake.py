@@ -91,7 +91,7 @@ def parse(url: str, data_path: str | None) -> Lake:
         if "password" in keys or re.search(r"//[^/@]*:[^/@]*@", conninfo):
             raise LakeUrlError(
                 "WAREHOUSE_URL must not hold the catalog's password: give it to libpq through "
-                "PGPASSWORD or PGPASSFILE (README 'Outgrowing one machine')"
+                "PGPASSWORD or PGPASSFILE (docs/lake.md 'The DuckLake lane')"
             )
     if "\n" in conninfo or "\x00" in conninfo:
         raise LakeUrlError("WAREHOUSE_URL holds a newline")

@@ -59,7 +59,7 @@ DEFAULT_LOCK_TIMEOUT_S = 120.0
 # (compresses) each row group once it is full, in the loader's thread while the next pages are
 # fetched; what is left for COMMIT and the checkpoint is at most one row group (~0.15 s for the
 # 200k day) instead of up to 122,879 rows (~1-2 s). The file is ~10% larger; scans skip by
-# min/max at a finer grain. (README Performance)
+# min/max at a finer grain. (docs/performance.md)
 
 
 class WindowLoad:
@@ -301,7 +301,7 @@ def _unopenable(said: str) -> str:
         return (
             f"{said} -- the file was written by a newer DuckDB (this project used DuckDB 2.0.1 "
             "before it moved to 1.5.5): export it with that DuckDB and copy it back with "
-            "`python -m warehouse.migrate` (README 'DuckDB version')"
+            "`python -m warehouse.migrate` (docs/operations.md 'DuckDB version')"
         )
     return said
 

@@ -5,13 +5,13 @@
     python -m warehouse.migrate --upgrade [--to TARGET]   # only the schema, as a deploy step
 
 The source is a warehouse file this DuckDB reads, or the folder that DuckDB 2.x's
-`EXPORT DATABASE '<folder>' (FORMAT parquet)` wrote from an older file (README "DuckDB version":
-DuckDB 1.5 cannot open a file DuckDB 2.0 wrote). The target is a new DuckDB file, or a DuckLake
-(`ducklake:postgres:<conninfo>`, its data path from --data-path or WAREHOUSE_DATA_PATH, its
-password from PGPASSWORD or PGPASSFILE). The target gets the schema of this code (the
-migrations) and every row of every data table in one transaction; then each table is compared
-both ways (EXCEPT ALL: the same rows, duplicates counted) and the command says what it found. It
-refuses a target that already holds rows, and never writes to the source.
+`EXPORT DATABASE '<folder>' (FORMAT parquet)` wrote from an older file (docs/operations.md
+"DuckDB version": DuckDB 1.5 cannot open a file DuckDB 2.0 wrote). The target is a new DuckDB
+file, or a DuckLake (`ducklake:postgres:<conninfo>`, its data path from --data-path or
+WAREHOUSE_DATA_PATH, its password from PGPASSWORD or PGPASSFILE). The target gets the schema of
+this code (the migrations) and every row of every data table in one transaction; then each table
+is compared both ways (EXCEPT ALL: the same rows, duplicates counted) and the command says what
+it found. It refuses a target that already holds rows, and never writes to the source.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if "version number" in str(exc):
             hint = (
                 " (a file written by a newer DuckDB, such as 2.x: export it with that DuckDB "
-                'first and migrate from the folder; README "DuckDB version")'
+                'first and migrate from the folder; docs/operations.md "DuckDB version")'
             )
         print(
             f"migrate: cannot read --from {args.source}{hint}. DuckDB said: {exc}", file=sys.stderr

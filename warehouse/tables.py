@@ -1,8 +1,8 @@
 """The shapes of the warehouse's tables, declared once.
 
 `CALLS_SCHEMA` is the contract of the `calls` table: column order, names and types. The
-normalizer builds Arrow tables of exactly this schema, the loader writes them, the tests and the
-README describe it. DuckDB types follow from Arrow's: timestamp[us, UTC] -> TIMESTAMPTZ,
+normalizer builds Arrow tables of exactly this schema, the loader writes them, the tests and
+docs/models.md describe it. DuckDB types follow from Arrow's: timestamp[us, UTC] -> TIMESTAMPTZ,
 int32 -> INTEGER, and `extra` (a JSON text) -> JSON.
 """
 

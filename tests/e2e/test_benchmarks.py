@@ -1,5 +1,5 @@
 """The benchmark harness runs end to end on a tiny day, so it cannot rot. No timing is asserted:
-benchmarks are not tests (the targets live in benchmarks/run.py and the README)."""
+benchmarks are not tests (the targets live in benchmarks/run.py and docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -61,8 +61,9 @@ def test_dagster_finds_the_code_location_from_the_repo_root_with_nothing_set() -
 
 def duckdb_cli_args(env: dict[str, str], lane: Lake | None) -> list[str]:
     """The DuckDB CLI's arguments (before the query) the README gives for reading the warehouse:
-    the file, read-only; or the lake ("Reading the lake": the registry's CLI is 1.5.6, the
-    extension files are built for 1.5.5, so it is told not to mind the patch version)."""
+    the file, read-only; or the lake (docs/lake.md "Reading the lake": the registry's CLI is
+    1.5.6, the extension files are built for 1.5.5, so it is told not to mind the patch
+    version)."""
     if lane is None:
         return ["-readonly", env["WAREHOUSE_PATH"]]
     setup = ["SET allow_extensions_metadata_mismatch = true"]

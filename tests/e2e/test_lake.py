@@ -396,17 +396,17 @@ def test_the_readmes_attach_line_and_recipes_work_on_the_lake(
     postgres: Postgres,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The analyst's Python lines from README "Reading the lake", pointed at this lake, then every
-    SQL recipe of the README through that connection."""
+    """The analyst's Python lines from docs/lake.md "Reading the lake", pointed at this lake, then
+    every SQL recipe of the README through that connection."""
     pipeline = make_pipeline(simulator, **lake_env(lake))
     assert pipeline.run_day(DAY).success
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("### Reading the lake", 1)[1]
+    page = (REPO_ROOT / "docs" / "lake.md").read_text()
+    section = page.split("## Reading the lake", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert "dbname=jw host=db.internal user=jw" in code
     code = code.replace("dbname=jw host=db.internal user=jw", lake.conninfo)
     namespace: dict[str, object] = {}
-    exec(code, namespace)  # noqa: S102 - the README's own lines, the test's conninfo
+    exec(code, namespace)  # noqa: S102 - docs/lake.md's own lines, the test's conninfo
     assert "day" in capsys.readouterr().out  # the .show() of its last line printed the table
     con = namespace["con"]
     assert isinstance(con, duckdb.DuckDBPyConnection)

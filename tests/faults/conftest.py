@@ -146,7 +146,7 @@ def assert_failed_cleanly(
 def assert_window_exact(pipeline: Pipeline, day: date) -> int:
     """Every call of the window once, with the right values; its bad records quarantined.
 
-    The right values come from tests/oracle.py, the README's rules written again from the
+    The right values come from tests/oracle.py, docs/models.md's rules written again from the
     simulator's own records (`Simulator.calls`), so a bug of the normalizer cannot pass. Returns
     the number of calls of the window.
     """

@@ -99,13 +99,14 @@ def test_a_source_that_is_not_a_warehouse_is_named(tmp_path: Path) -> None:
     newer = tmp_path / "newer.duckdb"  # an empty warehouse, as the project's DuckDB 2.0.1 wrote it
     newer.write_bytes(gzip.decompress((FIXTURES / "warehouse-duckdb-2.0.1.duckdb.gz").read_bytes()))
     with pytest.raises(
-        WarehouseUnopenableError, match=r"(?s)written by a newer DuckDB.*README 'DuckDB version'"
+        WarehouseUnopenableError,
+        match=r"(?s)written by a newer DuckDB.*docs/operations.md 'DuckDB version'",
     ):
         Warehouse(newer)  # a run's first step says the same
     done = run("--from", str(newer), "--to", str(tmp_path / "t2.duckdb"))
     assert done.returncode == 2
     assert f"cannot read --from {newer} (a file written by a newer DuckDB" in done.stderr
-    assert 'README "DuckDB version"' in done.stderr
+    assert 'docs/operations.md "DuckDB version"' in done.stderr
 
 
 def test_a_file_moves_into_a_lake_in_one_command(
