@@ -18,7 +18,12 @@ import pyarrow as pa
 
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
 from pipelines.jambonz.client import Scope, Window, WindowResult
-from pipelines.jambonz.errors import IncompleteWindowError, JambonzError, JambonzUnavailableError
+from pipelines.jambonz.errors import (
+    IncompleteWindowError,
+    JambonzError,
+    JambonzUnavailableError,
+    JambonzUnreachableError,
+)
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.retries import TransientFailure
@@ -163,6 +168,16 @@ def build_calls_asset(
     return calls
 
 
+def _synced_before(context: dg.AssetExecutionContext) -> bool:
+    """Whether jambonz answered this Dagster instance before: a day or today was materialized.
+    A URL that never answered is a setting to fix; one that did is a server down, retried."""
+    instance = context.instance
+    return any(
+        instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
+        for name in ("calls", "calls_today")
+    )
+
+
 def sync_day(
     context: dg.AssetExecutionContext,
     settings: Settings,
@@ -230,6 +245,12 @@ def sync_day(
             LakeLockError,
             WarehouseConflictError,
         )
+        if isinstance(exc, JambonzUnreachableError) and not _synced_before(context):
+            raise dg.Failure(
+                description=f"partition {day}: JAMBONZ_BASE_URL={jambonz.base_url!r} did not "
+                f"answer ({exc.tried}). Check its scheme, host and port. Nothing was written; "
+                "not retried, as no run of this Dagster instance has synced from jambonz yet."
+            ) from None
         if isinstance(exc, transient):
             raise TransientFailure(description=f"partition {day}: {exc}") from None
         if isinstance(exc, JambonzError):

@@ -28,5 +28,17 @@ class JambonzUnavailableError(JambonzError):
     """Retries exhausted: 5xx, timeouts, resets, bad bodies or 429s beyond the bounds."""
 
 
+class JambonzUnreachableError(JambonzUnavailableError):
+    """No answer at all from the base URL since the client was made: every attempt of its first
+    request was refused, unresolvable, unroutable or not accepted in time. A typo in the URL
+    looks like this; so does a jambonz that is down (the caller tells them apart by history).
+    `tried`: what was tried, without the URL (e.g. "3 attempts in 3.5 s; last: ConnectError:
+    [Errno 111] Connection refused")."""
+
+    def __init__(self, message: str, tried: str) -> None:
+        super().__init__(message)
+        self.tried = tried
+
+
 class IncompleteWindowError(JambonzError):
     """The window could not be made complete within bounded attempts; names the shortfall."""

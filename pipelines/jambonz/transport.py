@@ -3,9 +3,11 @@
 The written retry rule: timeouts, connection errors, resets, truncated or unreadable 200 bodies,
 5xx and 429 are retried with capped, fully jittered exponential backoff (a 429 waits what the
 server said: Retry-After, else RateLimit-Reset), up to `max_attempts` and `max_retry_s`, then
-JambonzUnavailableError. 401, 403, other 4xx and a 500 that is the database refusing the query
-raise at once. Every request waits its turn in the Pacer (pacing.py), which keeps the reserve of
-the shared rate-limit bucket. The API key never appears in a message, a log line or a repr.
+JambonzUnavailableError. Until the server has answered once, connection failures give up within
+FIRST_CONTACT_S (JambonzUnreachableError: a mistyped URL must not wait minutes). 401, 403, other
+4xx and a 500 that is the database refusing the query raise at once. Every request waits its
+turn in the Pacer (pacing.py), which keeps the reserve of the shared rate-limit bucket. The API
+key never appears in a message, a log line or a repr.
 Knows nothing of windows: pipelines/jambonz/window.py pages over `Transport.fetch`.
 """
 
@@ -27,6 +29,7 @@ from pipelines.jambonz.errors import (
     JambonzBadRequestError,
     JambonzForbiddenError,
     JambonzUnavailableError,
+    JambonzUnreachableError,
 )
 from pipelines.jambonz.pacing import (
     DEFAULT_RESERVE,
@@ -52,6 +55,11 @@ from pipelines.jambonz.window import WindowStats
 USER_AGENT = "jambonz-warehouse/0.1 (RecentCalls sync; +https://github.com/jambonz)"
 
 log = logging.getLogger("pipelines.jambonz.client")
+
+# Until the server has answered once: how long connection failures are retried, and how long one
+# connection may take to be accepted. A refused or mistyped URL fails in seconds, not minutes.
+FIRST_CONTACT_S = 20.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 class _BearerAuth(httpx.Auth):
@@ -133,6 +141,7 @@ class Transport:
         self._sleep = _sleep
         self._monotonic = _monotonic
         self._random = _random
+        self.answered = False  # whether the server has answered any request of this client
         self._lock = threading.Lock()  # guards the stats objects requests count into
         # requests in flight at once; one more page may be parsed meanwhile
         self._gate = threading.BoundedSemaphore(concurrency)
@@ -143,7 +152,7 @@ class Transport:
             base_url=self.base_url,
             auth=_BearerAuth(api_key),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
             transport=_transport,
             follow_redirects=False,
         )
@@ -187,7 +196,15 @@ class Transport:
                     delay = backoff_delay(
                         attempt - 1, self.backoff_base_s, self.backoff_cap_s, self._random
                     )
-                if attempt >= self.max_attempts or spent + delay > self.max_retry_s:
+                if not self.answered and retry.cause == "connect":
+                    limit = min(self.max_retry_s, FIRST_CONTACT_S)
+                    if attempt >= self.max_attempts or spent + delay > limit:
+                        tried = f"{attempt} attempts in {spent:.1f} s; last: {retry}"
+                        raise JambonzUnreachableError(
+                            f"{self.base_url} did not answer {describe(scope, window)}: {tried}",
+                            tried,
+                        ) from None
+                elif attempt >= self.max_attempts or spent + delay > self.max_retry_s:
                     raise JambonzUnavailableError(
                         f"jambonz at {self.base_url} is unavailable for "
                         f"{describe(scope, window)}: gave up after {attempt} attempts "
@@ -217,6 +234,8 @@ class Transport:
         try:
             try:
                 response = self._http.get(scope.path, params=params)
+            except httpx.ConnectTimeout as exc:  # not accepted in time: no server there yet
+                raise _Retry("connect", _cause(exc)) from None
             except httpx.TimeoutException as exc:
                 raise _Retry("timeout", _cause(exc)) from None
             except httpx.ConnectError as exc:
@@ -226,7 +245,7 @@ class Transport:
                 raise _Retry(kind, _cause(exc)) from None
             except httpx.TransportError as exc:
                 raise _Retry("reset", _cause(exc)) from None
-            answered = True
+            answered = self.answered = True
             info = parse_rate_headers(response.headers)
             if response.status_code == 429:
                 # Retry-After outranks the 429's RateLimit headers (a proxy's or a restarted

@@ -113,15 +113,28 @@ def test_a_base_url_nobody_answers_fails_after_bounded_attempts_and_writes_nothi
     existing: bool,
     retries: _Retries,
 ) -> None:
+    """Fresh: the URL never answered this Dagster instance, so it is a setting to fix: the run
+    fails naming JAMBONZ_BASE_URL, not retried. Existing: jambonz answered this instance before
+    (a day synced), so it is a server down: the step's retry rule takes it (SYNC_RETRIES=0 here:
+    the step gives up after its one attempt, saying so)."""
     pipeline = make_pipeline(simulator)
     _prepare(pipeline, existing)
     before = pipeline.snapshot()
     dead = f"http://127.0.0.1:{_free_port()}"
+    instance = pipeline.instance
     pipeline = make_pipeline(simulator, base_url=dead)
+    if existing:
+        pipeline.instance = instance  # the instance that synced the day before
     result = pipeline.run_day(DAY)
     message = _one_line(failure_message(result))
-    for text in (dead, "unavailable", "connect", "refused", DAY.isoformat()):
+    for text in (dead, "did not answer", "Connection refused", DAY.isoformat()):
         assert text in message, message
+    if existing:
+        assert "gave up after 1 attempt" in message, message
+        assert "JAMBONZ_BASE_URL" not in message
+    else:
+        assert f"JAMBONZ_BASE_URL={dead!r}" in message, message
+        assert "not retried" in message
     assert retries.count == FAST["max_attempts"] - 1, "bounded: no retry storm"
     assert pipeline.snapshot() == before
 

@@ -20,6 +20,7 @@ from pipelines.jambonz.client import (
     Window,
     WindowResult,
 )
+from pipelines.jambonz.errors import JambonzUnreachableError
 from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import (
     ACCOUNT_KEY,
@@ -156,15 +157,18 @@ def test_retries_exhausted_name_the_cause_not_the_key(
     assert simulator.faults.server_errors == 7
 
 
-def test_unreachable_server_is_a_connect_error(log: pytest.LogCaptureFixture) -> None:
+def test_a_server_nobody_answers_is_unreachable_saying_what_it_tried(
+    log: pytest.LogCaptureFixture,
+) -> None:
     with Simulator(seed=1, calls_per_day=10) as sim:
         base = sim.base_url
     with (
-        pytest.raises(JambonzUnavailableError, match="connect") as info,
+        pytest.raises(JambonzUnreachableError, match="Connection refused") as info,
         RecentCallsClient(base, ACCOUNT_KEY, max_attempts=2, **FAST) as client,  # type: ignore[arg-type]
     ):
         client.fetch_window(ACCOUNT, DAY)
     assert base in str(info.value)
+    assert info.value.tried.startswith("2 attempts in ")
     assert ACCOUNT_KEY not in str(info.value)
 
 

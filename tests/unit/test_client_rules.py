@@ -22,6 +22,8 @@ from pipelines.jambonz.client import (
     Scope,
     Window,
 )
+from pipelines.jambonz.errors import JambonzUnreachableError
+from pipelines.jambonz.transport import FIRST_CONTACT_S
 from tests.conftest import Capture
 
 KEY = "secret-key-do-not-print"
@@ -171,6 +173,47 @@ def test_retries_are_bounded_by_total_time() -> None:
         c.fetch_window(Scope.account(ACCOUNT), DAY)
     assert sum(clock.slept) <= 10.0
     assert "connection refused" in str(info.value)
+
+
+def test_a_server_that_never_answered_is_given_up_within_first_contact_s() -> None:
+    """A refused URL (a typo) gives up within FIRST_CONTACT_S of backoff, however long
+    max_retry_s allows, as JambonzUnreachableError saying what was tried."""
+    clock = FakeTime()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        client_for(handler, clock, max_attempts=100, backoff_base_s=4.0, fallback_rate=None) as c,
+        pytest.raises(JambonzUnreachableError) as info,
+    ):
+        c.fetch_window(Scope.account(ACCOUNT), DAY)
+    assert 0 < sum(clock.slept) <= FIRST_CONTACT_S
+    assert "connection refused" in info.value.tried
+    assert f"{len(clock.slept) + 1} attempts" in info.value.tried
+    assert BASE not in info.value.tried  # the caller names the setting and the URL
+
+
+def test_a_server_that_answered_once_is_retried_for_max_retry_s(
+    captures: dict[str, Capture],
+) -> None:
+    """Once the server answered, a connection failure is a server down: retried as long as
+    max_retry_s allows, past FIRST_CONTACT_S, and not called unreachable."""
+    clock = FakeTime()
+    empty = captures["55_acctA_empty_window.http"]
+    answers = [replay(empty, [])]  # the first request is answered, every later one refused
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if answers:
+            return answers.pop()(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with client_for(handler, clock, max_attempts=100, backoff_base_s=4.0, fallback_rate=None) as c:
+        c.fetch_window(Scope.account(ACCOUNT), DAY)
+        with pytest.raises(JambonzUnavailableError) as info:
+            c.fetch_window(Scope.account(ACCOUNT), DAY)
+    assert not isinstance(info.value, JambonzUnreachableError)
+    assert sum(clock.slept) > FIRST_CONTACT_S
 
 
 def test_repr_hides_the_key() -> None:
