@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -29,7 +27,6 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
 from tests.conftest import NOW, lake_env
 from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env
-from tests.e2e.test_cli import truth_keys
 from tests.e2e.test_demo import readme_sql
 from tests.faults.conftest import MakePipeline, failure_message
 from tests.faults.conftest import make_pipeline as make_pipeline  # the fixture, shared
@@ -231,28 +228,6 @@ def test_definitions_load_with_a_lake_and_name_it_in_the_resource(
     assert resource.url == lake.url  # type: ignore[attr-defined]
 
 
-LAKE_READER = """
-import json, select, sys
-from warehouse.lake import parse
-from warehouse.load import Warehouse
-lake = parse(sys.argv[1], sys.argv[2])
-with Warehouse(lake, read_only=True) as wh:  # one session held open through every run
-    while True:
-        wh.con.execute("BEGIN TRANSACTION")  # one snapshot for both counts
-        calls = wh.con.execute(
-            "SELECT CAST(attempted_at AS DATE)::VARCHAR, count(*), count(DISTINCT call_key) "
-            "FROM calls GROUP BY ALL"
-        ).fetchall()
-        kpis = wh.con.execute(
-            "SELECT day::VARCHAR, sum(attempts) FROM trunk_kpis_daily GROUP BY ALL"
-        ).fetchall()
-        wh.con.execute("COMMIT")
-        print(json.dumps({"calls": calls, "kpis": kpis}), flush=True)
-        if select.select([sys.stdin], [], [], 0.1)[0]:
-            break
-"""
-
-
 CHUNK = 1_000  # SYNC_CHUNK_RECORDS of these runs: six chunks a day, one transaction
 
 
@@ -264,54 +239,6 @@ def busy_simulator() -> Iterator[Simulator]:
     # of its own)
     with Simulator(seed=13, calls_per_day=6_000, now=NOW, rate_limit=None) as sim:
         yield sim
-
-
-@pytest.mark.process
-def test_a_reader_held_open_through_parallel_runs_sees_only_whole_days(
-    busy_simulator: Simulator, lake: Lake, postgres: Postgres, tmp_path: Path
-) -> None:
-    """Four days materialized at once by four `dagster asset materialize` processes, and a fifth
-    run of the last day beside them (writers in parallel on one lake, two of them on one day),
-    while a reader keeps one session open, querying in a loop."""
-    simulator = busy_simulator
-    env, home = cli_env(simulator, tmp_path, **lake_env(lake), SYNC_CHUNK_RECORDS=str(CHUNK))
-    env.update(postgres.env())
-    days = [NOW.date() - timedelta(days=n) for n in (5, 4, 3, 2)]
-    truth = {d.isoformat(): len(truth_keys(simulator, env, [d])) for d in days}
-    assert min(truth.values()) > 2 * CHUNK
-    with Warehouse(lake):  # the schema exists before the reader's first query
-        pass
-    # the instance's SQLite storage exists before three processes start at once
-    subprocess.run(
-        [str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=home, check=True, timeout=120
-    )
-    reader = subprocess.Popen(
-        [sys.executable, "-c", LAKE_READER, lake.url, lake.data_path],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    runs = [_dagster(env, home, MATERIALIZE_DAY, d, stdout=subprocess.PIPE) for d in days]
-    runs.append(_dagster(env, home, MATERIALIZE_DAY, days[-1], stdout=subprocess.PIPE))
-    outputs = [p.communicate(timeout=600)[0] for p in runs]
-    seen, errors = reader.communicate(input="", timeout=120)
-    assert reader.returncode == 0, errors[-3000:]
-    for day, proc, out in zip([*days, days[-1]], runs, outputs, strict=True):
-        assert proc.returncode == 0, f"{day}: {out[-3000:]}"
-        assert "RUN_SUCCESS" in out
-        assert postgres.password not in out
-    reads = [json.loads(line) for line in seen.splitlines()]
-    assert len(reads) >= 10, "the reader kept reading while the runs wrote"
-    for read in reads:
-        for day, n, distinct in read["calls"]:
-            assert n == distinct, f"{day}: a call held twice"
-            assert n == truth[day], f"{day}: {n} of {truth[day]} calls visible: half a day"
-        for day, attempts in read["kpis"]:
-            assert attempts == truth[day], f"{day}: the model showed a partial day"
-    # the reader may have stopped before the last commit; the lake itself must hold every day
-    assert _final_counts(lake) == truth
 
 
 def _dagster(

@@ -114,73 +114,76 @@ KILL_AT = {
 
 # The points where a killed run holds the warehouse: its load (the file's lock; the lake's
 # window lock, warehouse/lake.py, which must die with its catalog connection) and a model's
-# rebuild (the file's lock). A run killed while paging holds neither (tests/faults/
-# test_process.py kills one there and the next run completes); its run slot is freed by the same
-# reaper the load point tests.
-POINTS = [("load", "file"), ("models", "file"), ("load", "lake")]
+# rebuild (the file's lock). On the file both runs die on one instance, one after the other, each
+# on a day of its own: the later runs must be held back by neither. A run killed while paging
+# holds neither (tests/faults/test_process.py kills one there and the next run completes); its
+# run slot is freed by the same reaper.
+POINTS = {"file": ["load", "models"], "lake": ["load"]}
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(("point", "lane"), POINTS, indirect=["lane"])
+@pytest.mark.parametrize("lane", list(POINTS), indirect=True)
 def test_a_killed_run_holds_back_no_later_run_on_its_own_instance(
-    make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc], point: str
+    make_pipeline: MakePipeline, tmp_path: Path, procs: list[Proc], lane: object
 ) -> None:
     """A run's process SIGKILLed: only a real process can die without ending its run, leave its
     lock to the kernel and its run STARTED in the instance; the daemon (a process) must mark it
     failed and launch the queued run."""
+    points = POINTS["lake" if lane else "file"]
+    killed_days = [DAY - timedelta(days=n) for n in range(len(points))]
     with WatchedSimulator(seed=11, calls_per_day=1600, now=NOW) as sim:
         pipeline = make_pipeline(sim)  # the oracle's view of the same warehouse
         env = cli_env(pipeline, tmp_path, WAREHOUSE_LOCK_TIMEOUT_S=LOCK_TIMEOUT_S)
         home = Path(env["DAGSTER_HOME"])
-        hooks = {**KILL_AT[point], "FAULTS_PAUSE_FIFO": str(gate(tmp_path))}
-        killed = materialize(procs, env | hooks, DAY)
-        killed.wait_for("PAUSED-IN-LOAD")
-        killed.kill()  # the whole process group, as an OOM kill or a reboot would
+        for point, day in zip(points, killed_days, strict=True):
+            (tmp_path / point).mkdir()
+            hooks = {**KILL_AT[point], "FAULTS_PAUSE_FIFO": str(gate(tmp_path / point))}
+            killed = materialize(procs, env | hooks, day)
+            killed.wait_for("PAUSED-IN-LOAD")
+            killed.kill()  # the whole process group, as an OOM kill or a reboot would
 
-        # The CLI, another day: nothing waits for the dead run.
+        # The CLI, another day: nothing waits for the dead runs.
         sim.forget_requests()
-        other_day = DAY - timedelta(days=1)
+        other_day = killed_days[-1] - timedelta(days=1)
         other = materialize(procs, env, other_day)
         waited = sim.wait_for_request(other_day, FIRST_REQUEST_S)
         code, out = other.finish()
         assert code == 0, out[-3000:]
         assert assert_window_exact(pipeline, other_day) > 1500
 
-        # The daemon, the killed day: a queued run starts at once; the dead run is marked
+        # The daemon, the killed days: queued runs start at once; the dead runs are marked
         # failed (a CLI run has no origin for run retries to launch again; a daemon-launched
         # one would be).
         daemon = _daemon(procs, env, tmp_path)
-        submit_backfill(env, tmp_path, DAY, DAY)
+        submit_backfill(env, tmp_path, killed_days[-1], killed_days[0])
 
         def settled(instance: dg.DagsterInstance) -> bool:
             runs = _syncs(instance)
-            return all(r.is_finished for r in runs) and any(
-                r.tags.get("dagster/backfill") for r in runs
-            )
+            backfill = [r for r in runs if r.tags.get("dagster/backfill")]
+            return len(backfill) == len(points) and all(r.is_finished for r in runs)
 
-        _poll(home, settled, "the backfill run finishes and the dead run is marked failed", daemon)
+        _poll(home, settled, "the backfill runs finish and the dead runs are marked failed", daemon)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             runs = _syncs(instance)
             dead = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
-            assert len(dead) == 1, [(r.run_id, r.status) for r in runs]
-            failure = instance.all_logs(dead[0].run_id, of_type=DagsterEventType.RUN_FAILURE)
-            assert "is gone without ending the run" in failure[-1].message
+            assert len(dead) == len(points), [(r.run_id, r.status) for r in runs]
+            for run in dead:
+                failure = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+                assert "is gone without ending the run" in failure[-1].message
             # marked failed by the reaper's first tick: a watcher there is enough, however
             # loaded the machine
             first_tick = _ticks(instance, "dead_runs")[0]
-            assert dead[0].run_id in first_tick, first_tick
-            later = [r for r in runs if r.run_id != dead[0].run_id]
+            assert all(run.run_id in first_tick for run in dead), first_tick
+            later = [r for r in runs if r.run_id not in {d.run_id for d in dead}]
             assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in later)
-            assert any(r.tags.get("dagster/backfill") for r in later)
             delays = [
-                _first_sync_s(instance, r.run_id)
-                for r in later
-                if r.tags.get("dagster/partition") == DAY.isoformat()
+                _first_sync_s(instance, r.run_id) for r in later if r.tags.get("dagster/backfill")
             ]
-        assert delays, runs
+        assert len(delays) == len(points), runs
         assert all(d is not None and d < FIRST_REQUEST_S for d in delays), delays
-        assert assert_window_exact(pipeline, DAY) > 1500
-        print(f"{point}: CLI run's first request after {waited:.1f} s; daemon runs {delays}")
+        for day in killed_days:
+            assert assert_window_exact(pipeline, day) > 1500
+        print(f"{points}: CLI run's first request after {waited:.1f} s; daemon runs {delays}")
 
 
 @pytest.mark.file_only  # a reader holding the DuckDB file; a lake's readers hold no lock
