@@ -155,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         def db(name: str) -> str:
             return str(work / f"{name}.duckdb")
 
-        for latency, conc in ((0, 1), (20, args.concurrency)):
+        # the smoke runs each scenario once, at 0 ms: the harness, not the figures
+        passes = ((0, 1),) if smoke else ((0, 1), (20, args.concurrency))
+        for latency, conc in passes:
             print(f"latency {latency} ms, concurrency {conc}...", flush=True)
             rows.append(measured(server, "floor", latency, conc, sid=sid))
             rows.append(measured(server, "sync", latency, conc, sid=sid, db=db(f"s{latency}")))
@@ -198,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
     ]
     by = {(r.name, r.latency_ms): r for r in rows}
-    for lat in (0, 20):
+    for lat in sorted({latency for latency, _ in passes}):
         s, f, n = by[("sync", lat)], by[("floor", lat)], by[("naive", lat)]
         d = by[("dagster", lat)]
         lines.append(
@@ -252,18 +254,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(reserve {'kept' if rl['reserve_kept'] else 'BROKEN'}); {rl['requests']} requests, "
         f"{rl['rows']:,} calls in {rl['seconds']:.1f} s.",
     ]
-    lines += ["", "Targets (issue 6):", ""]
+    lines += ["", "Targets:", ""]
     s0, f0, n0 = by[("sync", 0)], by[("floor", 0)], by[("naive", 0)]
-    s20, f20 = by[("sync", 20)], by[("floor", 20)]
     last = scale[-1]
     checks = [
         ("sync >= 60% of the floor at 0 ms", s0.rows_per_s / f0.rows_per_s, 0.60, "{:.0%}"),
-        (
-            f"sync >= 60% of the floor at 20 ms, concurrency {args.concurrency}",
-            s20.rows_per_s / f20.rows_per_s,
-            0.60,
-            "{:.0%}",
-        ),
+    ]
+    if ("sync", 20) in by:  # not in the smoke
+        s20, f20 = by[("sync", 20)], by[("floor", 20)]
+        checks.append(
+            (
+                f"sync >= 60% of the floor at 20 ms, concurrency {args.concurrency}",
+                s20.rows_per_s / f20.rows_per_s,
+                0.60,
+                "{:.0%}",
+            )
+        )
+    checks += [
         (">= 5x the naive baseline (0 ms)", s0.rows_per_s / n0.rows_per_s, 5.0, "{:.1f}x"),
         (
             f"day into {last[0]:,} rows <= 1.5x the day into {scale[0][0]:,} (sync time)",
@@ -272,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "{:.2f}x",
         ),
         (
-            f"day's KPI rebuild on {last[0]:,} rows <= 1.5x on {scale[0][0]:,} (issue 12)",
+            f"day's KPI rebuild on {last[0]:,} rows <= 1.5x on {scale[0][0]:,}",
             last[3]["seconds"] / first_kpis,
             -1.5,
             "{:.2f}x",
