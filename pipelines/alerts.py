@@ -1,6 +1,6 @@
 """Alerts: every failed run posts one message to a webhook, so a stopped sync is seen.
 
-The sensor `run_failure_alert` (on by default; the daemon runs it, as `dagster dev` does) POSTs
+The sensor `run_failure_alert` (on by default; the daemon runs it, as `dg dev` does) POSTs
 a Slack-compatible JSON body (`alert_body`: a one-line `text` and the same facts as fields) to
 `ALERT_WEBHOOK_URL` for each failed run of this Dagster instance. It monitors every run of the
 instance, not only this code location's: a run of `dagster asset materialize` carries no

@@ -6,8 +6,8 @@ days with the `daily_sync` job (the code path the schedule and backfills run), t
 rate and median duration per trunk from the DuckDB file, and writes the HTML report of those days
 beside the file (var/report/).
 
-`python -m pipelines.demo --ui` starts the simulator and `dagster dev` against it instead, with the
-schedule visible (and running), so the UI can be explored with data that behaves like jambonz.
+`python -m pipelines.demo --ui` starts the simulator and `dg dev` against it instead, its partitions
+starting at the demo's first day, so the UI can be explored with data that behaves like jambonz.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,9 +121,29 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
     # beside the warehouse: var/report/ for the default var/demo.duckdb
     period = Period(first, today - timedelta(days=1), "UTC")
     report = write_report(warehouse, period, warehouse.parent / "report")
-    print(f"\nwarehouse: {warehouse}  (try: duckdb -readonly {warehouse})")
-    print(f"report:    {report}  (the trunk KPIs and charts of these days; make report)")
+    where = _pasteable(warehouse)
+    print(f"\nwarehouse: {where}")
+    print(f"report:    {_pasteable(report)}  (the trunk KPIs and charts of these days)")
+    print("\nnext, from the repository's folder:")
+    for hint in hints(warehouse):
+        print(f"  {hint}")
     return 0
+
+
+def _pasteable(path: Path) -> str:
+    """`path` as typed from the repository's folder (where every hint is pasted)."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def hints(warehouse: Path) -> list[str]:
+    """The commands the demo prints, each working as pasted in the repository's folder."""
+    where = _pasteable(warehouse)
+    query = "SELECT trunk, count(*) AS calls FROM calls GROUP BY trunk ORDER BY calls DESC"
+    return [
+        f'.venv/bin/duckdb -readonly {where} "{query}"',
+        f"make report WAREHOUSE_PATH={where}",
+        "make dev    # the Dagster UI on these days, against the simulator",
+    ]
 
 
 def _v(meta: object, key: str) -> object:
@@ -133,28 +155,62 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_ui(calls_per_day: int, warehouse: Path) -> int:
+def run_ui(calls_per_day: int, warehouse: Path, days: int, port: int | None) -> int:
+    """`dg dev` on the simulator, its partitions starting at the demo's first day; the URL is
+    the last line printed, once the UI answers."""
     from pipelines.jambonz.simulator import Simulator
 
-    start = (datetime.now(UTC).date() - timedelta(days=14)).isoformat()
+    start = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
     with Simulator(seed=42, calls_per_day=calls_per_day) as sim:
+        home = dagster_home()
         env = {**os.environ, **_environment(sim.base_url, warehouse, start)}
-        env["DAGSTER_HOME"] = str(dagster_home())
-        print(f"simulator: {sim.base_url}; starting dagster dev (Ctrl-C stops both)")
-        # No -m: `dagster dev` in the repo root finds the code location in pyproject.toml.
-        cmd = [str(Path(sys.executable).parent / "dagster"), "dev"]
-        # Its own process group, so stopping the demo stops dagster dev and all it started.
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True)  # noqa: S603
-        # A terminated demo (make interrupted, a service manager) takes dagster dev down with it.
+        env["DAGSTER_HOME"] = str(home)
+        port = port or _free_port(3000)
+        url = f"http://127.0.0.1:{port}"
+        # Started in DAGSTER_HOME (its dagster.yaml, no warning about the repository's copy),
+        # pointed at the project; its own process group, so stopping the demo stops it all.
+        cmd = [str(Path(sys.executable).parent / "dg"), "dev", "--target-path", str(REPO_ROOT)]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        print(f"simulator: {sim.base_url}; starting dg dev on port {port}...", flush=True)
+        proc = subprocess.Popen(cmd, cwd=home, env=env, start_new_session=True)  # noqa: S603
+        # A terminated demo (make interrupted, a service manager) takes dg dev down with it.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
+            if _answers(f"{url}/server_info", proc):
+                print(f"\nDagster UI: {url}  (days from {start}; Ctrl-C stops it)", flush=True)
             return proc.wait()
         except KeyboardInterrupt:
             return _stop_group(proc)
 
 
+def _free_port(preferred: int) -> int:
+    """`preferred` when nothing listens there (jambonz's own API server often holds 3000),
+    else one the kernel picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError("no free port on 127.0.0.1")
+
+
+def _answers(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300.0) -> bool:
+    """Whether `url` answers before `proc` exits (polled with a deadline)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
+        time.sleep(0.5)  # polling the server's start, with a deadline
+    return False
+
+
 def _stop_group(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM dagster dev's process group, then SIGKILL what is left after 10 s."""
+    """SIGTERM dg dev's process group, then SIGKILL what is left after 10 s."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -167,13 +223,14 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--ui", action="store_true", help="start dagster dev instead")
+    parser.add_argument("--ui", action="store_true", help="start dg dev (the UI) instead")
+    parser.add_argument("--port", type=int, default=None, help="the UI's port (default 3000)")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--calls-per-day", type=int, default=2000)
     parser.add_argument("--warehouse", type=Path, default=REPO_ROOT / "var" / "demo.duckdb")
     args = parser.parse_args(argv)
     if args.ui:
-        return run_ui(args.calls_per_day, args.warehouse)
+        return run_ui(args.calls_per_day, args.warehouse, args.days, args.port)
     return run_demo(args.days, args.calls_per_day, args.warehouse)
 
 

@@ -35,6 +35,15 @@ from warehouse.load import (
 _SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
+def refuse_bad_settings(problem: str | None) -> None:
+    """A Failure naming the settings that could not be used, before any request or write."""
+    if problem:
+        raise dg.Failure(
+            f"{problem}. Fix the setting (.env or the environment) and reload the definitions; "
+            "nothing was requested or written."
+        )
+
+
 class JambonzResource(dg.ConfigurableResource):
     """The jambonz RecentCalls API of one account, or of every account of a service provider."""
 
@@ -59,6 +68,9 @@ class JambonzResource(dg.ConfigurableResource):
         default=True,
         description="pace to 600 requests / 5 minutes when the server sends no RateLimit headers",
     )
+    settings_problem: str | None = Field(
+        default=None, description="settings that could not be used: every run fails naming them"
+    )
 
     def __repr__(self) -> str:
         return (
@@ -68,6 +80,7 @@ class JambonzResource(dg.ConfigurableResource):
 
     def scope(self) -> Scope:
         """The scope to sync, or a Failure naming the variable that is missing or malformed."""
+        refuse_bad_settings(self.settings_problem)
         if not self.api_key.strip():
             raise dg.Failure(
                 "JAMBONZ_API_KEY is not set: export the API key of the account (or service "
@@ -123,6 +136,9 @@ class WarehouseResource(dg.ConfigurableResource):
     memory_limit: str = Field(
         default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory_limit (WAREHOUSE_MEMORY_LIMIT)"
     )
+    settings_problem: str | None = Field(
+        default=None, description="settings that could not be used: every run fails naming them"
+    )
 
     @property
     def target(self) -> Path | Lake:
@@ -134,6 +150,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
         Called before any request is sent, so a wrong path costs no API requests.
         """
+        refuse_bad_settings(self.settings_problem)
         if self.url:
             self._check_lake()
             return
@@ -191,6 +208,7 @@ class WarehouseResource(dg.ConfigurableResource):
         A held lock is a TransientFailure (the holder may let go: the step is tried again).
         partition: named in those failures (the run's window).
         """
+        refuse_bad_settings(self.settings_problem)
         where = f"partition {partition}: " if partition else ""
         try:
             return Warehouse(

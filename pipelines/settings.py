@@ -29,10 +29,15 @@ DEFAULT_HISTORY_DAYS = 30
 
 
 class SettingsError(ValueError):
-    """A setting has a value that cannot work; the message names the variable."""
+    """A setting has a value that cannot work; the message names the variable, `variable`."""
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 _N = TypeVar("_N", int, float)
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
@@ -77,10 +82,10 @@ def _number(
         value = type(default)(raw)
     except ValueError:
         kind = "a whole number" if isinstance(default, int) else "a number"
-        raise SettingsError(f"{name}={raw!r} is not {kind}") from None
+        raise SettingsError(f"{name}={raw!r} is not {kind}", name) from None
     if not (lo <= value < hi if hi_open else lo <= value <= hi):
         span = f"[{lo:g}, {hi:g})" if hi_open else f"{lo:g}..{hi:g}"
-        raise SettingsError(f"{name}={value} is outside {span}")
+        raise SettingsError(f"{name}={value} is outside {span}", name)
     return value
 
 
@@ -91,13 +96,19 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"PARTITIONS_TIMEZONE={tz!r} is not an IANA time zone") from None
+        raise SettingsError(
+            f"PARTITIONS_TIMEZONE={tz!r} is not an IANA time zone", "PARTITIONS_TIMEZONE"
+        ) from None
     start = env.get("PARTITIONS_START_DATE", "").strip()
     if start:
         try:
             date.fromisoformat(start)
-        except ValueError:
-            raise SettingsError(f"PARTITIONS_START_DATE={start!r} is not YYYY-MM-DD") from None
+        except ValueError as exc:
+            # the shape is right and the day impossible (2026-13-01): say what is wrong with it
+            why = f"not a date ({exc})" if _ISO_DAY.match(start) else "not YYYY-MM-DD"
+            raise SettingsError(
+                f"PARTITIONS_START_DATE={start!r} is {why}", "PARTITIONS_START_DATE"
+            ) from None
     else:
         today = today or datetime.now(UTC).date()
         start = (today - timedelta(days=DEFAULT_HISTORY_DAYS)).isoformat()
@@ -107,7 +118,8 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
     memory_limit = env.get("WAREHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
     if not _MEMORY.match(memory_limit):
         raise SettingsError(
-            f"WAREHOUSE_MEMORY_LIMIT={memory_limit!r} is not a size like 512MB or 2GB"
+            f"WAREHOUSE_MEMORY_LIMIT={memory_limit!r} is not a size like 512MB or 2GB",
+            "WAREHOUSE_MEMORY_LIMIT",
         )
     url = env.get("WAREHOUSE_URL", "").strip() or None
     data_path = env.get("WAREHOUSE_DATA_PATH", "").strip() or None
@@ -115,11 +127,12 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         try:
             parse_lake(url, data_path)
         except LakeUrlError as exc:
-            raise SettingsError(str(exc)) from None
+            raise SettingsError(str(exc), "WAREHOUSE_URL") from None
     elif data_path:
         raise SettingsError(
             "WAREHOUSE_DATA_PATH is set but WAREHOUSE_URL is not: the data path belongs to a "
-            "DuckLake (WAREHOUSE_URL=ducklake:postgres:...); unset it to use WAREHOUSE_PATH"
+            "DuckLake (WAREHOUSE_URL=ducklake:postgres:...); unset it to use WAREHOUSE_PATH",
+            "WAREHOUSE_DATA_PATH",
         )
     return Settings(
         base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
@@ -142,3 +155,24 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         intraday_minutes=_number(env, "SYNC_INTRADAY_MINUTES", 15, 0, 12 * 60),
         chunk_records=_number(env, "SYNC_CHUNK_RECORDS", CHUNK_RECORDS, 500, 1_000_000),
     )
+
+
+def settings_and_problems(env: dict[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """The settings, with every unusable variable left at its default and said in the problems.
+
+    For the definitions: a mistyped setting must not break the code location (the UI, the
+    schedule, `dg launch` all load it); every run fails at its first step instead, naming the
+    variable, the value and what is wrong with it, before any request or write.
+    """
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    while True:
+        try:
+            return load_settings(env), problems
+        except SettingsError as exc:
+            if exc.variable not in env:
+                raise  # not a variable's value: nothing to fall back from
+            problems.append(str(exc))
+            del env[exc.variable]
+            if exc.variable == "WAREHOUSE_URL":
+                env.pop("WAREHOUSE_DATA_PATH", None)  # it belongs to that lake

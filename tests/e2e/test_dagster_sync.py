@@ -169,17 +169,45 @@ def test_a_day_the_api_forgot_keeps_its_calls_and_warns(pipeline: Pipeline) -> N
     assert any("no longer has this day. Nothing was deleted." in m for m in logged), logged
 
 
+@pytest.mark.parametrize("key", ["unset", "empty"])
 def test_missing_api_key_fails_first_step_naming_the_variable(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, key: str
 ) -> None:
-    monkeypatch.setenv("JAMBONZ_API_KEY", "")
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import load_settings
+
+    if key == "unset":
+        monkeypatch.delenv("JAMBONZ_API_KEY")
+    else:
+        monkeypatch.setenv("JAMBONZ_API_KEY", "")
+    pipeline.defs = build_definitions(load_settings())  # loaded again, as at a restart
     result = pipeline.run_day(DAY)
     assert not result.success
     message = failure_message(result)
-    assert "JAMBONZ_API_KEY" in message
+    assert "Failure: JAMBONZ_API_KEY is not set: export the API key" in message  # ours
+    assert "environment variable" not in message  # not Dagster's EnvVar error
     assert "httpx" not in message
     assert not pipeline.written()
     assert pipeline.sim.request_log == []
+
+
+def test_a_bad_setting_fails_the_run_naming_it_before_any_request(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An impossible PARTITIONS_START_DATE: the definitions load with the default, and the run
+    fails at its first step naming the variable, the value and what is wrong with it."""
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import settings_and_problems
+
+    before = pipeline.snapshot()
+    monkeypatch.setenv("PARTITIONS_START_DATE", "2026-13-01")
+    pipeline.defs = build_definitions(*settings_and_problems())
+    result = pipeline.run_day(DAY)
+    assert not result.success
+    message = failure_message(result)
+    assert "PARTITIONS_START_DATE='2026-13-01' is not a date (month must be in 1..12)" in message
+    assert pipeline.sim.request_log == []
+    assert pipeline.snapshot() == before
 
 
 def test_a_schema_newer_than_this_release_fails_before_any_request(pipeline: Pipeline) -> None:

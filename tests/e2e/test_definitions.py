@@ -12,7 +12,7 @@ from pipelines.definitions import build_definitions
 from pipelines.models import MODELS
 from pipelines.partitions import day_window
 from pipelines.schedules import days_for_tick
-from pipelines.settings import SettingsError, load_settings
+from pipelines.settings import SettingsError, load_settings, settings_and_problems
 
 
 def test_definitions_load_with_nothing_set(clean_env: None) -> None:
@@ -118,8 +118,34 @@ def test_partition_windows_follow_daylight_saving(day: date, hours: int) -> None
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
-    with pytest.raises(SettingsError, match=names):
+    with pytest.raises(SettingsError, match=names) as raised:
         load_settings(env)
+    assert raised.value.variable == names
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("2026-13-01", "is not a date (month must be in 1..12)"),
+        ("2026-02-30", "is not a date (day is out of range for month)"),
+        ("27/11/2026", "is not YYYY-MM-DD"),
+    ],
+)
+def test_a_bad_date_is_said_and_the_definitions_still_load(
+    clean_env: None, value: str, why: str
+) -> None:
+    """The code location loads (the UI, the schedule, `dg launch` need it); the problem names
+    the variable, the value and what is wrong with it, for every run to fail on."""
+    settings, problems = settings_and_problems(
+        {"PARTITIONS_START_DATE": value, "SYNC_RETRIES": "-1", "WAREHOUSE_PATH": "/w.duckdb"}
+    )
+    assert problems == [
+        f"PARTITIONS_START_DATE={value!r} {why}",
+        "SYNC_RETRIES=-1 is outside 0..20",
+    ]
+    assert settings == load_settings({"WAREHOUSE_PATH": "/w.duckdb"})  # defaults stand in
+    defs = build_definitions(settings, problems)
+    assert defs.resolve_job_def("daily_sync")
 
 
 def test_the_watchers_run_by_default_and_no_pool_holds_the_file(clean_env: None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -65,3 +67,20 @@ def test_demo_syncs_through_dagster_and_prints_each_trunk(
             today = "day = current_date " in statement
             if ("calls_hourly" in statement or "trunk_kpis_daily" in statement) and not today:
                 assert rows, statement
+
+    # every hint it prints works as pasted in the repository's folder (but `make dev`, a server:
+    # tests/e2e/test_dg.py starts `dg dev` as it does)
+    hints = [h.strip() for h in out.split("next, from the repository's folder:\n")[1].splitlines()]
+    assert [h.split()[0] for h in hints] == [".venv/bin/duckdb", "make", "make"], hints
+    for hint in hints[:2]:
+        done = subprocess.run(
+            shlex.split(hint), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"{hint}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        if hint.startswith(".venv/bin/duckdb"):
+            for trunk in TRUNKS:
+                assert trunk in done.stdout, done.stdout
+        else:
+            written = Path(done.stdout.split("report: ")[-1].strip())
+            assert "<h2>Charts</h2>" in written.read_text()
+    assert hints[2].startswith("make dev")
