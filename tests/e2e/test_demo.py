@@ -81,6 +81,8 @@ def test_demo_syncs_through_dagster_and_prints_each_trunk(
             for trunk in TRUNKS:
                 assert trunk in done.stdout, done.stdout
         else:
-            written = Path(done.stdout.split("report: ")[-1].strip())
+            # (under `make test`, make's own "Entering/Leaving directory" lines come too)
+            (line,) = [x for x in done.stdout.splitlines() if x.startswith("report: ")]
+            written = Path(line.removeprefix("report: "))
             assert "<h2>Charts</h2>" in written.read_text()
     assert hints[2].startswith("make dev")
