@@ -170,14 +170,22 @@ def run_ui(calls_per_day: int, warehouse: Path, days: int, port: int | None) -> 
         # Started in DAGSTER_HOME (its dagster.yaml, no warning about the repository's copy),
         # pointed at the project; its own process group, so stopping the demo stops it all.
         cmd = [str(Path(sys.executable).parent / "dg"), "dev", "--target-path", str(REPO_ROOT)]
-        cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        print(f"simulator: {sim.base_url}; starting dg dev on port {port}...", flush=True)
-        proc = subprocess.Popen(cmd, cwd=home, env=env, start_new_session=True)  # noqa: S603
+        cmd += ["--host", "127.0.0.1", "--port", str(port)]
+        # its output (the daemon's, every run's) to a file: the URL stays the last line here
+        log = home / "dg-dev.log"
+        print(f"simulator: {sim.base_url}; starting dg dev on port {port} (its log: {log})")
+        with log.open("w") as out:
+            proc = subprocess.Popen(  # noqa: S603
+                cmd, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         # A terminated demo (make interrupted, a service manager) takes dg dev down with it.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             if _answers(f"{url}/server_info", proc):
                 print(f"\nDagster UI: {url}  (days from {start}; Ctrl-C stops it)", flush=True)
+            else:
+                print("".join(log.read_text().splitlines(keepends=True)[-20:]), file=sys.stderr)
+                print(f"dg dev did not start; its log: {log}", file=sys.stderr)
             return proc.wait()
         except KeyboardInterrupt:
             return _stop_group(proc)

@@ -194,3 +194,48 @@ def _stop(dev: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(dev.pid, signal.SIGKILL)
         dev.wait(timeout=60)
+
+
+def test_make_dev_prints_the_url_of_the_ui_last_on_the_port_asked(tmp_path: Path) -> None:
+    """`make dev PORT=...` as a newcomer types it: the simulator and `dg dev` in processes of
+    their own, the UI answering at the URL printed as the last line, and SIGTERM stopping it all
+    (what make's Ctrl-C or a service manager sends)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env["DAGSTER_HOME"] = str(home)
+    port = _free_port()
+    dev = subprocess.Popen(
+        ["make", "--no-print-directory", "dev", f"PORT={port}"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert dev.stdout is not None
+        for line in dev.stdout:  # ends when make exits; bounded by the test's timeout
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Dagster UI: "):
+                break
+        url = f"http://127.0.0.1:{port}"
+        assert lines[-1].startswith(f"Dagster UI: {url}  ("), lines
+        assert httpx.get(f"{url}/server_info", timeout=30).status_code == 200
+        # what a person sees: make's command, the simulator, the URL; no warning (dg dev's own
+        # output is in its log)
+        assert [line.split(":")[0] for line in lines[1:]] == ["simulator", "", "Dagster UI"], lines
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=60)
+        if dev.stdout is not None:
+            dev.stdout.close()
+    assert (home / "dg-dev.log").exists()
+    with pytest.raises(httpx.ConnectError):  # stopped, with everything it started
+        httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5)
