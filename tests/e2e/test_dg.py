@@ -15,6 +15,7 @@ import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -184,7 +185,7 @@ def _dg_dev(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return dev
 
 
-def _stop(dev: subprocess.Popen[bytes]) -> None:
+def _stop(dev: subprocess.Popen[Any]) -> None:
     """SIGTERM to `dg dev`'s group, as a service manager stops it; SIGKILL if it has not ended
     within a minute (its daemon finishing a tick on a loaded machine: how fast it stops is not
     what is tested)."""
@@ -228,12 +229,7 @@ def test_make_dev_prints_the_url_of_the_ui_last_on_the_port_asked(tmp_path: Path
         # output is in its log)
         assert [line.split(":")[0] for line in lines[1:]] == ["simulator", "", "Dagster UI"], lines
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(timeout=60)
+        _stop(dev)
         if dev.stdout is not None:
             dev.stdout.close()
     assert (home / "dg-dev.log").exists()
