@@ -100,8 +100,15 @@ def materialize_days(
             context.log.info(f"{asset}: day {n} of {len(keys)}, {key}")
         try:
             metadata, outcomes = _attempt(context, settings, one_day, day, alone=len(keys) == 1)
-        except Exception as exc:
+        except dg.Failure as exc:
             if len(keys) == 1:  # the step's own failure, or its retry
+                said_last(exc)
+                raise
+            failed[key] = _cause(exc)
+            context.log.error(f"{asset}: {key} failed, the other days go on: {failed[key]}")
+            continue
+        except Exception as exc:
+            if len(keys) == 1:
                 raise
             failed[key] = _cause(exc)
             context.log.error(f"{asset}: {key} failed, the other days go on: {failed[key]}")
@@ -123,15 +130,30 @@ def materialize_days(
         for key, metadata in done:
             yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=metadata)
         causes = "; ".join(f"{key}: {why}" for key, why in failed.items())
-        raise dg.Failure(
-            description=(
-                f"{len(failed)} of {len(keys)} days failed ({causes}); the other {len(done)} "
-                "committed and are recorded"
+        raise said_last(
+            dg.Failure(
+                description=(
+                    f"{len(failed)} of {len(keys)} days failed ({causes}); the other {len(done)} "
+                    "committed and are recorded"
+                )
             )
         )
     for key, metadata in done:
         context.add_asset_metadata(metadata, asset_key=asset, partition_key=key)
     yield dg.MaterializeResult(asset_key=asset)
+
+
+class Cause(Exception):
+    """A step's failure said again, never raised: Dagster prints a failed step's message, then its
+    stack trace, then the exception's cause. An unraised cause has no stack, so its one line is
+    the last a person sees above the CLI's "Error: Materialization failed."."""
+
+
+def said_last(exc: dg.Failure) -> dg.Failure:
+    """`exc`, its description attached again as its cause."""
+    if exc.description:
+        exc.__cause__ = Cause(exc.description)
+    return exc
 
 
 def _attempt(

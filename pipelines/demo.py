@@ -46,13 +46,12 @@ def _environment(base_url: str, warehouse: Path, start: str) -> dict[str, str]:
 
 
 def dagster_home() -> Path:
-    """DAGSTER_HOME when set; else var/dagster/ (git-ignored) holding a link to dagster.yaml."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    home = REPO_ROOT / "var" / "dagster"
+    """DAGSTER_HOME when set, else var/dagster/ (git-ignored); either holds the project's
+    dagster.yaml, linked there when it has none (Dagster warns of an instance without one)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / "var" / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     link = home / "dagster.yaml"
-    if not link.exists():
+    if not link.exists() and not (home / "dagster.yml").exists():
         link.symlink_to(REPO_ROOT / "dagster.yaml")
     return home
 
@@ -167,9 +166,11 @@ def run_ui(calls_per_day: int, warehouse: Path, days: int, port: int | None) -> 
         env["DAGSTER_HOME"] = str(home)
         port = port or _free_port(3000)
         url = f"http://127.0.0.1:{port}"
-        # Started in DAGSTER_HOME (its dagster.yaml, no warning about the repository's copy),
-        # pointed at the project; its own process group, so stopping the demo stops it all.
-        cmd = [str(Path(sys.executable).parent / "dg"), "dev", "--target-path", str(REPO_ROOT)]
+        # Started in DAGSTER_HOME and given the module (`-m`, `-d`): run on the project's folder,
+        # dg dev would move there and warn that the repository's dagster.yaml is not used. Its
+        # own process group, so stopping the demo stops it all.
+        cmd = [str(Path(sys.executable).parent / "dg"), "dev", "-m", "pipelines.definitions"]
+        cmd += ["-d", str(REPO_ROOT)]
         cmd += ["--host", "127.0.0.1", "--port", str(port)]
         # its output (the daemon's, every run's) to a file: the URL stays the last line here
         log = home / "dg-dev.log"

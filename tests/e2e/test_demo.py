@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -68,21 +66,8 @@ def test_demo_syncs_through_dagster_and_prints_each_trunk(
             if ("calls_hourly" in statement or "trunk_kpis_daily" in statement) and not today:
                 assert rows, statement
 
-    # every hint it prints works as pasted in the repository's folder (but `make dev`, a server:
-    # tests/e2e/test_dg.py starts `dg dev` as it does)
+    # the commands it prints next carry this warehouse's path (test_newcomer.py pastes them)
     hints = [h.strip() for h in out.split("next, from the repository's folder:\n")[1].splitlines()]
     assert [h.split()[0] for h in hints] == [".venv/bin/duckdb", "make", "make"], hints
-    for hint in hints[:2]:
-        done = subprocess.run(
-            shlex.split(hint), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, f"{hint}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-        if hint.startswith(".venv/bin/duckdb"):
-            for trunk in TRUNKS:
-                assert trunk in done.stdout, done.stdout
-        else:
-            # (under `make test`, make's own "Entering/Leaving directory" lines come too)
-            (line,) = [x for x in done.stdout.splitlines() if x.startswith("report: ")]
-            written = Path(line.removeprefix("report: "))
-            assert "<h2>Charts</h2>" in written.read_text()
-    assert hints[2].startswith("make dev")
+    assert str(warehouse) in hints[0]
+    assert hints[1] == f"make report WAREHOUSE_PATH={warehouse}"

@@ -232,6 +232,7 @@ def test_make_dev_prints_the_url_of_the_ui_last_on_the_port_asked(tmp_path: Path
         _stop(dev)
         if dev.stdout is not None:
             dev.stdout.close()
-    assert (home / "dg-dev.log").exists()
+    # nor in its log: no warning that a dagster.yaml is not used, or missing
+    assert "dagster.yaml" not in (home / "dg-dev.log").read_text()
     with pytest.raises(httpx.ConnectError):  # stopped, with everything it started
         httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5)

@@ -1,0 +1,168 @@
+"""A newcomer's first hour, typed as the README gives it: `make help`, `make demo`, the commands
+the demo prints and the README's shell lines for querying, then the three commonest mistakes
+(a wrong JAMBONZ_BASE_URL, no JAMBONZ_API_KEY, an impossible PARTITIONS_START_DATE) through
+`dg launch`, each failing fast with its cause at the bottom of the terminal.
+
+`make dev` is tests/e2e/test_dg.py's (a server); the README's SQL recipes run in test_demo.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.jambonz.simulator import TRUNKS, Simulator
+from pipelines.settings import REPO_ROOT
+from tests.conftest import NOW
+from tests.e2e.conftest import ENV_VARS, cli_env
+
+pytestmark = pytest.mark.process
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def sh_block(after: str) -> list[str]:
+    """The command lines of the first ```sh block after the heading `after`, comments dropped."""
+    block = README.split(after, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def paste(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`line` as a shell runs it when pasted in `cwd`."""
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_make_help_lists_targets_that_each_do_something() -> None:
+    """`make help` is the default goal, and every target it lists has a recipe (make -n prints
+    what it would run: a listed target without a rule would print nothing, as `make unit` did).
+    A process: make itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    shown = subprocess.run(
+        ["make", "--no-print-directory"],
+        cwd=REPO_ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+    targets = re.findall(r"^  make (\S+) +\S", shown, flags=re.MULTILINE)
+    assert {"demo", "dev", "report", "test", "check"} <= set(targets), shown
+    for target in targets:
+        dry = subprocess.run(
+            ["make", "--no-print-directory", "-n", target],
+            cwd=REPO_ROOT,
+            env=env,
+            text=True,
+            capture_output=True,
+            check=True,
+        )
+        assert dry.stdout.strip(), f"make {target} would run nothing"
+
+
+def test_a_newcomer_follows_the_readme_and_every_printed_command_works(tmp_path: Path) -> None:
+    """`make demo` as typed, in a process of its own (the Makefile, the venv, the demo's own
+    DAGSTER_HOME); every command it prints, pasted into a shell in the repository's folder; the
+    README's lines for querying a warehouse, pasted in a folder laid out as the repository is
+    (var/warehouse.duckdb a copy of the demo's). A process: the shell a person pastes into."""
+    assert sh_block("## Quickstart")[:2] == ["make demo", "make dev"]
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith("MAKE")}
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")  # not the repository's var/dagster
+    demo = paste("make --no-print-directory demo", REPO_ROOT, env)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    hints = [
+        h.strip()
+        for h in demo.stdout.split("next, from the repository's folder:\n")[1].splitlines()
+        if h.strip()
+    ]
+    assert [h.split()[0] for h in hints] == [".venv/bin/duckdb", "make", "make"], hints
+    warehouse = REPO_ROOT / "var" / "demo.duckdb"
+    assert "var/demo.duckdb" in hints[0]
+    assert warehouse.is_file()
+    # the DuckDB CLI's hint: each trunk and its calls
+    query = paste(hints[0], REPO_ROOT, env)
+    assert query.returncode == 0, query.stderr
+    for trunk in TRUNKS:
+        assert trunk in query.stdout, query.stdout
+    # the report's hint writes a report of the demo's days
+    report = paste(hints[1], REPO_ROOT, env)
+    assert report.returncode == 0, report.stdout + report.stderr
+    (line,) = [x for x in report.stdout.splitlines() if x.startswith("report: ")]
+    assert "<h2>Charts</h2>" in Path(line.removeprefix("report: ")).read_text()
+    assert hints[2].startswith("make dev")
+
+    # "Querying the warehouse": the README's shell lines on var/warehouse.duckdb, as pasted
+    home = tmp_path / "repo"
+    (home / "var").mkdir(parents=True)
+    (home / ".venv").symlink_to(REPO_ROOT / ".venv")
+    shutil.copy(warehouse, home / "var" / "warehouse.duckdb")
+    lines = sh_block("## Querying the warehouse")
+    assert len(lines) == 3, lines
+    for line in lines:
+        done = paste(line + " < /dev/null", home, env)  # the CLI without a query reads stdin
+        assert done.returncode == 0, f"{line}: {done.stderr}"
+    assert "5 rows" in paste(lines[1], home, env).stdout  # the recipe's LIMIT 5, printed
+    snapshot = Path(lines[2].split()[-1])  # the copy the README makes, where it says
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM calls").fetchone() != (0,)
+    snapshot.unlink()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends: nothing listens
+
+
+@pytest.mark.parametrize(
+    ("mistake", "said"),
+    [
+        ("JAMBONZ_BASE_URL", ["JAMBONZ_BASE_URL='http://127.0.0.1:", "did not answer", "attempts"]),
+        ("JAMBONZ_API_KEY", ["JAMBONZ_API_KEY is not set"]),
+        ("PARTITIONS_START_DATE", ["PARTITIONS_START_DATE='2026-13-01'", "month must be in 1..12"]),
+    ],
+)
+def test_a_mistake_fails_the_cli_fast_with_its_cause_at_the_bottom(
+    simulator: Simulator, tmp_path: Path, mistake: str, said: list[str]
+) -> None:
+    """`dg launch` of a day, as the README's backfill section gives it, with one setting wrong:
+    it exits non-zero within 30 s, the cause (the variable, its value, what is wrong) is among
+    the last five lines a person sees, and no warehouse file is written. A process: the CLI's
+    own output, Dagster's stack traces and all, is what a person reads."""
+    env, _ = cli_env(simulator, tmp_path)
+    if mistake == "JAMBONZ_BASE_URL":
+        env[mistake] = f"http://127.0.0.1:{_closed_port()}"
+    elif mistake == "JAMBONZ_API_KEY":
+        del env[mistake]
+    else:
+        env[mistake] = "2026-13-01"
+    day = (NOW.date() - timedelta(days=2)).isoformat()
+    started = time.monotonic()
+    done = subprocess.run(
+        [".venv/bin/dg", "launch", "--assets", "calls*", "--partition", day],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    seen = (done.stdout + done.stderr).rstrip("\n").splitlines()
+    last = "\n".join(seen[-5:])
+    assert done.returncode != 0
+    assert elapsed < 30, f"{elapsed:.1f} s"
+    for words in said:
+        assert words in last, last
+    assert not (tmp_path / "warehouse.duckdb").exists()
+    if "JAMBONZ_API_KEY" in env:
+        assert env["JAMBONZ_API_KEY"] not in done.stdout + done.stderr
