@@ -2,7 +2,7 @@
 
     python -m benchmarks.lake [--days 60] [--calls 10000] [--out FILE]
 
-A PostgreSQL of its own (tests/postgres.py) holds the catalog, a temp folder the Parquet files,
+A PostgreSQL of its own (benchmarks/postgres.py) holds the catalog, a temp folder the Parquet files,
 the built-in simulator serves the calls. Each simulated day does what the daily schedule and the
 maintenance schedule do on a real one:
 1. sync the day (pipelines.sync.sync_window: client -> normalize -> one transaction), timed: the
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks.postgres import start as start_postgres
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.client import RecentCallsClient, Scope, Window
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from pipelines.sync import sync_window
-from tests.postgres import start as start_postgres
 from warehouse.lake import parse
 from warehouse.load import Warehouse
 from warehouse.sql_files import model_names

@@ -317,7 +317,11 @@ def ratelimit(limit: int, window_s: float, calls: int, reserve: float = 0.2) -> 
             sim.base_url, simmod.ACCOUNT_KEY, reserve=reserve, page_size=100, _transport=Recording()
         ) as client:
             t0 = time.monotonic()
-            result = client.fetch_window(Scope.account(simmod.ACCOUNT_SID), window)
+            stream = client.stream_window(Scope.account(simmod.ACCOUNT_SID), window)
+            for _ in stream:  # the records pass through; the result counts them
+                pass
+            result = stream.result
+            assert result is not None
             seconds = time.monotonic() - t0
         n429 = sim.count_429
     start = sent[0][0]
@@ -326,7 +330,7 @@ def ratelimit(limit: int, window_s: float, calls: int, reserve: float = 0.2) -> 
     allowed_rate = limit * (1 - reserve) / window_s
     floor_remaining = min((r for _, _, r in sent if r is not None), default=None)
     return {
-        "rows": len(result.records),
+        "rows": result.in_window,
         "requests": len(sent),
         "seconds": seconds,
         "in_two_windows": in_span,

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.postgres import Postgres
+from benchmarks.postgres import start as start_postgres
 from pipelines.jambonz.simulator import Simulator
-from tests.postgres import Postgres
-from tests.postgres import start as start_postgres
 from warehouse.lake import Lake
 from warehouse.lake import parse as parse_lake
 
@@ -131,7 +131,7 @@ def cdr(
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    """One PostgreSQL cluster for the session (tests/postgres.py); tests take fresh databases."""
+    """One PostgreSQL cluster for the session (benchmarks/postgres.py); tests take new databases."""
     server = start_postgres()
     try:
         yield server

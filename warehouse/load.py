@@ -65,13 +65,13 @@ DEFAULT_LOCK_TIMEOUT_S = 120.0
 
 
 class WindowLoad:
-    """One window loaded batch by batch in ONE transaction, with load_window's result.
+    """One window loaded batch by batch in ONE transaction.
 
-    Use as a context manager: `add` upserts a batch (as load_window would), leaving the
+    Use as a context manager: `add` upserts a batch, leaving the
     transaction open; leaving the block without an error checks that no call_key of the window is
     held twice and commits, an error rolls every batch back. The batches must not share a
     call_key (the client's stream never repeats a call); the final check enforces it. The counts
-    equal those of one load_window of all the batches together.
+    equal those of one batch holding them all.
     """
 
     def __init__(
@@ -633,26 +633,6 @@ class Warehouse:
             {"window_start": window_start, "window_end": window_end, "account_sid": account_sid},
         )
         return int(rows[0][0])
-
-    def load_window(
-        self,
-        calls: pa.Table,
-        raw: pa.Table,
-        quarantine: pa.Table,
-        *,
-        window_start: datetime,
-        window_end: datetime,
-    ) -> LoadResult:
-        """Upsert calls (+ raw payloads) and append new quarantine rows, in one transaction.
-
-        New calls are inserted, changed ones (any column but synced_at differs) deleted and
-        inserted again, unchanged ones left alone (they keep their synced_at). Existing rows are
-        looked up by attempted_at within the batch's range and call_key in the batch. Any error
-        rolls everything back.
-        """
-        with self.window_load(window_start=window_start, window_end=window_end) as load:
-            load.add(calls, raw, quarantine)
-        return load.result()
 
     def window_load(self, *, window_start: datetime, window_end: datetime) -> WindowLoad:
         """A transaction loading one window in several batches (see WindowLoad)."""

@@ -24,7 +24,6 @@ from pipelines.jambonz.errors import (
     JambonzUnavailableError,
 )
 from pipelines.jambonz.paging import Scope, Window
-from pipelines.jambonz.records import KNOWN_KEYS, whole
 from pipelines.jambonz.transport import Transport
 from pipelines.jambonz.window import (
     Batch,
@@ -77,22 +76,6 @@ class RecentCallsClient(Transport):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def fetch_window(self, scope: Scope, window: Window) -> WindowResult:
-        """Every call of the window in one list of dicts (stream_window keeps memory flat)."""
-        stream = self.stream_window(scope, window)
-        records: list[dict[str, Any]] = []
-        for batch in stream:
-            for rows in batch.tables:
-                # as the dicts json.loads would give (absent unknown keys left out)
-                records.extend(
-                    {k: whole(v) for k, v in r.items() if k in KNOWN_KEYS or v is not None}
-                    for r in rows.table.to_pylist()
-                )
-            records.extend(batch.records)
-        assert stream.result is not None
-        stream.result.records = records
-        return stream.result
 
     def stream_window(self, scope: Scope, window: Window) -> WindowStream:
         """The window's records batch by batch (window.stream_window over this transport)."""

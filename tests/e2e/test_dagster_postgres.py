@@ -19,12 +19,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from benchmarks.postgres import Postgres
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
 from tests.e2e.conftest import BIN, ENV_VARS, pipeline_env, running_daemon, submit_backfill
 from tests.e2e.test_cli import truth_keys
-from tests.postgres import Postgres
 from warehouse.lake import Lake
 from warehouse.load import Warehouse
 

@@ -1,5 +1,5 @@
 """The DuckLake lane through the real definitions: WAREHOUSE_URL=ducklake:postgres:..., a real
-PostgreSQL catalog (tests/postgres.py), Parquet files in a folder.
+PostgreSQL catalog (benchmarks/postgres.py), Parquet files in a folder.
 
 The same tables, columns and types as the file; the same checks and metadata; bad settings fail
 the first step naming the variable before any request; the catalog's password (PGPASSWORD)
@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from benchmarks.postgres import Postgres
 from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
 from tests.conftest import NOW, lake_env
@@ -30,7 +31,6 @@ from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env
 from tests.e2e.test_demo import readme_sql
 from tests.faults.conftest import MakePipeline, failure_message
 from tests.faults.conftest import make_pipeline as make_pipeline  # the fixture, shared
-from tests.postgres import Postgres
 from warehouse.lake import Lake
 from warehouse.load import Warehouse
 from warehouse.migrate import TABLES

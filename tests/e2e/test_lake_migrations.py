@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.postgres import Postgres
 from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from tests.conftest import NOW
 from tests.e2e.conftest import BIN, cli_env, materialize
-from tests.postgres import Postgres
 from warehouse import load
 from warehouse.lake import Lake
 from warehouse.load import Warehouse

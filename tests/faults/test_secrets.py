@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.postgres import Postgres
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from tests.conftest import NOW
 from tests.e2e.conftest import Pipeline
 from tests.faults.conftest import MakePipeline, failure_message
 from tests.faults.processes import cli_env
-from tests.postgres import Postgres
 
 DAY = NOW.date() - timedelta(days=2)
 WRONG_KEY = "wrong-key-Zq7-e8f1c0ffee-DISTINCTIVE"

@@ -29,6 +29,7 @@ from pipelines.jambonz.simulator import (
     SERVICE_PROVIDER_SID,
     Simulator,
 )
+from tests.helpers import fetch_window
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 ACCOUNT = Scope.account(ACCOUNT_SID)
@@ -45,7 +46,7 @@ def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
 def fetch(sim: Simulator, **kw: object) -> WindowResult:
     opts = {**FAST, **kw}
     with RecentCallsClient(sim.base_url, ACCOUNT_KEY, **opts) as client:  # type: ignore[arg-type]
-        return client.fetch_window(ACCOUNT, DAY)
+        return fetch_window(client, ACCOUNT, DAY)
 
 
 def assert_complete(sim: Simulator, result: WindowResult) -> None:
@@ -129,7 +130,7 @@ def test_shifted_pages_are_detected_and_repaired(simulator: Simulator, knob: str
 def test_landing_is_repaired(simulator: Simulator) -> None:
     simulator.faults.landing_per_request = 1
     with RecentCallsClient(simulator.base_url, ACCOUNT_KEY, **FAST) as client:  # type: ignore[arg-type]
-        result = client.fetch_window(ACCOUNT, DAY)
+        result = fetch_window(client, ACCOUNT, DAY)
         simulator.faults.landing_per_request = 0
     truth = {record_identity(r) for r in simulator.calls(ACCOUNT_SID, DAY.start, DAY.end)}
     got = [record_identity(r) for r in result.records]
@@ -166,7 +167,7 @@ def test_a_server_nobody_answers_is_unreachable_saying_what_it_tried(
         pytest.raises(JambonzUnreachableError, match="Connection refused") as info,
         RecentCallsClient(base, ACCOUNT_KEY, max_attempts=2, **FAST) as client,  # type: ignore[arg-type]
     ):
-        client.fetch_window(ACCOUNT, DAY)
+        fetch_window(client, ACCOUNT, DAY)
     assert base in str(info.value)
     assert info.value.tried.startswith("2 attempts in ")
     assert ACCOUNT_KEY not in str(info.value)
@@ -180,7 +181,7 @@ def test_401_tells_which_setting_to_fix(
         RecentCallsClient(simulator.base_url, bad_key) as client,
         pytest.raises(JambonzAuthError) as info,
     ):
-        client.fetch_window(ACCOUNT, DAY)
+        fetch_window(client, ACCOUNT, DAY)
     message = str(info.value)
     assert "401" in message
     assert "JAMBONZ_API_KEY" in message
@@ -203,7 +204,7 @@ def test_403_names_the_scope_the_key_may_not_read(
         RecentCallsClient(simulator.base_url, ACCOUNT_KEY) as client,
         pytest.raises(JambonzForbiddenError) as info,
     ):
-        client.fetch_window(scope, DAY)
+        fetch_window(client, scope, DAY)
     message = str(info.value)
     assert "403" in message
     assert scope.sid in message
@@ -220,7 +221,7 @@ def test_400_carries_the_server_message(
         RecentCallsClient(simulator.base_url, ACCOUNT_KEY) as client,
         pytest.raises(JambonzBadRequestError) as info,
     ):
-        client.fetch_window(Scope.account("not-a-sid"), DAY)
+        fetch_window(client, Scope.account("not-a-sid"), DAY)
     message = str(info.value)
     assert "invalid AccountsSid format" in message
     assert "not-a-sid" in message

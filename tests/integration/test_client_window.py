@@ -19,6 +19,7 @@ from pipelines.jambonz.simulator import (
     Simulator,
 )
 from tests.conftest import NOW
+from tests.helpers import fetch_window
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 ACCOUNT = Scope.account(ACCOUNT_SID)
@@ -56,7 +57,7 @@ class LandingFor(httpx.HTTPTransport):
 def test_a_20k_day_with_records_landing_mid_paging_comes_back_exactly_once() -> None:
     with Simulator(seed=11, calls_per_day=20000, rate_limit=None, now=NOW) as sim:
         with RecentCallsClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as plain_client:
-            plain = plain_client.fetch_window(ACCOUNT, DAY)
+            plain = fetch_window(plain_client, ACCOUNT, DAY)
         assert plain.repairs == 0
         assert plain.requests == plain.pages == -(-plain.total // 500)
 
@@ -65,7 +66,7 @@ def test_a_20k_day_with_records_landing_mid_paging_comes_back_exactly_once() -> 
         with RecentCallsClient(
             sim.base_url, ACCOUNT_KEY, fallback_rate=None, _transport=transport
         ) as client:
-            result = client.fetch_window(ACCOUNT, DAY)
+            result = fetch_window(client, ACCOUNT, DAY)
         truth = sim.calls(ACCOUNT_SID, DAY.start, DAY.end)
     landed = sum(1 for e in sim.request_log if e.get("fault") == "landing_per_request")
     assert landed == 60
@@ -87,7 +88,7 @@ def test_landing_faster_than_a_page_is_refused_not_returned_partial() -> None:
             RecentCallsClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as client,
             pytest.raises(IncompleteWindowError) as info,
         ):
-            client.fetch_window(ACCOUNT, DAY)
+            fetch_window(client, ACCOUNT, DAY)
     message = str(info.value)
     assert "short by" in message
     assert ACCOUNT_SID in message
@@ -101,7 +102,7 @@ def test_both_dialects_parse_to_the_same_calls() -> None:
             Simulator(seed=5, calls_per_day=600, dialect=dialect, now=NOW) as sim,
             RecentCallsClient(sim.base_url, ACCOUNT_KEY, page_size=100) as client,
         ):
-            result = client.fetch_window(ACCOUNT, DAY)
+            result = fetch_window(client, ACCOUNT, DAY)
             assert result.out_of_window_dropped == 0
             got[dialect] = identities(result.records)
     assert got["server"] == got["docs"]
@@ -112,7 +113,7 @@ def test_both_dialects_parse_to_the_same_calls() -> None:
 def test_an_empty_window_is_total_zero(simulator: Simulator) -> None:
     empty = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))
     with RecentCallsClient(simulator.base_url, ACCOUNT_KEY) as client:
-        result = client.fetch_window(ACCOUNT, empty)
+        result = fetch_window(client, ACCOUNT, empty)
     assert (result.total, result.records, result.requests) == (0, [], 1)
 
 
@@ -134,8 +135,8 @@ def test_midnight_belongs_to_the_later_day_and_the_last_half_ms_to_its_day(
     )
     next_day = Window(DAY.end, DAY.end + timedelta(days=1))
     with RecentCallsClient(simulator.base_url, ACCOUNT_KEY, page_size=100) as client:
-        today = identities(client.fetch_window(ACCOUNT, DAY).records)
-        tomorrow = identities(client.fetch_window(ACCOUNT, next_day).records)
+        today = identities(fetch_window(client, ACCOUNT, DAY).records)
+        tomorrow = identities(fetch_window(client, ACCOUNT, next_day).records)
     assert {"edge-late", "edge-last-ns", "edge-first"} <= set(today)
     assert "edge-midnight" not in today
     assert "edge-midnight" in tomorrow
@@ -147,7 +148,7 @@ def test_service_provider_route_with_concurrency(simulator: Simulator) -> None:
     with RecentCallsClient(
         simulator.base_url, SERVICE_PROVIDER_KEY, page_size=50, concurrency=4
     ) as client:
-        result = client.fetch_window(scope, DAY)
+        result = fetch_window(client, scope, DAY)
     truth = simulator.calls(SERVICE_PROVIDER_SID, DAY.start, DAY.end, route="service_provider")
     assert_exactly_once(result.records, truth)
     assert len({r["account_sid"] for r in result.records}) == 2

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.postgres import Postgres
 from pipelines.normalize import normalize
+from tests.helpers import load_window
 from tests.integration.test_trunk_kpis import generate
-from tests.postgres import Postgres
 from warehouse.lake import Lake
 from warehouse.load import Warehouse, WarehouseUnopenableError
 from warehouse.migrate import TABLES, MigrateError, migrate
@@ -37,7 +38,7 @@ def source(tmp_path: Path) -> Path:
     assert n.quarantine.num_rows == 1
     path = tmp_path / "source.duckdb"
     with Warehouse(path) as wh:
-        wh.load_window(n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
+        load_window(wh, n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
         for day in (date(2026, 3, 8), date(2026, 11, 1)):
             for model in ("trunk_kpis_daily", "calls_hourly", "answer_rates_daily"):
                 start = datetime.combine(day, time(0), tzinfo=UTC)

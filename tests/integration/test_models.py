@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipelines.normalize import normalize
+from tests.helpers import load_window
 from warehouse.load import Warehouse
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
@@ -143,7 +144,7 @@ def loaded(tmp_path: Path) -> Iterator[tuple[Warehouse, list[dict[str, Any]]]]:
     n = normalize(records, synced_at=synced, scope_sid="sp", window_start=ws, window_end=we)
     assert n.quarantine.num_rows == 0
     with Warehouse(tmp_path / "wh.duckdb") as wh:
-        wh.load_window(n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
+        load_window(wh, n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
         yield wh, n.calls.to_pylist()
 
 

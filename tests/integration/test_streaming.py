@@ -18,6 +18,7 @@ from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
 from pipelines.normalize import normalize
 from pipelines.sync import sync_window
 from tests.conftest import NOW
+from tests.helpers import fetch_window, load_window
 from warehouse.load import LoadResult, Warehouse, WindowLoad
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
@@ -72,7 +73,7 @@ def content(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
 
 def one_shot(sim: Simulator, wh: Warehouse) -> tuple[LoadResult, int]:
     with client(sim) as c:
-        result = c.fetch_window(SCOPE, DAY)
+        result = fetch_window(c, SCOPE, DAY)
     n = normalize(
         result.records,
         synced_at=SYNCED,
@@ -80,7 +81,7 @@ def one_shot(sim: Simulator, wh: Warehouse) -> tuple[LoadResult, int]:
         window_start=DAY.start,
         window_end=DAY.end,
     )
-    load = wh.load_window(n.calls, n.raw, n.quarantine, window_start=DAY.start, window_end=DAY.end)
+    load = load_window(wh, n.calls, n.raw, n.quarantine, window_start=DAY.start, window_end=DAY.end)
     return load, len(result.records)
 
 
@@ -117,7 +118,7 @@ def test_streamed_sync_equals_one_shot_load(sim: Simulator, tmp_path: Path) -> N
 
 def test_stream_batches_are_the_window_exactly_once(sim: Simulator) -> None:
     with client(sim) as c:
-        whole = c.fetch_window(SCOPE, DAY)
+        whole = fetch_window(c, SCOPE, DAY)
         stream = c.stream_window(SCOPE, DAY)
         batches = list(stream)
     streamed = [r for b in batches for r in b.records]
@@ -138,7 +139,7 @@ def test_stream_batches_are_the_window_exactly_once(sim: Simulator) -> None:
 
 def test_window_load_in_batches_counts_like_load_window(sim: Simulator, tmp_path: Path) -> None:
     with client(sim) as c:
-        records = c.fetch_window(SCOPE, DAY).records
+        records = fetch_window(c, SCOPE, DAY).records
     args = {"synced_at": SYNCED, "scope_sid": ACCOUNT_SID}
     bounds = {"window_start": DAY.start, "window_end": DAY.end}
     whole = normalize(records, **args, **bounds)
@@ -147,12 +148,12 @@ def test_window_load_in_batches_counts_like_load_window(sim: Simulator, tmp_path
         # something to update: a few calls already held, one of them different
         seed = normalize(records[:50], **args, **bounds)
         for wh in (a, b):
-            wh.load_window(seed.calls, seed.raw, seed.quarantine, **bounds)
+            load_window(wh, seed.calls, seed.raw, seed.quarantine, **bounds)
             wh.con.execute(
                 "UPDATE calls SET duration = duration + 1 WHERE call_key = $k",
                 {"k": seed.calls.column("call_key")[0].as_py()},
             )
-        expected = a.load_window(whole.calls, whole.raw, whole.quarantine, **bounds)
+        expected = load_window(a, whole.calls, whole.raw, whole.quarantine, **bounds)
         with b.window_load(**bounds) as load:
             for n in thirds:
                 load.add(n.calls, n.raw, n.quarantine)
@@ -164,7 +165,7 @@ def test_window_load_in_batches_counts_like_load_window(sim: Simulator, tmp_path
 
 def test_window_load_refuses_a_call_in_two_batches(sim: Simulator, tmp_path: Path) -> None:
     with client(sim) as c:
-        records = c.fetch_window(SCOPE, DAY).records
+        records = fetch_window(c, SCOPE, DAY).records
     bounds = {"window_start": DAY.start, "window_end": DAY.end}
     n = normalize(records[:20], synced_at=SYNCED, scope_sid=ACCOUNT_SID, **bounds)
     with Warehouse(tmp_path / "w.duckdb") as wh:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipelines.normalize import normalize
+from tests.helpers import load_window
 from tests.integration.test_models import day_bounds, iso, quantile_cont
 from warehouse.load import Warehouse
 
@@ -169,7 +170,7 @@ def loaded(tmp_path: Path) -> Iterator[tuple[Warehouse, list[dict[str, Any]]]]:
     n = normalize(records, synced_at=synced, scope_sid="sp", window_start=ws, window_end=we)
     assert n.quarantine.num_rows == 0
     with Warehouse(tmp_path / "wh.duckdb") as wh:
-        wh.load_window(n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
+        load_window(wh, n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
         yield wh, n.calls.to_pylist()
 
 
@@ -316,7 +317,7 @@ def test_asr_drop_flags_a_collapse_and_not_a_small_day_or_dip(tmp_path: Path) ->
     ws, we = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
     n = normalize(records, synced_at=we, scope_sid="sp", window_start=ws, window_end=we)
     with Warehouse(tmp_path / "wh.duckdb") as wh:
-        wh.load_window(n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
+        load_window(wh, n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
         for day in [*history, check_day]:
             a, b = day_bounds(day, "UTC")
             wh.rebuild_model("trunk_kpis_daily", day=day, tz="UTC", window_start=a, window_end=b)

@@ -15,6 +15,7 @@ import pytest
 import warehouse.load as load_module
 from pipelines.normalize import Normalized, normalize
 from tests.conftest import load_capture
+from tests.helpers import load_window
 from warehouse.lake import Lake, LakeLockError, migration_lock
 from warehouse.lake import parse as parse_lake
 from warehouse.load import Warehouse, WarehouseConflictError, WarehouseLockedError
@@ -40,7 +41,7 @@ def norm(records: list[dict[str, Any]], synced_at: datetime = T1) -> Normalized:
 
 
 def load(wh: Warehouse, n: Normalized) -> load_module.LoadResult:
-    return wh.load_window(n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
+    return load_window(wh, n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
 
 
 def snapshot(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
@@ -135,7 +136,7 @@ def test_quarantine_is_idempotent_and_the_rest_loads(wh: Warehouse) -> None:
     assert {r[1:] for r in rows} == {(ACCOUNT, WS, WE, T1)}
     # the same record in another window is another quarantine row
     n = normalize(records, synced_at=T2, scope_sid=ACCOUNT, window_start=WS, window_end=T1)
-    other = wh.load_window(n.calls, n.raw, n.quarantine, window_start=WS, window_end=T1)
+    other = load_window(wh, n.calls, n.raw, n.quarantine, window_start=WS, window_end=T1)
     assert other.quarantined == 4
 
 

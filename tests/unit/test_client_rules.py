@@ -25,6 +25,7 @@ from pipelines.jambonz.client import (
 from pipelines.jambonz.errors import JambonzUnreachableError
 from pipelines.jambonz.transport import FIRST_CONTACT_S
 from tests.conftest import Capture
+from tests.helpers import fetch_window
 
 KEY = "secret-key-do-not-print"
 BASE = "http://jambonz.test"
@@ -71,7 +72,7 @@ def test_request_shape_bounds_auth_and_user_agent(captures: dict[str, Capture]) 
     seen: list[httpx.Request] = []
     empty = captures["55_acctA_empty_window.http"]
     with client_for(replay(empty, seen), FakeTime()) as client:
-        result = client.fetch_window(Scope.account(ACCOUNT), DAY)
+        result = fetch_window(client, Scope.account(ACCOUNT), DAY)
     assert (result.total, result.records, result.requests, result.repairs) == (0, [], 1, 0)
     (request,) = seen
     assert request.url.path == f"/v1/Accounts/{ACCOUNT}/RecentCalls"
@@ -113,7 +114,7 @@ def test_client_errors_fail_at_once_with_a_message_to_act_on(
     clock = FakeTime()
     caplog.set_level(logging.DEBUG)
     with client_for(replay(captures[name], seen), clock) as client, pytest.raises(error) as info:
-        client.fetch_window(Scope.account(ACCOUNT), DAY)
+        fetch_window(client, Scope.account(ACCOUNT), DAY)
     message = str(info.value)
     assert len(seen) == 1  # no retry
     assert clock.slept == []
@@ -141,7 +142,7 @@ def test_retries_are_bounded_by_attempts_with_capped_backoff(
         client_for(handler, clock, max_attempts=5, backoff_base_s=1.0, backoff_cap_s=3.0) as c,
         pytest.raises(JambonzUnavailableError) as info,
     ):
-        c.fetch_window(Scope.account(ACCOUNT), DAY)
+        fetch_window(c, Scope.account(ACCOUNT), DAY)
     assert calls == 5
     # jitter pinned to its maximum: 1, 2, then the cap; the fallback pacing spaces nothing here
     backoffs = [s for s in clock.slept if s != pytest.approx(300 / 480)]
@@ -170,7 +171,7 @@ def test_retries_are_bounded_by_total_time() -> None:
         ) as c,
         pytest.raises(JambonzUnavailableError, match="connect") as info,
     ):
-        c.fetch_window(Scope.account(ACCOUNT), DAY)
+        fetch_window(c, Scope.account(ACCOUNT), DAY)
     assert sum(clock.slept) <= 10.0
     assert "connection refused" in str(info.value)
 
@@ -187,7 +188,7 @@ def test_a_server_that_never_answered_is_given_up_within_first_contact_s() -> No
         client_for(handler, clock, max_attempts=100, backoff_base_s=4.0, fallback_rate=None) as c,
         pytest.raises(JambonzUnreachableError) as info,
     ):
-        c.fetch_window(Scope.account(ACCOUNT), DAY)
+        fetch_window(c, Scope.account(ACCOUNT), DAY)
     assert 0 < sum(clock.slept) <= FIRST_CONTACT_S
     assert "connection refused" in info.value.tried
     assert f"{len(clock.slept) + 1} attempts" in info.value.tried
@@ -209,9 +210,9 @@ def test_a_server_that_answered_once_is_retried_for_max_retry_s(
         raise httpx.ConnectError("connection refused", request=request)
 
     with client_for(handler, clock, max_attempts=100, backoff_base_s=4.0, fallback_rate=None) as c:
-        c.fetch_window(Scope.account(ACCOUNT), DAY)
+        fetch_window(c, Scope.account(ACCOUNT), DAY)
         with pytest.raises(JambonzUnavailableError) as info:
-            c.fetch_window(Scope.account(ACCOUNT), DAY)
+            fetch_window(c, Scope.account(ACCOUNT), DAY)
     assert not isinstance(info.value, JambonzUnreachableError)
     assert sum(clock.slept) > FIRST_CONTACT_S
 
@@ -226,8 +227,8 @@ def test_repr_hides_the_key() -> None:
 def test_window_must_be_aware_and_non_empty() -> None:
     with RecentCallsClient(BASE, KEY) as client:
         with pytest.raises(ValueError, match="empty"):
-            client.fetch_window(Scope.account(ACCOUNT), Window(DAY.end, DAY.start))
+            fetch_window(client, Scope.account(ACCOUNT), Window(DAY.end, DAY.start))
         naive = Window(datetime(2026, 11, 21), datetime(2026, 11, 22))
         with pytest.raises(ValueError, match="naive"):
-            client.fetch_window(Scope.account(ACCOUNT), naive)
+            fetch_window(client, Scope.account(ACCOUNT), naive)
     assert DAY.end - DAY.start == timedelta(days=1)

@@ -1,4 +1,5 @@
-"""A real PostgreSQL for the tests: a cluster of its own in a temp folder, on a free loopback port.
+"""A real PostgreSQL for the tests and the lake benchmark: a cluster of its own in a temp folder,
+on a free loopback port.
 
 initdb refuses to run as root, so as root the server runs as the `postgres` system user (Debian's
 postgresql package creates it); as anyone else, as that user. Host connections need the password
