@@ -69,7 +69,7 @@ def _chart(name: str, wh: Warehouse, day: date, tz: str) -> str | None:
         return markdown_image(svg, "ASR per trunk over 14 days")
     if name == "calls_hourly":
         rows = wh.query("calls_hourly_by_hour", {"first": day, "last": day, "tz": tz})
-        svg = calls_per_hour(f"Calls per hour, {day} ({tz})", rows, with_day=False)
+        svg = calls_per_hour(f"Calls per hour, {day} ({tz})", rows, [day], tz)
         return markdown_image(svg, "attempts and peak concurrency per hour")
     return None
 

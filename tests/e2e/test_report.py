@@ -2,7 +2,9 @@
 headless Chromium (Debian's chromium and chromedriver, which .ci/install-browser installs).
 
 The browser counts what it drew, not what the HTML says: a chart series that Chromium could not
-lay out has no bounding box. The page must fetch nothing and log no console error.
+lay out has no bounding box. The page must fetch nothing and log no console error. Every figure
+a test expects is counted here, from the simulator's calls of the days (`loaded`), never read
+from the code under test.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
@@ -34,7 +38,7 @@ from pipelines.jambonz.simulator import ACCOUNT_SID, Simulator
 from pipelines.report import Period, default_period, render
 from pipelines.settings import load_settings
 from tests.conftest import NOW
-from tests.e2e.conftest import Pipeline, pipeline_env
+from tests.e2e.conftest import ENV_VARS, Pipeline, pipeline_env
 from warehouse.load import Warehouse
 
 LAST = NOW.date() - timedelta(days=2)
@@ -70,11 +74,11 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         yield chrome
 
 
-def write_report(pipeline: Pipeline, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m pipelines.report` (what `make report` runs) with the pipeline's environment."""
+def write_report(env: dict[str, str], out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m pipelines.report` (what `make report` runs) with a pipeline's environment."""
     return subprocess.run(
         [sys.executable, "-m", "pipelines.report", *args, "--out", str(out)],
-        env={**os.environ, **pipeline.env},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -82,19 +86,85 @@ def write_report(pipeline: Pipeline, out: Path, *args: str) -> subprocess.Comple
     )
 
 
+@dataclass
+class Loaded:
+    """DAYS synced and modeled through the daily job, their calls as the simulator served them,
+    and the reports written of them (one CLI run per period, on first use)."""
+
+    env: dict[str, str]
+    truth: dict[date, list[dict[str, object]]]
+    out: Path
+    written: dict[tuple[date, date], Path] = field(default_factory=dict)
+
+    def calls(self, first: date, last: date) -> list[dict[str, object]]:
+        return [r for day, rows in self.truth.items() if first <= day <= last for r in rows]
+
+    def report(self, first: date, last: date) -> Path:
+        if (first, last) not in self.written:
+            done = write_report(self.env, self.out, "--from", str(first), "--to", str(last))
+            assert done.returncode == 0, done.stderr
+            self.written[first, last] = self.out / f"calls-{first}_{last}.html"
+        return self.written[first, last]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    """Built once for the module's browser tests: the Dagster runs are what costs."""
+    tmp = tmp_path_factory.mktemp("loaded")
+    warehouse = tmp / "warehouse.duckdb"
+    # the simulator of tests/conftest.py's `simulator` fixture (which lives for one test only)
+    with Simulator(seed=7, calls_per_day=400, now=NOW) as sim, pytest.MonkeyPatch.context() as mp:
+        env = pipeline_env(sim, warehouse)
+        for name in ENV_VARS:
+            mp.delenv(name, raising=False)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = load_settings()
+        with dg.DagsterInstance.ephemeral() as instance:
+            pipeline = Pipeline(
+                sim, env, warehouse, settings, build_definitions(settings), instance
+            )
+            for day in DAYS:
+                assert pipeline.run_day(day).success
+            truth = {day: pipeline.truth(day) for day in DAYS}
+    return Loaded(env, truth, tmp / "report")
+
+
+def table(browser: webdriver.Chrome, css: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the table under `css` as the browser shows their text."""
+    rows: list[list[str]] = browser.execute_script(
+        "return [...document.querySelector(arguments[0]).querySelectorAll('tr')]"
+        ".map(tr => [...tr.cells].map(c => c.innerText.trim()))",
+        f"{css} table",
+    )
+    return rows[0], rows[1:]
+
+
+def number(text: str) -> float:
+    """A figure as the report prints it: 1,234 / 66.6% / +1.2 pp / -3.4%."""
+    return float(text.replace(",", "").replace("%", "").replace(" pp", ""))
+
+
+def answered(call: dict[str, object]) -> bool:
+    return bool(call.get("answered"))
+
+
+def seconds(call: dict[str, object]) -> float:
+    """Its duration (a few arrive as floats: 64.0)."""
+    return float(str(call["duration"]))
+
+
 @pytest.mark.process
 def test_the_report_renders_every_trunk_and_both_charts_in_chromium(
-    pipeline: Pipeline, browser: webdriver.Chrome, tmp_path: Path
+    loaded: Loaded, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
     """`python -m pipelines.report` writes the page and a real headless Chromium renders it: what a
     person sees (the browser is the point), not the HTML text."""
-    for day in DAYS:
-        assert pipeline.run_day(day).success
-    truth = [r for day in DAYS for r in pipeline.truth(day)]
+    truth = loaded.calls(DAYS[0], LAST)
     trunks = sorted({r.get("trunk") or "(no trunk)" for r in truth})
     assert len(trunks) >= 3
 
-    done = write_report(pipeline, tmp_path / "report", "--from", str(DAYS[0]), "--to", str(LAST))
+    done = write_report(loaded.env, tmp_path / "report", "--from", str(DAYS[0]), "--to", str(LAST))
     assert done.returncode == 0, done.stderr
     path = tmp_path / "report" / f"calls-{DAYS[0]}_{LAST}.html"
     assert done.stdout.strip() == f"report: {path}"
@@ -115,10 +185,9 @@ def test_the_report_renders_every_trunk_and_both_charts_in_chromium(
     sections = browser.find_elements(By.CSS_SELECTOR, "h2.trunk")
     assert [s.text for s in sections] == [f"Trunk {t}" for t in trunks]
     # the overview's attempts add up to every call of the days, each counted once
-    header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#overview th")]
-    column = header.index("attempts") + 1
-    cells = browser.find_elements(By.CSS_SELECTOR, f"#overview td:nth-child({column})")
-    assert sum(int(c.text.replace(",", "")) for c in cells) == len(truth)
+    header, rows = table(browser, "#overview")
+    column = header.index("attempts")
+    assert sum(int(number(r[column])) for r in rows if r[0] != "all trunks") == len(truth)
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == []
@@ -126,6 +195,222 @@ def test_the_report_renders_every_trunk_and_both_charts_in_chromium(
     shot = Path(os.environ.get("REPORT_SCREENSHOTS", tmp_path)) / "report.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+@pytest.mark.process
+def test_the_overview_ends_with_a_totals_row_of_all_trunks_and_directions(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """The row a person reads first, as Chromium lays out the table."""
+    truth = loaded.calls(DAYS[0], LAST)
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+    header, rows = table(browser, "#overview")
+    *groups, total = rows
+    assert total[:2] == ["all trunks", "all"]
+    assert "all trunks" not in [r[0] for r in groups]
+    cell = dict(zip(header, total, strict=True))
+    unanswered = [r for r in truth if not answered(r)]
+    assert int(number(cell["days"])) == len(DAYS)
+    assert int(number(cell["attempts"])) == len(truth)
+    assert int(number(cell["answered"])) == len(truth) - len(unanswered)
+    assert number(cell["asr"]) == pytest.approx(
+        100 * (len(truth) - len(unanswered)) / len(truth), abs=0.051
+    )
+    assert int(number(cell["busy"])) == sum(r["sip_status"] in (486, 600) for r in unanswered)
+    talk = sum(seconds(r) for r in truth if answered(r))
+    assert int(number(cell["talk_seconds"])) == talk
+    for name in ("busy", "no_answer", "rejected", "abandoned", "network_failures"):
+        assert int(number(cell[name])) == sum(int(number(r[header.index(name)])) for r in groups)
+    # the groups' peaks neither add up nor bound the peak of all calls: none is claimed
+    assert (cell["peak_concurrent"], cell["peak_cps"]) == ("\u2013", "\u2013")
+
+
+@pytest.mark.process
+def test_the_change_against_the_previous_period_of_the_same_length(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """LAST against the day before it (both loaded), and DAYS against the three days before
+    them (none loaded: "no data", not zeros), in the table the browser shows."""
+    browser.get(loaded.report(LAST, LAST).as_uri())
+    header, rows = table(browser, "#change")
+    assert header == ["", f"{LAST} to {LAST}", f"{DAYS[1]} to {DAYS[1]}", "change"]
+    shown = {r[0]: r[1:] for r in rows}
+
+    def figures(calls: list[dict[str, object]]) -> dict[str, float]:
+        talk = sum(seconds(r) for r in calls if answered(r))
+        ok = sum(answered(r) for r in calls)
+        return {
+            "days with data": 1,
+            "attempts": len(calls),
+            "answered": ok,
+            "ASR": 100 * ok / len(calls),
+            "ACD (s)": talk / ok,
+            "talk minutes": talk / 60,
+        }
+
+    this, before = figures(loaded.truth[LAST]), figures(loaded.truth[DAYS[1]])
+    assert set(shown) == set(this)
+    for name, value in this.items():
+        now, then, change = shown[name]
+        assert number(now) == pytest.approx(value, abs=0.51), name
+        assert number(then) == pytest.approx(before[name], abs=0.51), name
+        if name == "ASR":  # percentage points
+            assert number(change) == pytest.approx(value - before[name], abs=0.051)
+        elif name == "days with data":
+            assert number(change) == 0
+        else:  # relative, in percent
+            assert number(change) == pytest.approx(100 * (value / before[name] - 1), abs=0.051)
+    assert this["attempts"] != before["attempts"]  # a change to see, not a 0 = 0
+
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+    header, rows = table(browser, "#change")
+    before_first = DAYS[0] - timedelta(days=len(DAYS))
+    assert header[2] == f"{before_first} to {DAYS[0] - timedelta(days=1)}"
+    assert {r[2] for r in rows} == {"no data"}
+    assert {r[3] for r in rows} == {"\u2013"}
+    assert dict((r[0], r[1]) for r in rows)["attempts"] == f"{len(loaded.calls(DAYS[0], LAST)):,}"
+
+
+@pytest.mark.process
+def test_days_of_the_period_without_data_are_named_and_keep_their_place(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """Two days before DAYS were never synced: the page says so, and the hourly chart keeps
+    their place (its date ticks run over every day of the period), as Chromium draws it."""
+    first = DAYS[0] - timedelta(days=2)
+    browser.get(loaded.report(first, LAST).as_uri())
+    text = browser.find_element(By.ID, "missing-days").text
+    assert f"2 of the {len(DAYS) + 2} days have no calls in the warehouse" in text
+    assert (
+        f"Never synced (a backfill loads them): {first} to {DAYS[0] - timedelta(days=1)}." in text
+    )
+    for day in DAYS:
+        assert str(day) not in text
+    ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#calls-per-hour text.x")]
+    days = [first + timedelta(days=k) for k in range(len(DAYS) + 2)]
+    assert [t for t in ticks if "-" in t] == [f"{d:%m-%d}" for d in days] * 2  # both panels
+
+
+@pytest.mark.process
+def test_failures_by_sip_status_class_and_termination_reason(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """The unanswered calls of the days counted by class, status and reason, as shown."""
+    unanswered = [r for r in loaded.calls(DAYS[0], LAST) if not answered(r)]
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+
+    header, rows = table(browser, "#by-status-class")
+    assert header == ["status_class", "unanswered", "share", "top_statuses"]
+    classes = Counter(f"{r['sip_status']}"[0] + "xx" for r in unanswered)
+    assert {r[0]: int(number(r[1])) for r in rows} == classes
+    assert len(classes) >= 3  # 4xx, 5xx and 6xx in the simulator's mix
+    statuses = Counter(r["sip_status"] for r in unanswered)
+    for cls, _, share, top in rows:
+        assert number(share) == pytest.approx(100 * classes[cls] / len(unanswered), abs=0.051)
+        mine = sorted((s for s in statuses if f"{s}"[0] == cls[0]), key=lambda s: (-statuses[s], s))
+        assert top == ", ".join(f"{s}: {statuses[s]:,}" for s in mine[:5])
+
+    header, rows = table(browser, "#by-termination-reason")
+    assert header == ["termination_reason", "unanswered", "share"]
+    reasons = Counter(r.get("termination_reason") or "(none)" for r in unanswered)
+    assert {r[0]: int(number(r[1])) for r in rows} == reasons
+    assert [int(number(r[1])) for r in rows] == sorted(reasons.values(), reverse=True)
+
+
+@pytest.mark.process
+def test_every_table_fits_a_1400_px_window(loaded: Loaded, browser: webdriver.Chrome) -> None:
+    """Layout is the browser's. Each table's last column (peak_cps on the per-trunk tables) can
+    be brought into the window and is then painted on top, in a frame with a border that fits the
+    window (a table too wide scrolls inside it); nothing widens the page. With one account (no
+    account_sid column) every table fits without scrolling."""
+    browser.set_window_size(1400, 900)
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+    width = browser.execute_script("return window.innerWidth")
+    assert 1300 < width <= 1400
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+    tables = browser.find_elements(By.CSS_SELECTOR, "table")
+    assert len(tables) >= 4 + len({r.get("trunk") for r in loaded.calls(DAYS[0], LAST)})
+    for element in tables:
+        seen = browser.execute_script(
+            """const t = arguments[0], frame = t.parentElement, cells = t.rows[0].cells;
+            const last = cells[cells.length - 1];
+            const fits = frame.scrollWidth <= frame.clientWidth;
+            last.scrollIntoView({block: 'center'});
+            const r = last.getBoundingClientRect(), f = frame.getBoundingClientRect();
+            const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+            return {right: r.right, frame: f.right, left: f.left, hit: last.contains(hit),
+                    fits: fits, border: getComputedStyle(frame).borderRightStyle};""",
+            element,
+        )
+        assert seen["left"] >= 0, seen
+        assert seen["frame"] <= width, seen
+        assert seen["right"] <= seen["frame"], seen
+        assert seen["hit"], seen  # painted on top: not clipped, not covered
+        assert seen["border"] == "solid", seen
+        assert seen["fits"], seen
+    headers = [
+        th.text.replace("\n", "")
+        for th in browser.find_elements(By.CSS_SELECTOR, "h2.trunk + div th:last-child")
+    ]
+    assert set(headers) == {"peak_cps"}
+
+
+@pytest.mark.process
+def test_peak_concurrency_has_its_own_axis_and_hours_tick_on_round_hours(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """In Chromium's layout: the peaks are drawn on a panel whose axis ends near their largest
+    value (a trunk and direction's most calls in progress at once, counted here by a sweep over
+    the calls), so their line spans height; the x labels are midnights and round hours."""
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+    peak = browser.find_element(
+        By.CSS_SELECTOR, "#calls-per-hour g.series[data-name='peak concurrent']"
+    )
+    attempts = browser.find_element(
+        By.CSS_SELECTOR, "#calls-per-hour g.series[data-name='attempts']"
+    )
+    panel = "return arguments[0].closest('g.panel')"
+    assert browser.execute_script(panel, peak) != browser.execute_script(panel, attempts)
+    axis = browser.execute_script(
+        "return [...arguments[0].closest('g.panel').querySelectorAll('text.y')]"
+        ".map(t => Number(t.textContent))",
+        peak,
+    )
+    most = max(_most_at_once(calls) for calls in _groups(loaded.calls(DAYS[0], LAST)))
+    assert most <= max(axis) < 3 * most
+    box = browser.execute_script("return arguments[0].getBBox();", peak)
+    assert box["height"] > 40  # on the attempts axis (~200) it would be a few pixels
+    ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#calls-per-hour text.x")]
+    dates = {f"{d:%m-%d}" for d in DAYS}
+    hours = [t for t in ticks if t not in dates]
+    assert all(re.fullmatch(r"\d\d:00", t) for t in hours), ticks
+    every = sorted({int(t[:2]) for t in hours})  # midnight shows the date instead
+    assert every in [list(range(step, 24, step)) for step in (1, 2, 3, 6, 12)], ticks
+    assert [t for t in ticks if t in dates] == [f"{d:%m-%d}" for d in DAYS] * 2
+
+
+def _groups(calls: list[dict[str, object]]) -> list[list[dict[str, object]]]:
+    by: dict[tuple[object, object], list[dict[str, object]]] = {}
+    for call in calls:
+        by.setdefault((call.get("direction"), call.get("trunk")), []).append(call)
+    return list(by.values())
+
+
+def _most_at_once(calls: list[dict[str, object]]) -> int:
+    """Calls in progress at once, at most: over [attempted_at, terminated_at), an end before a
+    start at the same instant."""
+    edges = []
+    for call in calls:
+        start, end = (
+            datetime.fromisoformat(str(call[k])) for k in ("attempted_at", "terminated_at")
+        )
+        if end > start:
+            edges += [(start, 1), (end, -1)]
+    level = most = 0
+    for _, step in sorted(edges):
+        level += step
+        most = max(most, level)
+    return most
 
 
 @pytest.mark.process
@@ -205,16 +490,26 @@ def _wait_for_server(proc: subprocess.Popen[bytes], url: str) -> None:
     pytest.fail(f"dagster-webserver did not answer {url} in 180 s")
 
 
-def test_days_with_calls_but_no_models_are_named_not_left_blank(pipeline: Pipeline) -> None:
+def test_days_without_models_or_calls_are_named_with_the_reason(pipeline: Pipeline) -> None:
+    """One day of each kind: never synced, synced without calls, calls without models."""
     for day in DAYS[:2]:
         assert pipeline.run_day(day).success
+    start, end = _utc(DAYS[0])
     with duckdb.connect(str(pipeline.warehouse)) as con:  # as if the models never ran that day
         con.execute("DELETE FROM trunk_kpis_daily WHERE day = $d", {"d": DAYS[1]})
+        con.execute("DELETE FROM trunk_kpis_daily WHERE day = $d", {"d": DAYS[0]})
+        con.execute(  # and as if DAYS[0] had been synced and held no call
+            "DELETE FROM calls WHERE attempted_at >= $a AND attempted_at < $b",
+            {"a": start, "b": end},
+        )
     calls = len(pipeline.truth(DAYS[1]))
+    before = DAYS[0] - timedelta(days=1)
     with Warehouse(pipeline.warehouse, read_only=True) as wh:
-        html = render(wh, Period(DAYS[0], DAYS[1], "UTC"), source="w", generated=NOW)
+        html = render(wh, Period(before, DAYS[1], "UTC"), source="w", generated=NOW)
     assert f"{DAYS[1]} ({calls:,} calls)" in html
-    assert f"{DAYS[0]} (" not in html  # modeled: not named
+    assert "2 of the 3 days have no calls in the warehouse" in html
+    assert f"Never synced (a backfill loads them): {before}." in html
+    assert f"Synced, without calls: {DAYS[0]}." in html
 
 
 def test_the_default_period_is_the_14_local_days_ending_yesterday() -> None:
@@ -230,11 +525,11 @@ def test_the_default_period_is_the_14_local_days_ending_yesterday() -> None:
 def test_bad_arguments_and_a_missing_warehouse_are_named(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    done = write_report(pipeline, tmp_path, "--from", "2026-11-20", "--to", "2026-11-10")
+    done = write_report(pipeline.env, tmp_path, "--from", "2026-11-20", "--to", "2026-11-10")
     assert done.returncode == 2
     assert "--from 2026-11-20 is after --to 2026-11-10" in done.stderr
     missing = tmp_path / "nowhere.duckdb"
-    done = write_report(pipeline, tmp_path, "--warehouse", str(missing))
+    done = write_report(pipeline.env, tmp_path, "--warehouse", str(missing))
     assert done.returncode == 2
     assert f"no warehouse at {missing}" in done.stderr
     assert not list(tmp_path.glob("*.html"))

@@ -1,14 +1,16 @@
 """The SVG line charts: one group per series, gaps where a value is missing, valid XML, text
-escaped, nothing fetched."""
+escaped, nothing fetched; the hourly chart's own axis for peaks and its ticks on round hours."""
 
 from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.charts import line_chart, markdown_image
+from pipelines.charts import calls_per_hour, line_chart, markdown_image
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -62,3 +64,95 @@ def test_markdown_image_inlines_the_svg() -> None:
     md = markdown_image("<svg/>", "alt text")
     assert md.startswith("![alt text](data:image/svg+xml;base64,")
     assert base64.b64decode(md.split(",", 1)[1].rstrip(")")) == b"<svg/>"
+
+
+def _hourly_rows(days: list[date], tz: str = "UTC") -> list[tuple[object, ...]]:
+    """calls_hourly_by_hour rows: every local hour of the days, attempts up to 190, peaks up to
+    8, as the simulator's busy days look."""
+    zone = ZoneInfo(tz)
+    rows: list[tuple[object, ...]] = []
+    for day in days:
+        hour = datetime.combine(day, time(0), zone).astimezone(UTC)
+        while hour.astimezone(zone).date() == day:
+            local = hour.astimezone(zone)
+            rows.append((hour, day, f"{local:%H:%M}", 10 + (local.hour * 15) % 181, local.hour % 9))
+            hour += timedelta(hours=1)
+    return rows
+
+
+def _panels(svg: str) -> list[ET.Element]:
+    return ET.fromstring(svg).findall(f"{SVG}g[@class='panel']")
+
+
+def _texts(element: ET.Element, cls: str) -> list[str]:
+    return [t.text or "" for t in element.iter(f"{SVG}text") if t.get("class") == cls]
+
+
+def test_peak_concurrency_has_a_panel_and_an_axis_of_its_own() -> None:
+    """8 concurrent calls on an axis of 190 attempts would be a flat line at the bottom."""
+    days = [date(2026, 11, 20), date(2026, 11, 21)]
+    svg = calls_per_hour("t", _hourly_rows(days), days, "UTC")
+    upper, lower = _panels(svg)
+    assert [g.get("data-name") for g in upper.findall(f".//{SVG}g[@class='series']")] == [
+        "attempts"
+    ]
+    assert [g.get("data-name") for g in lower.findall(f".//{SVG}g[@class='series']")] == [
+        "peak concurrent"
+    ]
+    assert _texts(upper, "y") == ["0", "50", "100", "150", "200"]
+    assert _texts(lower, "y") == ["0", "2", "4", "6", "8"]  # whole calls, the largest at the top
+    (line,) = lower.iter(f"{SVG}polyline")
+    ys = [float(p.split(",")[1]) for p in (line.get("points") or "").split()]
+    assert max(ys) - min(ys) > 80  # spans the panel's height, not a flat line
+
+
+@pytest.mark.parametrize(
+    ("days", "tz", "width", "expected"),
+    [
+        # one day, Dagster's 720 px: every second hour
+        ([date(2026, 11, 20)], "UTC", 720, [f"{h:02d}:00" for h in range(0, 24, 2)]),
+        # a 25-hour day (01:00 twice): too many for every second hour, so every third
+        (
+            [date(2026, 11, 1)],
+            "America/New_York",
+            720,
+            [f"{h:02d}:00" for h in range(0, 24, 3)],
+        ),
+        # 14 days across the report's page: each day at midnight, and noon
+        (
+            [date(2026, 11, 13) + timedelta(days=k) for k in range(14)],
+            "UTC",
+            1360,
+            [x for k in range(14) for x in (f"11-{13 + k:02d}", "12:00")],
+        ),
+        # 14 days in 720 px: every second midnight
+        (
+            [date(2026, 11, 13) + timedelta(days=k) for k in range(14)],
+            "UTC",
+            720,
+            [f"11-{13 + k:02d}" for k in range(0, 14, 2)],
+        ),
+    ],
+)
+def test_hour_ticks_fall_on_round_local_hours(
+    days: list[date], tz: str, width: int, expected: list[str]
+) -> None:
+    svg = calls_per_hour("t", _hourly_rows(days, tz), days, tz, width=width)
+    for panel in _panels(svg):
+        assert _texts(panel, "x") == expected
+
+
+def test_a_day_without_rows_is_a_gap_in_its_place() -> None:
+    """Three days, the middle one never loaded: its 24 hours keep their place, empty."""
+    days = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
+    rows = [r for r in _hourly_rows(days) if r[1] != days[1]]
+    svg = calls_per_hour("t", rows, days, "UTC", width=1360)
+    upper, _ = _panels(svg)
+    first, last = (
+        [float(p.split(",")[0]) for p in (line.get("points") or "").split()]
+        for line in upper.iter(f"{SVG}polyline")
+    )
+    assert len(first) == len(last) == 24
+    step = (first[-1] - first[0]) / 23
+    assert last[0] - first[-1] == pytest.approx(25 * step, abs=1)  # 23:00 to 00:00 two days on
+    assert [t for t in _texts(upper, "x") if "-" in t] == ["11-20", "11-21", "11-22"]

@@ -1,6 +1,14 @@
--- Local days ($tz) from $first to $last that hold calls but no trunk_kpis_daily rows: the model
--- was not materialized for them, so the HTML report says so instead of showing a silent gap.
-WITH call_days AS (
+-- The local days ($tz) from $first to $last without trunk_kpis_daily rows, so the HTML report
+-- names them instead of showing a silent gap: `calls`, the calls the warehouse holds of the day
+-- (some: the models were not materialized for it; none: nothing to model), and `synced`, whether
+-- a sync of the day is recorded (calls_days): a day never synced wants a backfill.
+WITH days AS (
+    SELECT CAST(t.d AS DATE) AS day
+    FROM generate_series(CAST($first AS TIMESTAMP), CAST($last AS TIMESTAMP), INTERVAL 1 DAY)
+        AS t (d)
+),
+
+call_days AS (
     SELECT
         CAST(timezone($tz, c.attempted_at) AS DATE) AS day,
         count(*) AS calls
@@ -10,7 +18,12 @@ WITH call_days AS (
         AND c.attempted_at < timezone($tz, CAST($last + 1 AS TIMESTAMP))
     GROUP BY ALL
 )
-SELECT d.day, d.calls
-FROM call_days AS d
+
+SELECT
+    d.day,
+    coalesce(c.calls, 0) AS calls,
+    EXISTS (SELECT 1 FROM calls_days AS s WHERE s.day = d.day) AS synced
+FROM days AS d
+LEFT JOIN call_days AS c ON c.day = d.day
 WHERE NOT EXISTS (SELECT 1 FROM trunk_kpis_daily AS k WHERE k.day = d.day)
 ORDER BY d.day;
