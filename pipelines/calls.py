@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
 from pipelines.jambonz.client import Scope, Window, WindowResult
@@ -63,18 +62,16 @@ def evaluate_call_checks(
     wh: Warehouse,
     window: Window,
     *,
-    fetched_keys: pa.Array,
+    loaded: int,
     in_window: int,
     quarantined: int,
     api_total: int,
     rows_in_window: int,
 ) -> list[CheckOutcome]:
     """Every check of CALL_CHECKS for one window, after its load. Pure over the warehouse."""
-    complete = wh.check(
-        "calls_complete", start=window.start, end=window.end, fetched_keys=fetched_keys
-    )
+    complete = wh.check("calls_complete", start=window.start, end=window.end)
     # A record counts as accounted for when it loaded or was quarantined.
-    shortfall = in_window - (len(fetched_keys) + quarantined)
+    shortfall = in_window - (loaded + quarantined)
     outcomes = [
         CheckOutcome(
             "calls_complete",
@@ -261,7 +258,7 @@ def sync_day(
         outcomes = evaluate_call_checks(
             wh,
             window,
-            fetched_keys=synced.fetched_keys,
+            loaded=synced.loaded,
             in_window=synced.in_window,
             quarantined=synced.quarantined,
             api_total=synced.fetch.total,

@@ -19,6 +19,8 @@ warehouse/sql/<table>_<operation>.sql. Knows nothing of HTTP or Dagster.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -50,9 +52,18 @@ class LoadResult:
     quarantined: int  # quarantine rows new to the table in this load
 
 
-# DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day peaked at 1.5 GB with it,
-# 1.0 GB with 512MB (the window's write and the checkpoint spill or evict instead).
-DEFAULT_MEMORY_LIMIT = "512MB"
+# DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day's sync peaked at 1.5 GB
+# with it, 1.0 GB with 512MB, most of it the blocks the load had written, cached. At 64MB they are
+# evicted as the load goes; what needs more spills to TEMP_DIRECTORY (docs/performance.md).
+DEFAULT_MEMORY_LIMIT = "64MB"
+
+
+def temp_directory() -> str:
+    """Where this process's DuckDB spills: a folder of its own (the default for the in-memory
+    database a warehouse is attached to is `.tmp` in the working directory)."""
+    return str(Path(tempfile.gettempdir()) / f"jambonz-warehouse-{os.getpid()}")
+
+
 # how long opening waits for another process (WAREHOUSE_LOCK_TIMEOUT_S)
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 
@@ -67,11 +78,12 @@ DEFAULT_LOCK_TIMEOUT_S = 120.0
 class WindowLoad:
     """One window loaded batch by batch in ONE transaction.
 
-    Use as a context manager: `add` upserts a batch, leaving the
-    transaction open; leaving the block without an error checks that no call_key of the window is
-    held twice and commits, an error rolls every batch back. The batches must not share a
-    call_key (the client's stream never repeats a call); the final check enforces it. The counts
-    equal those of one batch holding them all.
+    Use as a context manager: `add` upserts a batch, leaving the transaction open; leaving the
+    block without an error checks that no call_key came in two batches and commits, an error
+    rolls every batch back. The batches must not share a call_key (the client's stream never
+    repeats a call); the final check enforces it. The counts equal those of one batch holding
+    them all. The keys written stay on the connection (temp table _window_keys) for the
+    calls_complete check.
     """
 
     def __init__(
@@ -84,8 +96,7 @@ class WindowLoad:
         self._con = con
         self._lock = lock  # held from BEGIN until COMMIT or ROLLBACK (a lake's window lock)
         self._window = {"window_start": start, "window_end": end}
-        self._span: tuple[Any, Any] | None = None  # first batch seen: _window_keys exists
-        self._fresh = False  # the window held no row when the first batch came
+        self._fresh: bool | None = None  # the window held no row when the first batch came
         self.inserted = self.updated = self.unchanged = self.quarantined = 0
         self._open = False
 
@@ -98,6 +109,11 @@ class WindowLoad:
             self._release()
             raise
         self._open = True
+        try:
+            self._con.execute(sql("window_keys_create"))
+        except BaseException:
+            self._abort()
+            raise
         return self
 
     def _release(self) -> None:
@@ -115,8 +131,12 @@ class WindowLoad:
             self._abort()  # a no-op once rolled back
             return
         try:
-            if self._span is not None:
-                self._con.execute("DROP TABLE IF EXISTS _window_keys")
+            row = self._con.execute(sql("window_keys_repeated")).fetchone()
+            if row and row[0]:
+                raise ValueError(
+                    f"{row[0]} call_key values were in two batches of the window's load: a "
+                    "window's batches must not share calls. Nothing was committed"
+                )
             self._con.execute("COMMIT")
             self._open = False
         except duckdb.TransactionException as exc:
@@ -159,23 +179,14 @@ class WindowLoad:
                 span = pc.min_max(calls.column("attempted_at"))
                 lo, hi = span["min"].as_py(), span["max"].as_py()
                 rng = {"lo": lo, "hi": hi}
-                if self._span is None:
-                    con.execute(sql("window_keys_create"))
+                if self._fresh is None:
                     row = con.execute(sql("calls_window_rows"), self._window).fetchone()
                     self._fresh = not (row and row[0])
-                    self._span = (lo, hi)
-                else:
-                    row = _scan(con, "window_keys_repeated", calls)[0]
-                    if row and row[0]:
-                        raise ValueError(
-                            f"{row[0]} call_key values of this batch were in an earlier batch of "
-                            "the window: a window's batches must not share calls"
-                        )
                 _scan(con, "window_keys_insert", calls)
                 inside = self._window["window_start"] <= lo and hi < self._window["window_end"]
                 if self._fresh and inside:
                     # the window held nothing when this load began and no call repeats across
-                    # batches: every call is new (the lookup would scan what this load wrote)
+                    # batches: every call is new (no lookup of the rows this load wrote)
                     inserted, updated = calls.num_rows, 0
                     self._write(calls, raw, calls.num_rows)
                 else:
@@ -356,6 +367,7 @@ def _attach_lake_database(
     }
     if memory_limit:
         config["memory_limit"] = memory_limit
+    config["temp_directory"] = temp_directory()
     con = duckdb.connect(":memory:", config=config)
     try:
         load_extensions(con, lake)
@@ -463,6 +475,7 @@ class Warehouse:
         }
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
+        config["temp_directory"] = temp_directory()
         con = duckdb.connect(":memory:", config=config)
         try:
             attach = "attach_read_only" if self.read_only else "attach_read_write"
@@ -586,25 +599,17 @@ class Warehouse:
         end: datetime,
         day: date | None = None,
         tz: str = "UTC",
-        fetched_keys: pa.Array | None = None,
     ) -> CheckOutcome:
         """Run the data check warehouse/checks/{name}.sql over [start, end).
 
-        Its one row is (violations, sample). fetched_keys: the call_keys a sync loaded, as the
-        table `fetched_keys` the check may read (calls_complete). Only the parameters the check
-        names are bound (DuckDB refuses others).
+        Its one row is (violations, sample). Only the parameters the check names are bound
+        (DuckDB refuses others).
         """
         text = sql(name, "checks")
         given: dict[str, object] = {"start": start, "end": end, "day": day, "tz": tz}
         params = {k: v for k, v in given.items() if f"${k}" in text}
-        if fetched_keys is not None:
-            self.con.register("fetched_keys", pa.table({"call_key": fetched_keys}))
-        try:
-            # fetchall: DuckDB 2 refuses new work on a connection with an unfinished result.
-            ((violations, sample),) = self.con.execute(text, params).fetchall()
-        finally:
-            if fetched_keys is not None:
-                self.con.unregister("fetched_keys")
+        # fetchall: DuckDB 2 refuses new work on a connection with an unfinished result.
+        ((violations, sample),) = self.con.execute(text, params).fetchall()
         return CheckOutcome(name, int(violations or 0), [str(s) for s in (sample or [])])
 
     def report(self, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:

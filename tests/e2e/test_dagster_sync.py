@@ -302,30 +302,20 @@ def test_duplicate_call_key_fails_the_blocking_check_and_skips_the_models(
 
 
 def test_completeness_fails_when_a_fetched_call_is_not_in_the_table(pipeline: Pipeline) -> None:
-    import pyarrow as pa
-
     assert pipeline.run_day(DAY).success
     window = day_window(DAY, "UTC")
     keys = _keys(pipeline, DAY)
+    facts = {"in_window": len(keys), "quarantined": 0, "api_total": len(keys)}
     with pipeline.open() as wh:
-        ok = evaluate_call_checks(
-            wh,
-            window,
-            fetched_keys=pa.array(keys),
-            in_window=len(keys),
-            quarantined=0,
-            api_total=len(keys),
-            rows_in_window=len(keys),
+        # what a window load leaves on its connection: the keys it wrote (here, the day's)
+        wh.con.execute(
+            "CREATE TEMP TABLE _window_keys AS SELECT unnest($k) AS call_key", {"k": keys}
         )
+        ok = evaluate_call_checks(wh, window, loaded=len(keys), rows_in_window=len(keys), **facts)
         assert {o.name: o.passed for o in ok}["calls_complete"]
+        wh.con.execute("INSERT INTO _window_keys VALUES ('never-loaded-sid')")
         broken = evaluate_call_checks(
-            wh,
-            window,
-            fetched_keys=pa.array([*keys, "never-loaded-sid"]),
-            in_window=len(keys) + 2,
-            quarantined=0,
-            api_total=len(keys) + 2,
-            rows_in_window=len(keys),
+            wh, window, loaded=len(keys) + 1, rows_in_window=len(keys), **facts
         )
     complete = {o.name: o for o in broken}["calls_complete"]
     assert not complete.passed

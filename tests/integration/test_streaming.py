@@ -97,9 +97,10 @@ def test_streamed_sync_equals_one_shot_load(sim: Simulator, tmp_path: Path) -> N
         assert load_a.inserted == in_window - 2
         assert synced.in_window == in_window
         assert synced.quarantined == 2
-        assert sorted(synced.fetched_keys.to_pylist()) == [
-            r[0] for r in a.con.execute("SELECT call_key FROM calls ORDER BY call_key").fetchall()
-        ]
+        # the keys the load wrote stay on its connection for the completeness check
+        stored = a.con.execute("SELECT call_key FROM calls ORDER BY call_key").fetchall()
+        assert synced.loaded == len(stored)
+        assert b.con.execute("SELECT call_key FROM _window_keys ORDER BY 1").fetchall() == stored
         assert content(b) == content(a)
         # and the raw payload is the record's text exactly as the server sent it
         (payload,) = b.con.execute(
@@ -172,8 +173,9 @@ def test_window_load_refuses_a_call_in_two_batches(sim: Simulator, tmp_path: Pat
         load = wh.window_load(**bounds)
         with load:
             load.add(n.calls, n.raw, n.quarantine)
-            with pytest.raises(ValueError, match="in an earlier batch"):
-                load.add(n.calls.slice(0, 5), n.raw.slice(0, 5), n.quarantine)
+            load.add(n.calls.slice(0, 5), n.raw.slice(0, 5), n.quarantine)
+            with pytest.raises(ValueError, match="5 call_key values were in two batches"):
+                load.__exit__(None, None, None)  # leaving the block: checked before COMMIT
         assert wh.con.execute("SELECT count(*) FROM calls").fetchone() == (0,)
 
 

@@ -1,2 +1,4 @@
--- The call_keys loaded so far by one WindowLoad: batches of a window must not share a call.
+-- The call_keys a WindowLoad wrote, kept on its connection past COMMIT for the calls_complete
+-- check (warehouse/checks/calls_complete.sql). A temp table: in DuckDB's memory_limit, spilled
+-- to disk beyond it, so a big day's keys cost the process no memory of its own.
 CREATE OR REPLACE TEMP TABLE _window_keys (call_key VARCHAR NOT NULL);
