@@ -9,8 +9,9 @@ another upserts them, all chunks inside one transaction.
 Memory is bounded by the chunk, not the day: a chunk is normalized and written away behind the
 stream (Arrow and DuckDB work outside the GIL, so both overlap fetching the next chunk); what is
 kept for the whole window is the identities the client dedupes against (hashed: 8 B a call).
-DuckDB's share is bounded by its memory_limit (Warehouse, 64MB by default): the rows it has
-written, and the keys the completeness check reads after COMMIT, are evicted or spilled.
+DuckDB's share is bounded by the load's memory_limit (64MB, warehouse.load.LOAD_MEMORY_LIMIT):
+the rows it has written, and the keys the completeness check reads after COMMIT, are evicted or
+spilled.
 """
 
 from __future__ import annotations

@@ -52,10 +52,12 @@ class LoadResult:
     quarantined: int  # quarantine rows new to the table in this load
 
 
-# DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day's sync peaked at 1.5 GB
-# with it, 1.0 GB with 512MB, most of it the blocks the load had written, cached. At 64MB they are
-# evicted as the load goes; what needs more spills to TEMP_DIRECTORY (docs/performance.md).
-DEFAULT_MEMORY_LIMIT = "64MB"
+# DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day peaked at 1.5 GB with it.
+# The run's queries (models, checks, reads) run at WAREHOUSE_MEMORY_LIMIT; a window's load at
+# LOAD_MEMORY_LIMIT: the blocks it writes are evicted as it goes instead of cached, and what needs
+# more spills to temp_directory() (docs/performance.md "Memory by day size").
+DEFAULT_MEMORY_LIMIT = "512MB"
+LOAD_MEMORY_LIMIT = "64MB"
 
 
 def temp_directory() -> str:
@@ -92,8 +94,10 @@ class WindowLoad:
         start: datetime,
         end: datetime,
         lock: AbstractContextManager[object] | None = None,
+        memory_limit: str | None = None,
     ) -> None:
         self._con = con
+        self._memory_limit = memory_limit  # the connection's own, set again when the load ends
         self._lock = lock  # held from BEGIN until COMMIT or ROLLBACK (a lake's window lock)
         self._window = {"window_start": start, "window_end": end}
         self._fresh: bool | None = None  # the window held no row when the first batch came
@@ -104,6 +108,7 @@ class WindowLoad:
         if self._lock is not None:
             self._lock.__enter__()
         try:
+            self._con.execute(sql("memory_limit_set"), {"limit": LOAD_MEMORY_LIMIT})
             self._con.execute("BEGIN TRANSACTION")
         except BaseException:
             self._release()
@@ -117,9 +122,16 @@ class WindowLoad:
         return self
 
     def _release(self) -> None:
-        if self._lock is not None:
-            lock, self._lock = self._lock, None
-            lock.__exit__(None, None, None)
+        try:
+            with contextlib.suppress(duckdb.Error):  # a connection that broke keeps no limit
+                if self._memory_limit:
+                    self._con.execute(sql("memory_limit_set"), {"limit": self._memory_limit})
+                else:
+                    self._con.execute("RESET memory_limit")
+        finally:
+            if self._lock is not None:
+                lock, self._lock = self._lock, None
+                lock.__exit__(None, None, None)
 
     def __exit__(
         self,
@@ -188,17 +200,20 @@ class WindowLoad:
                     # the window held nothing when this load began and no call repeats across
                     # batches: every call is new (no lookup of the rows this load wrote)
                     inserted, updated = calls.num_rows, 0
-                    self._write(calls, raw, calls.num_rows)
+                    self._write(calls, raw, None)
                 else:
-                    _scan(con, "calls_existing", calls, rng)
-                    _scan(con, "calls_diff", calls)
-                    inserted, updated = con.execute(sql("calls_diff_counts")).fetchone() or (0, 0)
-                    con.execute(sql("calls_delete_changed"), rng)
-                    con.execute(sql("calls_raw_delete"), rng)
-                    if inserted or updated:
-                        self._write(calls, raw, int(inserted) + int(updated))
-                    con.execute("DROP TABLE IF EXISTS _existing")
-                    con.execute("DROP TABLE IF EXISTS _diff")
+                    # the batch's new and changed calls, as an Arrow table: a temp table would be
+                    # kept until COMMIT (14 MB a batch of 10,000, spilled, for a day's re-sync)
+                    diff = _scan_arrow(con, "calls_diff", calls, rng)
+                    new = diff.column("is_new")
+                    inserted = pc.count_distinct(diff.column("call_key").filter(new)).as_py()
+                    changed = diff.filter(pc.invert(new))
+                    updated = pc.count_distinct(changed.column("call_key")).as_py()
+                    if updated:
+                        _scan(con, "calls_delete_changed", changed, rng)
+                    if diff.num_rows:
+                        _scan(con, "calls_raw_delete", diff, rng)
+                        self._write(calls, raw, diff.column("call_key"))
                 self.inserted += int(inserted)
                 self.updated += int(updated)
                 self.unchanged += calls.num_rows - int(inserted) - int(updated)
@@ -231,10 +246,10 @@ class WindowLoad:
             raise
         return bool(news)
 
-    def _write(self, calls: pa.Table, raw: pa.Table, changed: int) -> None:
-        """Insert the batch's new and changed rows (the keys in _diff) into calls and calls_raw."""
-        if changed != calls.num_rows:
-            keys = self._con.sql(sql("calls_diff_keys")).to_arrow_table().column(0)
+    def _write(self, calls: pa.Table, raw: pa.Table, keys: pa.ChunkedArray | None) -> None:
+        """Insert the batch's rows into calls and calls_raw: those of `keys` (new and changed),
+        or all of them."""
+        if keys is not None and len(keys) != calls.num_rows:
             calls = calls.filter(pc.is_in(calls.column("call_key"), value_set=keys))
             raw = raw.filter(pc.is_in(raw.column("call_key"), value_set=keys))
         _scan(self._con, "calls_insert", calls)
@@ -260,6 +275,13 @@ def _scan(
     +23% peak RSS.
     """
     return con.execute(sql(name), params).fetchall()
+
+
+def _scan_arrow(
+    con: duckdb.DuckDBPyConnection, name: str, batch: pa.Table, params: dict[str, Any]
+) -> pa.Table:
+    """_scan's rows as an Arrow table."""
+    return con.execute(sql(name), params).to_arrow_table()
 
 
 class WarehouseLockedError(RuntimeError):
@@ -644,7 +666,7 @@ class Warehouse:
         lock = None
         if self.lake is not None and self.lake.catalog == "postgres":
             lock = window_lock(self.lake, window_start, self.lock_timeout_s)
-        return WindowLoad(self.con, window_start, window_end, lock)
+        return WindowLoad(self.con, window_start, window_end, lock, self.memory_limit)
 
     def maintain(self, *, snapshot_retention: timedelta, file_grace: timedelta) -> dict[str, int]:
         """DuckLake's upkeep (warehouse/lake.py maintain); a DuckDB file has none."""

@@ -288,16 +288,24 @@ def test_lock_error_names_the_file_and_what_to_do(tmp_path: Path) -> None:
 def test_the_memory_limit_reaches_duckdb_and_it_spills_into_a_folder_of_the_process(
     tmp_path: Path,
 ) -> None:
+    def limit(w: Warehouse) -> str:
+        (value,) = w.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        return str(value)
+
     with Warehouse(tmp_path / "a.duckdb") as w:
-        (limit,) = w.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
-        assert limit in ("61.0 MiB", "64.0 MB")  # DEFAULT_MEMORY_LIMIT, as DuckDB prints it
+        assert limit(w) in ("488.2 MiB", "512.0 MB")  # DEFAULT_MEMORY_LIMIT, as DuckDB prints it
+        with w.window_load(window_start=WS, window_end=WE):
+            assert limit(w) in ("61.0 MiB", "64.0 MB")  # LOAD_MEMORY_LIMIT while a window loads
+        assert limit(w) in ("488.2 MiB", "512.0 MB")
         # not DuckDB's `.tmp` in whatever folder the run started in
         (folder,) = w.con.execute("SELECT current_setting('temp_directory')").fetchone() or ("",)
         assert Path(folder).is_absolute()
         assert Path(folder).name == f"jambonz-warehouse-{os.getpid()}"
     with Warehouse(tmp_path / "b.duckdb", memory_limit="2GB") as w:
-        (limit,) = w.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
-        assert limit in ("1.8 GiB", "2.0 GB")
+        assert limit(w) in ("1.8 GiB", "2.0 GB")
+        with pytest.raises(ValueError, match="boom"), w.window_load(window_start=WS, window_end=WE):
+            raise ValueError("boom")
+        assert limit(w) in ("1.8 GiB", "2.0 GB")  # set again after a failed load too
 
 
 def test_a_lake_window_loads_one_run_at_a_time_and_other_days_go_on(lake: Lake) -> None:

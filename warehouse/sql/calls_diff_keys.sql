@@ -1,1 +1,0 @@
-SELECT d.call_key FROM _diff AS d;
