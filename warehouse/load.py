@@ -95,9 +95,12 @@ class WindowLoad:
         end: datetime,
         lock: AbstractContextManager[object] | None = None,
         memory_limit: str | None = None,
+        *,
+        load_memory_limit: str | None = LOAD_MEMORY_LIMIT,
     ) -> None:
         self._con = con
         self._memory_limit = memory_limit  # the connection's own, set again when the load ends
+        self._load_memory_limit = load_memory_limit  # None: the load keeps the connection's
         self._lock = lock  # held from BEGIN until COMMIT or ROLLBACK (a lake's window lock)
         self._window = {"window_start": start, "window_end": end}
         self._fresh: bool | None = None  # the window held no row when the first batch came
@@ -108,7 +111,8 @@ class WindowLoad:
         if self._lock is not None:
             self._lock.__enter__()
         try:
-            self._con.execute(sql("memory_limit_set"), {"limit": LOAD_MEMORY_LIMIT})
+            if self._load_memory_limit:
+                self._con.execute(sql("memory_limit_set"), {"limit": self._load_memory_limit})
             self._con.execute("BEGIN TRANSACTION")
         except BaseException:
             self._release()
@@ -123,11 +127,12 @@ class WindowLoad:
 
     def _release(self) -> None:
         try:
-            with contextlib.suppress(duckdb.Error):  # a connection that broke keeps no limit
-                if self._memory_limit:
-                    self._con.execute(sql("memory_limit_set"), {"limit": self._memory_limit})
-                else:
-                    self._con.execute("RESET memory_limit")
+            if self._load_memory_limit:  # the connection's own limit again
+                with contextlib.suppress(duckdb.Error):  # a connection that broke needs none
+                    if self._memory_limit:
+                        self._con.execute(sql("memory_limit_set"), {"limit": self._memory_limit})
+                    else:
+                        self._con.execute("RESET memory_limit")
         finally:
             if self._lock is not None:
                 lock, self._lock = self._lock, None
@@ -666,7 +671,17 @@ class Warehouse:
         lock = None
         if self.lake is not None and self.lake.catalog == "postgres":
             lock = window_lock(self.lake, window_start, self.lock_timeout_s)
-        return WindowLoad(self.con, window_start, window_end, lock, self.memory_limit)
+        # on S3, DuckDB's upload of a Parquet file takes a buffer of ~77 MB: the load keeps the
+        # connection's limit there
+        on_s3 = self.lake is not None and self.lake.on_s3
+        return WindowLoad(
+            self.con,
+            window_start,
+            window_end,
+            lock,
+            self.memory_limit,
+            load_memory_limit=None if on_s3 else LOAD_MEMORY_LIMIT,
+        )
 
     def maintain(self, *, snapshot_retention: timedelta, file_grace: timedelta) -> dict[str, int]:
         """DuckLake's upkeep (warehouse/lake.py maintain); a DuckDB file has none."""

@@ -52,7 +52,7 @@ def test_demo_syncs_through_dagster_and_prints_each_trunk(
     # and the HTML report of the same days, beside the warehouse
     (report,) = (tmp_path / "report").glob("calls-*.html")
     assert f"report:    {report}" in out
-    assert "<h2>Charts</h2>" in report.read_text()
+    assert "<h2>Calls per hour</h2>" in report.read_text()
     # every SQL recipe of the README runs, unchanged, on the warehouse the demo wrote; those on
     # the new models find yesterday's rows (the demo's days end yesterday)
     statements = readme_sql()
