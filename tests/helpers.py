@@ -2,7 +2,7 @@
 
 Production streams a window (RecentCallsClient.stream_window) into one transaction
 (Warehouse.window_load); a test often wants a window's records in one list, or one batch loaded
-and committed at once.
+and committed at once. And the README's SQL recipes, which tests run as written.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from pipelines.jambonz.client import RecentCallsClient, Scope, Window, WindowResult
 from pipelines.jambonz.records import KNOWN_KEYS, whole
+from pipelines.settings import REPO_ROOT
 from warehouse.load import LoadResult, Warehouse
 
 
@@ -47,3 +48,10 @@ def load_window(
     with wh.window_load(window_start=window_start, window_end=window_end) as load:
         load.add(calls, raw, quarantine)
     return load.result()
+
+
+def readme_sql() -> list[str]:
+    """Every statement of the README's ```sql blocks (its recipes for the people who query)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```sql\n")[1:]]
+    return [s.strip() for b in blocks for s in b.split(";") if s.strip()]

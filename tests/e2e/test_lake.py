@@ -28,9 +28,9 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
 from tests.conftest import NOW, lake_env
 from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env
-from tests.e2e.test_demo import readme_sql
 from tests.faults.conftest import MakePipeline, failure_message
 from tests.faults.conftest import make_pipeline as make_pipeline  # the fixture, shared
+from tests.helpers import readme_sql
 from warehouse.lake import Lake
 from warehouse.load import Warehouse
 from warehouse.migrate import TABLES

@@ -3,7 +3,7 @@ the demo prints and the README's shell lines for querying, then the three common
 (a wrong JAMBONZ_BASE_URL, no JAMBONZ_API_KEY, an impossible PARTITIONS_START_DATE) through
 `dg launch`, each failing fast with its cause at the bottom of the terminal.
 
-`make dev` is tests/e2e/test_dg.py's (a server); the README's SQL recipes run in test_demo.py.
+`make dev` is tests/e2e/test_dg.py's (a server).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import shutil
 import socket
 import subprocess
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,7 @@ from pipelines.jambonz.simulator import TRUNKS, Simulator
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
 from tests.e2e.conftest import ENV_VARS, cli_env
+from tests.helpers import readme_sql
 
 pytestmark = pytest.mark.process
 
@@ -72,14 +74,22 @@ def test_make_help_lists_targets_that_each_do_something() -> None:
 
 def test_a_newcomer_follows_the_readme_and_every_printed_command_works(tmp_path: Path) -> None:
     """`make demo` as typed, in a process of its own (the Makefile, the venv, the demo's own
-    DAGSTER_HOME); every command it prints, pasted into a shell in the repository's folder; the
-    README's lines for querying a warehouse, pasted in a folder laid out as the repository is
+    DAGSTER_HOME): its table adds up to the calls it wrote, the README's SQL recipes run on them;
+    every command it prints, pasted into a shell in the repository's folder; the README's lines
+    for querying a warehouse, pasted in a folder laid out as the repository is
     (var/warehouse.duckdb a copy of the demo's). A process: the shell a person pastes into."""
     assert sh_block("## Quickstart")[:2] == ["make demo", "make dev"]
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith("MAKE")}
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")  # not the repository's var/dagster
     demo = paste("make --no-print-directory demo", REPO_ROOT, env)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    assert out.count(": ok ") == 8, out  # the seven days, and today so far
+    (today,) = [line for line in out.splitlines() if " so far: ok " in line]
+    assert today.endswith("provisional=True")
+    table = out.split("per trunk")[1]
+    for trunk in TRUNKS:
+        assert trunk in table
     hints = [
         h.strip()
         for h in demo.stdout.split("next, from the repository's folder:\n")[1].splitlines()
@@ -88,7 +98,26 @@ def test_a_newcomer_follows_the_readme_and_every_printed_command_works(tmp_path:
     assert [h.split()[0] for h in hints] == [".venv/bin/duckdb", "make", "make"], hints
     warehouse = REPO_ROOT / "var" / "demo.duckdb"
     assert "var/demo.duckdb" in hints[0]
-    assert warehouse.is_file()
+    midnight = datetime.combine(datetime.now(UTC).date(), clock(0), tzinfo=UTC)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        ((attempts,),) = con.execute(  # the demo's seven days, not today's calls so far
+            "SELECT count(*) FROM calls WHERE attempted_at >= $first AND attempted_at < $midnight",
+            {"first": midnight - timedelta(days=7), "midnight": midnight},
+        ).fetchall()
+        # every SQL recipe of the README runs, unchanged; those on the hourly and trunk models
+        # find yesterday's rows (the demo's days end yesterday)
+        con.execute("SET TimeZone = 'UTC'")  # the demo's days are UTC days
+        statements = readme_sql()
+        assert len(statements) >= 7
+        for statement in statements:
+            rows = con.execute(statement).fetchall()
+            # today's may be empty: right after midnight no call of the day has ended yet
+            today_only = "day = current_date " in statement
+            if ("calls_hourly" in statement or "trunk_kpis_daily" in statement) and not today_only:
+                assert rows, statement
+    # the table's rows: between its header and the blank line; attempts 4th field from the right
+    rows = table.split("\n\n")[0].splitlines()[2:]
+    assert sum(int(row.split()[-4]) for row in rows) == attempts
     # the DuckDB CLI's hint: each trunk and its calls
     query = paste(hints[0], REPO_ROOT, env)
     assert query.returncode == 0, query.stderr
