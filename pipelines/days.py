@@ -100,15 +100,10 @@ def materialize_days(
             context.log.info(f"{asset}: day {n} of {len(keys)}, {key}")
         try:
             metadata, outcomes = _attempt(context, settings, one_day, day, alone=len(keys) == 1)
-        except dg.Failure as exc:
-            if len(keys) == 1:  # the step's own failure, or its retry
-                said_last(exc)
-                raise
-            failed[key] = _cause(exc)
-            context.log.error(f"{asset}: {key} failed, the other days go on: {failed[key]}")
-            continue
         except Exception as exc:
-            if len(keys) == 1:
+            if len(keys) == 1:  # the step's own failure, or its retry
+                if isinstance(exc, dg.Failure):
+                    said_last(exc)
                 raise
             failed[key] = _cause(exc)
             context.log.error(f"{asset}: {key} failed, the other days go on: {failed[key]}")
