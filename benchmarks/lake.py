@@ -5,7 +5,7 @@
 A PostgreSQL of its own (benchmarks/postgres.py) holds the catalog, a temp folder the Parquet files,
 the built-in simulator serves the calls. Each simulated day does what the daily schedule and the
 maintenance schedule do on a real one:
-1. sync the day (pipelines.sync.sync_window: client -> normalize -> one transaction), timed: the
+1. sync the day (pipelines.sync.load_stream: client -> normalize -> one transaction), timed: the
    day's upsert;
 2. re-sync the SYNC_LOOKBACK_DAYS (2) days before it (unchanged calls: read, compared, kept);
 3. rebuild the day's four models;
@@ -35,10 +35,11 @@ import duckdb
 
 from benchmarks.postgres import start as start_postgres
 from pipelines.jambonz import simulator as simmod
-from pipelines.jambonz.client import RecentCallsClient, Scope, Window
+from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import Simulator
+from pipelines.jambonz.streams import Scope, Window
 from pipelines.partitions import day_window
-from pipelines.sync import sync_window
+from pipelines.sync import SyncResult, load_stream
 from warehouse.lake import parse
 from warehouse.load import Warehouse
 from warehouse.sql_files import model_names
@@ -59,10 +60,15 @@ def run(days: int, calls: int) -> list[dict[str, float]]:
         with (
             # no rate limit: the bench measures the lake, not the pacing (jambonz 600/5 min)
             Simulator(seed=3, calls_per_day=calls, now=now, rate_limit=None) as sim,
-            RecentCallsClient(sim.base_url, simmod.ACCOUNT_KEY, fallback_rate=None) as client,
+            JambonzClient(sim.base_url, simmod.ACCOUNT_KEY, fallback_rate=None) as client,
             Warehouse(lake) as wh,
         ):
             scope = Scope.account(simmod.ACCOUNT_SID)
+
+            def sync(window: Window, synced: datetime) -> SyncResult:
+                stream = client.stream_window(scope, window)
+                return load_stream(stream, lambda: wh, scope, window, synced_at=synced)
+
             for n in range(days):
                 day = first + timedelta(days=n)
                 w = day_window(day, "UTC")
@@ -70,13 +76,13 @@ def run(days: int, calls: int) -> list[dict[str, float]]:
                 sim.set_clock(w.end + timedelta(hours=1))
                 t0 = time.perf_counter()
                 synced = w.end + timedelta(hours=1)
-                result = sync_window(client, wh, scope, Window(w.start, w.end), synced_at=synced)
+                result = sync(Window(w.start, w.end), synced)
                 upsert = time.perf_counter() - t0
                 t1 = time.perf_counter()
                 for back in range(1, LOOKBACK + 1):
                     if n - back >= 0:
                         b = day_window(day - timedelta(days=back), "UTC")
-                        sync_window(client, wh, scope, Window(b.start, b.end), synced_at=synced)
+                        sync(Window(b.start, b.end), synced)
                 lookback = time.perf_counter() - t1
                 t_models = time.perf_counter()
                 for model in model_names():

@@ -2,7 +2,7 @@
 JSON-ARGS`) so its peak RSS is its own, and prints one `RESULT {json}` line.
 
 - floor: fetch every page and parse its JSON (json.loads, the client's parser), nothing else;
-- sync: pipelines.sync.sync_window, the code the `calls` asset runs, outside Dagster;
+- sync: pipelines.sync.load_stream, the code the `calls` asset runs, outside Dagster;
 - dagster: the `calls` asset materialized for one partition (checks included);
 - naive: a pandas DataFrame per page and `INSERT ... ON CONFLICT` into a table with a PRIMARY KEY;
 - build: a warehouse file holding N synthetic calls before the benchmark day (DuckDB SQL);
@@ -32,7 +32,7 @@ API_KEY = "bench-key"
 
 
 def _window() -> Any:
-    from pipelines.jambonz.client import Window
+    from pipelines.jambonz.streams import Window
 
     return Window(pages.DAY_START, pages.DAY_START + timedelta(days=1))
 
@@ -91,16 +91,19 @@ def floor(url: str, sid: str, concurrency: int = 1) -> dict[str, Any]:
 
 
 def sync(url: str, sid: str, db: str, concurrency: int = 1) -> dict[str, Any]:
-    from pipelines.jambonz.client import RecentCallsClient, Scope
-    from pipelines.sync import sync_window
+    from pipelines.jambonz.pager import JambonzClient
+    from pipelines.jambonz.streams import Scope
+    from pipelines.sync import load_stream
     from warehouse.load import Warehouse
 
+    scope, window = Scope.account(sid), _window()
     t0 = time.perf_counter()  # opening and closing the file (its checkpoint) count too
     with (
-        RecentCallsClient(url, API_KEY, fallback_rate=None, concurrency=concurrency) as client,
+        JambonzClient(url, API_KEY, fallback_rate=None, concurrency=concurrency) as client,
         Warehouse(db) as wh,
     ):
-        result = sync_window(client, wh, Scope.account(sid), _window(), synced_at=datetime.now(UTC))
+        stream = client.stream_window(scope, window)
+        result = load_stream(stream, lambda: wh, scope, window, synced_at=datetime.now(UTC))
     seconds = time.perf_counter() - t0
     return {
         "rows": result.in_window,
@@ -296,7 +299,8 @@ def kpis(db: str) -> dict[str, Any]:
 def ratelimit(limit: int, window_s: float, calls: int, reserve: float = 0.2) -> dict[str, Any]:
     """Page a day against a bucket of `limit` per `window_s`; every request is recorded."""
     from pipelines.jambonz import simulator as simmod
-    from pipelines.jambonz.client import RecentCallsClient, Scope
+    from pipelines.jambonz.pager import JambonzClient
+    from pipelines.jambonz.streams import Scope
 
     sent: list[tuple[float, int, int | None]] = []  # (time, status, RateLimit-Remaining)
 
@@ -313,7 +317,7 @@ def ratelimit(limit: int, window_s: float, calls: int, reserve: float = 0.2) -> 
         window = _window()
         sim.calls(simmod.ACCOUNT_SID, window.start, window.end)  # generate before the clock runs
         sim.set_rate_limit(limit, window_s)
-        with RecentCallsClient(
+        with JambonzClient(
             sim.base_url, simmod.ACCOUNT_KEY, reserve=reserve, page_size=100, _transport=Recording()
         ) as client:
             t0 = time.monotonic()

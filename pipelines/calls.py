@@ -16,13 +16,14 @@ from typing import Any
 import dagster as dg
 
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
-from pipelines.jambonz.client import Scope, Window, WindowResult
 from pipelines.jambonz.errors import (
     IncompleteWindowError,
     JambonzError,
     JambonzUnavailableError,
     JambonzUnreachableError,
 )
+from pipelines.jambonz.pager import WindowResult
+from pipelines.jambonz.streams import Scope, Window
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.retries import TransientFailure

@@ -1,24 +1,25 @@
-"""The one normalizer: RecentCalls records -> rows of `calls`, their raw payloads, quarantine.
+"""The one normalizer: a stream's Records -> rows of its table, their raw payloads, quarantine.
 
-Records come as Arrow columns (columnar.read_page: the server's dialect, typed as sent) or as
-dicts (an odd page, or the docs' dialect), with each one's identity and attempted_at as the window
-read them. Both go through the same steps here, on whole columns:
+Records come as Arrow columns with each one's key and time as the pager read them
+(pipelines/jambonz/streams.py: one shape, however the page was read). The steps, on whole columns:
 
-1. RULES, one per API column: the value must be of the rule's Kind, else the record is
+1. RULES, one per field of the stream: the value must be of the field's kind, else the record is
    quarantined with a reason naming the field and the value (the first rule a record breaks).
-2. attempted_at must be present; the record must have an identity.
-3. The 1970 `answered_at` sentinel (and any answer time of an unanswered call) becomes NULL.
-4. Duplicates (same call_key) keep the latest terminated_at, ties broken by canonical JSON.
-5. Rows are sorted by (attempted_at, call_key): the load's range scans skip row groups.
+2. The time must be present; the record must have a key.
+3. The stream's own fix-ups (RecentCalls: the 1970 `answered_at` sentinel, and any answer time
+   of an unanswered call, become NULL).
+4. Duplicates (same key) keep the latest of the stream's `latest` field, ties by canonical JSON.
+5. Rows are sorted by (time, key): the load's range scans skip row groups.
+6. Each row's payload: the record as JSON text, rendered from its columns by Arrow kernels.
 
-It never drops a record silently: every record ends as a row of `calls` (with its payload in
-`raw`), as a row of `quarantine`, or as the loser of a duplicate. Knows no HTTP, DuckDB or Dagster.
+It never drops a record silently: every record ends as a row (with its payload in `raw`), as a
+row of `quarantine`, or as the loser of a duplicate. Pure: no HTTP, no DuckDB, no Dagster.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -26,25 +27,20 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.jambonz.records import (
+from pipelines.jambonz.streams import (
     INVALID_PREFIX,
-    KNOWN_KEYS,
-    SERVER_KEYS,
+    JSON,
+    RECENT_CALLS,
     UTC_NS,
+    Records,
+    Stream,
     canonical_json,
+    decoded,
     digest,
-    identities,
     parse_times,
     whole,
 )
-from warehouse.payloads import record_json
-from warehouse.tables import (
-    CALL_COLUMN_NAMES,
-    CALLS_SCHEMA,
-    QUARANTINE_SCHEMA,
-    RAW_SCHEMA,
-    UTC_US,
-)
+from warehouse.tables import QUARANTINE_SCHEMA, RAW_SCHEMA, SCHEMAS, UTC_US
 
 _NONE = type(None)
 Values: TypeAlias = pa.Array | pa.ChunkedArray | list[Any]
@@ -102,41 +98,21 @@ INT32 = Kind(_int32, "a 32-bit integer")
 TIME = Kind(_time, "an RFC 3339 timestamp or epoch seconds")
 
 
+KINDS = {"text": TEXT, "flag": FLAG, "int32": INT32, "time": TIME}
+
+
 @dataclass(frozen=True)
 class Rule:
-    """A `calls` column read from the API: its key(s) (the server's first, then the docs')."""
+    """A column read from the API: its key(s) (the server's first, then the docs')."""
 
     column: str
     kind: Kind
     keys: tuple[str, ...]
 
 
-RULES: tuple[Rule, ...] = (
-    Rule("call_sid", TEXT, ("call_sid",)),
-    Rule("account_sid", TEXT, ("account_sid",)),
-    Rule("service_provider_sid", TEXT, ("service_provider_sid",)),
-    Rule("application_sid", TEXT, ("application_sid",)),
-    Rule("direction", TEXT, ("direction",)),
-    Rule("from_number", TEXT, ("from",)),
-    Rule("to_number", TEXT, ("to",)),
-    Rule("answered", FLAG, ("answered",)),
-    Rule("sip_status", INT32, ("sip_status",)),
-    Rule("duration", INT32, ("duration",)),
-    Rule("attempted_at", TIME, ("attempted_at",)),
-    Rule("answered_at", TIME, ("answered_at",)),
-    Rule("terminated_at", TIME, ("terminated_at",)),
-    Rule("termination_reason", TEXT, ("termination_reason",)),
-    Rule("host", TEXT, ("host",)),
-    Rule("remote_host", TEXT, ("remote_host",)),
-    Rule("trunk", TEXT, ("trunk",)),
-    Rule("sip_callid", TEXT, ("sip_callid", "sip_call_id")),
-    Rule("sip_parent_callid", TEXT, ("sip_parent_callid",)),
-    Rule("trace_id", TEXT, ("trace_id",)),
-    Rule("recording_url", TEXT, ("recording_url",)),
-)
-# every API key is some rule's, every rule's column is a `calls` column
-assert {k for r in RULES for k in r.keys} == KNOWN_KEYS
-assert {r.column for r in RULES} <= set(CALL_COLUMN_NAMES)
+def rules(stream: Stream) -> tuple[Rule, ...]:
+    """One rule per field of the stream."""
+    return tuple(Rule(f.column, KINDS[f.kind], (f.key, *f.aliases)) for f in stream.fields)
 
 
 @dataclass
@@ -148,76 +124,67 @@ class Normalized:
     quarantine: pa.Table  # warehouse.tables.QUARANTINE_SCHEMA: rejected records and why
 
 
-@dataclass
-class _Records:
-    """Records of either reading (a table or dicts), as the steps above need them."""
+def _values(records: Records, rule: Rule) -> Values:
+    """The rule's values: its column as the page came (no copy), or the values of the first of
+    its keys each record has (sip_callid, else the docs' sip_call_id); JSON columns decoded."""
+    table = records.table
+    columns = [table.column(k) for k in rule.keys if k in table.column_names]
+    if len(columns) == 1 and columns[0].type != JSON:
+        return columns[0]
+    if not columns:
+        return [None] * len(records)
+    lists = [decoded(c) if c.type == JSON else c.to_pylist() for c in columns]
+    return [next((v for v in row if v is not None), None) for row in zip(*lists, strict=True)]
 
-    keys: list[str]
-    instants: list[int | None]
-    table: pa.Table | None = None
-    dicts: list[dict[str, Any]] | None = None
 
-    @property
-    def n(self) -> int:
-        return self.table.num_rows if self.table is not None else len(self.dicts or [])
+def _extra(records: Records, known: frozenset[str]) -> pa.Array:
+    """The unknown keys of each record, sorted, as compact JSON (NULL when none)."""
+    table = records.table
+    names = sorted(k for k in table.column_names if k not in known)
+    if not names:
+        return pa.nulls(len(records), pa.string())
+    present = pc.is_valid(table.column(names[0]))
+    for k in names[1:]:
+        present = pc.or_(present, pc.is_valid(table.column(k)))
+    out: list[str | None] = [None] * len(records)
+    for i in pc.indices_nonzero(present).to_pylist():
+        record = records.record(i, known)
+        out[i] = _json({k: record[k] for k in names if k in record})
+    return pa.array(out, pa.string())
 
-    def values(self, rule: Rule) -> Values:
-        if self.table is not None:
-            return self.table.column(rule.keys[0])  # chunked as the pages came: no copy
-        assert self.dicts is not None
-        if len(rule.keys) == 1:
-            key = rule.keys[0]
-            return [r.get(key) for r in self.dicts]
-        # the first of the rule's keys the record has (sip_callid, else the docs' sip_call_id)
-        return [next((r[k] for k in rule.keys if r.get(k) is not None), None) for r in self.dicts]
 
-    def record(self, i: int) -> dict[str, Any]:
-        """Record i as the API sent it (unknown keys that were absent left out)."""
-        if self.dicts is not None:
-            return self.dicts[i]
-        assert self.table is not None
-        row: dict[str, Any] = self.table.slice(i, 1).to_pylist()[0]
-        return {k: v for k, v in row.items() if k in KNOWN_KEYS or v is not None}
+def _payloads(table: pa.Table, known: frozenset[str], checked: dict[str, pa.Array]) -> pa.Array:
+    """Each record as compact JSON text, its keys in column order, absent keys left out; the
+    columns in `checked` (integer fields, as the integers they were checked to be) instead of
+    theirs. Arrow's string kernels, no Python per record."""
+    pieces = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        text = _json_texts(checked.get(name, column))
+        if name in known and column.type != JSON:
+            text = pc.fill_null(text, "null")  # a field's null is a JSON null, not an absence
+        pieces.append(pc.binary_join_element_wise(_json(name) + ":", text, ""))
+    if not pieces:
+        return pa.array(["{}"] * table.num_rows, pa.string())
+    inner = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
+    return pc.binary_join_element_wise("{", inner, "}", "")
 
-    def extra(self) -> pa.Array:
-        """The unknown keys of each record, sorted, as compact JSON (NULL when none)."""
-        if self.dicts is not None:
-            return pa.array([_extra_json(r) for r in self.dicts], pa.string())
-        assert self.table is not None
-        names = sorted(k for k in self.table.column_names if k not in KNOWN_KEYS)
-        if not names:
-            return pa.nulls(self.n, pa.string())
-        present = pc.is_valid(self.table.column(names[0]))
-        for k in names[1:]:
-            present = pc.or_(present, pc.is_valid(self.table.column(k)))
-        out: list[str | None] = [None] * self.n
-        for i in pc.indices_nonzero(present).to_pylist():
-            values = {k: v for k in names if (v := self.table.column(k)[i].as_py()) is not None}
-            out[i] = _extra_json(values)
-        return pa.array(out, pa.string())
 
-    def payloads(self, rows: pa.Array, cols: dict[str, pa.Array]) -> pa.Array:
-        """calls_raw.payload of `rows`: each record as compact JSON (dicts by json.dumps, Arrow
-        rows by the warehouse, their numbers as the integers they were checked to be)."""
-        if self.dicts is not None:
-            return pa.array([_json(self.dicts[i]) for i in rows.to_pylist()], pa.string())
-        assert self.table is not None
-        record = self.table.select(list(SERVER_KEYS))
-        for key in ("sip_status", "duration"):
-            record = record.set_column(record.schema.get_field_index(key), key, cols[key])
-        # rendered in the page's order (DuckDB scans the pages' chunks in parallel), then taken
-        return record_json(record, cols["extra"]).take(rows)
+def _json_texts(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Each value of a column as its JSON text; null where null."""
+    if column.type == JSON:
+        return pa.chunked_array([c.storage for c in column.chunks], pa.string())
+    if pa.types.is_null(column.type):
+        return column.cast(pa.string())
+    if not pa.types.is_string(column.type):
+        return column.cast(pa.string())  # booleans, numbers: Arrow writes JSON's forms
+    if pc.any(pc.match_substring_regex(column, r"[\x00-\x1f]")).as_py():
+        return pa.array([None if v is None else _json(v) for v in column.to_pylist()], pa.string())
+    escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise('"', escaped, '"', "")
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _extra_json(mapping: dict[str, Any]) -> str | None:
-    """The keys of `mapping` no column holds, sorted, as compact JSON; None when none."""
-    if mapping.keys() <= KNOWN_KEYS:  # the common case, without building a dict
-        return None
-    return _json({k: mapping[k] for k in sorted(mapping.keys() - KNOWN_KEYS)})
 
 
 def _value_text(v: Any) -> str:
@@ -250,129 +217,122 @@ def _utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC)
 
 
-def normalize(
-    records: list[dict[str, Any]],
-    *,
-    synced_at: datetime,
-    scope_sid: str,
-    window_start: datetime,
-    window_end: datetime,
-    keys: Sequence[str] | None = None,
-    instants: Sequence[int | None] | None = None,
-) -> Normalized:
-    """Records read as dicts (either dialect, possibly with duplicates) -> Normalized.
-
-    Args:
-        keys, instants: each record's identity and attempted_at (ns) as the window read them;
-            read here when not given.
-        synced_at: stamped on every row (and as quarantined_at).
-        scope_sid: the account or service provider synced (kept with quarantined records).
-        window_start, window_end: the window synced (keys the quarantine rows).
-    """
-    if instants is None:
-        read = parse_times([r.get("attempted_at") for r in records]).cast(pa.int64())
-        instants = read.to_pylist()
-    if keys is None:
-        keys = identities(records, list(instants))
-    part = _Records(list(keys), list(instants), dicts=records)
-    return _normalize(part, synced_at, scope_sid, window_start, window_end)
-
-
-def normalize_table(
-    table: pa.Table,
-    *,
-    keys: Sequence[str],
-    instants: Sequence[int | None],
-    synced_at: datetime,
-    scope_sid: str,
-    window_start: datetime,
-    window_end: datetime,
-) -> Normalized:
-    """Records read as Arrow (columnar.read_page; several pages concatenated) -> Normalized."""
-    part = _Records(list(keys), list(instants), table=table)
-    return _normalize(part, synced_at, scope_sid, window_start, window_end)
-
-
-def _normalize(
-    part: _Records,
-    synced_at: datetime,
-    scope_sid: str,
-    window_start: datetime,
-    window_end: datetime,
-) -> Normalized:
-    synced_at = _utc(synced_at)
-    n = part.n
-    reasons: dict[int, str] = {}
-    cols: dict[str, pa.Array] = {}
-    attempted_ns = pa.array(part.instants, pa.int64())
-    unread: list[int] = []  # records whose attempted_at the window could not read
-    if attempted_ns.null_count:
-        unread = pc.indices_nonzero(pc.is_null(attempted_ns)).to_pylist()
-    for rule in RULES:
-        values = part.values(rule)
-        if rule.column == "attempted_at":  # read once, by the window: only its reason is sought
-            vals = values.to_pylist() if unread and isinstance(values, _ARROW) else values
-            for i in unread:
-                if vals[i] is not None:  # a missing one is named after every other rule
-                    text = _value_text(vals[i])
-                    reasons.setdefault(i, f"attempted_at: {text} is not {TIME.expected}")
-            cols[rule.column] = pc.cast(attempted_ns.cast(UTC_NS), UTC_US, safe=False)
-            continue
-        cols[rule.column] = _column(rule, values, reasons)
-    for i in unread:
-        reasons.setdefault(i, "attempted_at: missing")
-    call_key = cols["call_key"] = pa.array(part.keys, pa.string())
-    for i in pc.indices_nonzero(pc.starts_with(call_key, INVALID_PREFIX)).to_pylist():
-        reasons.setdefault(
-            i, "call_sid and sip_callid/sip_call_id: both missing, the call has no identity"
-        )
-
-    # The 1970 sentinel (and epoch 0) means "not answered"; an unanswered call has no answer time.
+def _fix_calls(cols: dict[str, pa.Array]) -> None:
+    """RecentCalls: the 1970 sentinel (and epoch 0) means "not answered"; an unanswered call has
+    no answer time."""
     answered_at = cols["answered_at"]
     sentinel = pc.equal(answered_at.cast(pa.int64()), 0)
     drop = pc.fill_null(pc.or_kleene(sentinel, pc.invert(cols["answered"])), False)
     cols["answered_at"] = pc.if_else(drop, pa.scalar(None, UTC_US), answered_at)
-    cols["extra"] = part.extra()
+
+
+# a stream's fix-ups of its built columns, by table; and the field whose latest value wins
+# among copies of one record
+FIXES: dict[str, Callable[[dict[str, pa.Array]], None]] = {"calls": _fix_calls}
+LATEST: dict[str, str] = {"calls": "terminated_at"}
+
+
+def normalize(
+    records: Records,
+    *,
+    synced_at: datetime,
+    scope_sid: str,
+    window_start: datetime,
+    window_end: datetime,
+    stream: Stream = RECENT_CALLS,
+) -> Normalized:
+    """A stream's records (possibly with duplicates) -> Normalized.
+
+    Args:
+        records: the records, their keys and times as the pager read them.
+        synced_at: stamped on every row (and as quarantined_at).
+        scope_sid: the account or service provider synced (kept with quarantined records).
+        window_start, window_end: the window synced (keys the quarantine rows).
+        stream: the spec the records are of.
+    """
+    synced_at = _utc(synced_at)
+    n = len(records)
+    known = stream.known_keys
+    reasons: dict[int, str] = {}
+    cols: dict[str, pa.Array] = {}
+    instants = pa.array(records.instants, pa.int64())
+    unread: list[int] = []  # records whose time the pager could not read
+    if instants.null_count:
+        unread = pc.indices_nonzero(pc.is_null(instants)).to_pylist()
+    checked: dict[str, pa.Array] = {}  # the integer fields, for the payloads
+    for rule in rules(stream):
+        values = _values(records, rule)
+        if rule.keys[0] == stream.time_key:  # read once, by the pager: only its reason is sought
+            vals = values.to_pylist() if unread and isinstance(values, _ARROW) else values
+            for i in unread:
+                if vals[i] is not None:  # a missing one is named after every other rule
+                    text = _value_text(vals[i])
+                    reasons.setdefault(i, f"{rule.keys[0]}: {text} is not {TIME.expected}")
+            cols[rule.column] = pc.cast(instants.cast(UTC_NS), UTC_US, safe=False)
+            continue
+        cols[rule.column] = _column(rule, values, reasons)
+        if rule.kind is INT32 and len(rule.keys) == 1:
+            checked[rule.keys[0]] = cols[rule.column]
+    for i in unread:
+        reasons.setdefault(i, f"{stream.time_key}: missing")
+    key = cols[stream.key_column] = pa.array(records.keys, pa.string())
+    for i in pc.indices_nonzero(pc.starts_with(key, INVALID_PREFIX)).to_pylist():
+        reasons.setdefault(i, stream.no_key)
+    if stream.table in FIXES:
+        FIXES[stream.table](cols)
+    cols["extra"] = _extra(records, known)
     cols["synced_at"] = pa.repeat(pa.scalar(synced_at, UTC_US), n)
 
-    calls = pa.Table.from_arrays([cols[c] for c in CALL_COLUMN_NAMES], schema=CALLS_SCHEMA)
+    schema = SCHEMAS[stream.table]
+    rows_out = pa.Table.from_arrays([cols[c] for c in schema.names], schema=schema)
     rows = None  # the input row of each output row, when some are left out
-    repeated = pc.count_distinct(call_key).as_py() != n
+    repeated = pc.count_distinct(key).as_py() != n
     if reasons or repeated:
         keep = [i for i in range(n) if i not in reasons]
         if repeated:
-            keep = _winners(part, keep, cols["terminated_at"])
+            latest = cols.get(LATEST.get(stream.table, ""))
+            keep = _winners(records, keep, latest, known)
         rows = pa.array(keep, pa.int64())
-        calls = calls.take(rows)
-    order = pc.sort_indices(calls, [("attempted_at", "ascending"), ("call_key", "ascending")])
-    calls = calls.take(order)
+        rows_out = rows_out.take(rows)
+    time_column = next(f.column for f in stream.fields if f.key == stream.time_key)
+    order = pc.sort_indices(
+        rows_out, [(time_column, "ascending"), (stream.key_column, "ascending")]
+    )
+    rows_out = rows_out.take(order)
     rows = order if rows is None else rows.take(order)
+    payloads = _payloads(
+        records.table.take(rows), known, {k: c.take(rows) for k, c in checked.items()}
+    )
     raw = pa.Table.from_arrays(
         [
-            calls.column("call_key"),
-            calls.column("attempted_at"),
-            calls.column("account_sid"),
-            part.payloads(rows, cols),
-            calls.column("synced_at"),
+            rows_out.column(stream.key_column),
+            rows_out.column(time_column),
+            rows_out.column("account_sid"),
+            payloads,
+            rows_out.column("synced_at"),
         ],
         schema=RAW_SCHEMA,
     )
-    rejected = [(part.record(i), part.keys[i], reason) for i, reason in sorted(reasons.items())]
+    rejected = [
+        (records.record(i, known), records.keys[i], reason) for i, reason in sorted(reasons.items())
+    ]
     return Normalized(
-        calls, raw, _quarantine(rejected, synced_at, scope_sid, window_start, window_end)
+        rows_out, raw, _quarantine(rejected, synced_at, scope_sid, window_start, window_end)
     )
 
 
-def _winners(part: _Records, keep: list[int], terminated: pa.Array) -> list[int]:
-    """Of `keep`, one index per call_key: the latest terminated_at, ties by canonical JSON."""
+def _winners(
+    records: Records, keep: list[int], latest: pa.Array | None, known: frozenset[str]
+) -> list[int]:
+    """Of `keep`, one index per key: the latest `latest`, ties by canonical JSON."""
     groups: dict[str, list[int]] = {}
     for i in keep:
-        groups.setdefault(part.keys[i], []).append(i)
-    term = terminated.cast(pa.int64())
+        groups.setdefault(records.keys[i], []).append(i)
+    ns = latest.cast(pa.int64()) if latest is not None else None
 
     def rank(i: int) -> tuple[bool, int, str]:
-        ns = term[i].as_py()
-        return ns is not None, ns or 0, canonical_json(part.record(i))
+        t = ns[i].as_py() if ns is not None else None
+        return t is not None, t or 0, canonical_json(records.record(i, known))
 
     return sorted(idx[0] if len(idx) == 1 else max(idx, key=rank) for idx in groups.values())
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from pipelines.jambonz.client import Window
+from pipelines.jambonz.streams import Window
 from pipelines.settings import Settings
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from pipelines.jambonz.client import RecentCallsClient, Scope
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
+from pipelines.jambonz.pager import JambonzClient
+from pipelines.jambonz.streams import Scope
 from pipelines.retries import TransientFailure
 from warehouse import locks
 from warehouse.lake import Lake, LakeLockError, LakeUrlError
@@ -105,8 +106,8 @@ class JambonzResource(dg.ConfigurableResource):
             )
         return Scope.account(self.account_sid)
 
-    def client(self) -> RecentCallsClient:
-        return RecentCallsClient(
+    def client(self) -> JambonzClient:
+        return JambonzClient(
             self.base_url,
             self.api_key,
             reserve=self.reserve,

@@ -1,10 +1,10 @@
-"""One window synced: fetch from RecentCalls, normalize, upsert into the warehouse. No Dagster.
+"""One window synced: its stream's records normalized and upserted, in one transaction. No Dagster.
 
 This is the code path of the `calls` asset (pipelines/calls.py wraps it with metadata and checks)
 and of the benchmarks, which run it outside Dagster. It joins the two systems and knows neither's
-internals: the client streams the window's records (pages read as Arrow tables where they could
-be, the rest as dicts), one thread turns each chunk into `calls` rows (pipelines/normalize.py),
-another upserts them, all chunks inside one transaction.
+internals: the pager streams the window's records as Arrow (pipelines/jambonz/pager.py), one
+thread turns each chunk into rows (pipelines/normalize.py), another upserts them
+(warehouse/load.py), all chunks inside one transaction.
 
 Memory is bounded by the chunk, not the day: a chunk is normalized and written away behind the
 stream (Arrow and DuckDB work outside the GIL, so both overlap fetching the next chunk); what is
@@ -16,6 +16,7 @@ spilled.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -26,18 +27,9 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-import pyarrow as pa
-
-from pipelines.jambonz.client import (
-    Batch,
-    RecentCallsClient,
-    Rows,
-    Scope,
-    Window,
-    WindowResult,
-    WindowStream,
-)
-from pipelines.normalize import Normalized, normalize, normalize_table
+from pipelines.jambonz.pager import WindowResult, WindowStream
+from pipelines.jambonz.streams import RECENT_CALLS, Records, Scope, Stream, Window
+from pipelines.normalize import Normalized, normalize
 from warehouse.load import LoadResult, Warehouse, WindowLoad
 
 # Records normalized and loaded at once: bounds memory (up to five chunks are in flight: gathered,
@@ -134,37 +126,6 @@ class _Loader:
             raise self._error
 
 
-def _joined(parts: list[Rows]) -> list[Rows]:
-    """Pages read as Arrow, as one table (normalized at once) when their columns agree: pages
-    with different unknown keys are joined with nulls; an unknown key typed differently on two
-    pages keeps the pages apart."""
-    if len(parts) <= 1:
-        return parts
-    try:
-        table = pa.concat_tables([p.table for p in parts], promote_options="default")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return parts
-    keys = [k for p in parts for k in p.keys]
-    instants = [t for p in parts for t in p.instants]
-    return [Rows(table, keys, instants)]
-
-
-def sync_window(
-    client: RecentCallsClient,
-    wh: Warehouse,
-    scope: Scope,
-    window: Window,
-    *,
-    synced_at: datetime,
-    chunk_records: int = CHUNK_RECORDS,
-) -> SyncResult:
-    """Fetch, normalize and load one window, all of it in one warehouse transaction."""
-    stream = client.stream_window(scope, window)
-    return load_stream(
-        stream, lambda: wh, scope, window, synced_at=synced_at, chunk_records=chunk_records
-    )
-
-
 def load_stream(
     stream: WindowStream,
     open_warehouse: Callable[[], Warehouse],
@@ -174,8 +135,9 @@ def load_stream(
     synced_at: datetime,
     chunk_records: int = CHUNK_RECORDS,
     day_status: Callable[[WindowResult], dict[str, Any]] | None = None,
+    spec: Stream = RECENT_CALLS,
 ) -> SyncResult:
-    """Normalize and load a window's stream (see sync_window) as it arrives.
+    """Normalize and load a window's stream as it arrives, all of it in one transaction.
 
     `day_status(result)`, when given, is the sync's calls_day_syncs row (WindowLoad.record_day),
     written in the same transaction as the calls.
@@ -185,58 +147,22 @@ def load_stream(
     fits one chunk (most days of most accounts) is then held for its load only, not for a fetch
     that may wait minutes on the rate limit.
     """
-    fetch_s = 0.0
-    gathered = Batch()  # dicts, and Arrow tables
-    held = 0  # records and table rows gathered since the last flush
-
-    bounds: dict[str, Any] = {
-        "synced_at": synced_at,
-        "scope_sid": scope.sid,
-        "window_start": window.start,
-        "window_end": window.end,
-    }
-    table_chunk = partial(normalize_table, **bounds)
-    dict_chunk = partial(normalize, **bounds)
-
-    def flush(loader: _Loader) -> None:
-        nonlocal gathered, held
-        for rows in _joined(gathered.tables):
-            loader.put(partial(table_chunk, rows.table, keys=rows.keys, instants=rows.instants))
-        if gathered.records:
-            loader.put(
-                partial(
-                    dict_chunk, gathered.records, keys=gathered.keys, instants=gathered.instants
-                )
-            )
-        gathered, held = Batch(), 0
-
-    def gather(batches: Iterator[Batch]) -> bool:
-        """Take batches until a chunk is full (True) or the stream ends (False)."""
-        nonlocal fetch_s, held
-        t = time.perf_counter()
-        for batch in batches:
-            fetch_s += time.perf_counter() - t
-            gathered.tables.extend(batch.tables)
-            if batch.records:
-                gathered.records.extend(batch.records)
-                gathered.keys.extend(batch.keys)
-                gathered.instants.extend(batch.instants)
-            held += batch.size
-            if held >= chunk_records:
-                return True
-            t = time.perf_counter()
-        fetch_s += time.perf_counter() - t
-        return False
-
-    batches = iter(stream)
-    more = gather(batches)
+    chunk = partial(
+        normalize,
+        synced_at=synced_at,
+        scope_sid=scope.sid,
+        window_start=window.start,
+        window_end=window.end,
+        stream=spec,
+    )
+    waited = [0.0]  # seconds waiting on the stream: HTTP, parse and dedupe of its pages
+    chunks = _timed(stream.chunks(chunk_records), waited)
+    first = list(itertools.islice(chunks, 1))
     wh = open_warehouse()
     with wh.window_load(window_start=window.start, window_end=window.end) as load:
         with _Loader(load) as loader:
-            flush(loader)
-            while more:
-                more = gather(batches)
-                flush(loader)
+            for records in itertools.chain(first, chunks):
+                loader.put(partial(chunk, records))
             t = time.perf_counter()
         if day_status is not None:  # the stream is exhausted: its result is set
             assert stream.result is not None
@@ -251,7 +177,7 @@ def load_stream(
         in_window=result.in_window,
         quarantined=loader.quarantined,
         phases={
-            "pages": fetch_s,
+            "pages": waited[0],
             "parse": result.parse_s,
             "normalize": loader.normalize_s,
             "load": loader.load_s,
@@ -259,3 +185,14 @@ def load_stream(
             "commit": commit_s,
         },
     )
+
+
+def _timed(items: Iterator[Records], waited: list[float]) -> Iterator[Records]:
+    """`items`, adding the seconds each took to arrive to waited[0]."""
+    while True:
+        t = time.perf_counter()
+        item = next(items, None)
+        waited[0] += time.perf_counter() - t
+        if item is None:
+            return
+        yield item

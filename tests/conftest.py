@@ -81,12 +81,12 @@ def cdr(
     instants at nanosecond precision; failed calls only). `overrides` replace keys or add
     unknown ones (and the simulator's private `_at`).
     """
-    from pipelines.jambonz.records import SERVER_KEYS
     from pipelines.jambonz.simulator import (
         ACCOUNT_SID,
         SERVICE_PROVIDER_SID,
         UNANSWERED_SENTINEL,
     )
+    from pipelines.jambonz.streams import SERVER_KEYS
 
     def ms(t: datetime) -> str:
         return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"

@@ -1,38 +1,62 @@
 """Shortcuts the tests take through the production path, kept out of its API.
 
-Production streams a window (RecentCallsClient.stream_window) into one transaction
+Production streams a window (JambonzClient.stream_window) into one transaction
 (Warehouse.window_load); a test often wants a window's records in one list, or one batch loaded
 and committed at once. And the README's SQL recipes, which tests run as written.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
-from pipelines.jambonz.client import RecentCallsClient, Scope, Window, WindowResult
-from pipelines.jambonz.records import KNOWN_KEYS, whole
+from pipelines.jambonz.pager import JambonzClient, WindowResult
+from pipelines.jambonz.streams import KNOWN_KEYS, RECENT_CALLS, Scope, Window, from_dicts, whole
+from pipelines.normalize import Normalized, normalize
 from pipelines.settings import REPO_ROOT
+from pipelines.sync import SyncResult, load_stream
 from warehouse.load import LoadResult, Warehouse
 
 
-def fetch_window(client: RecentCallsClient, scope: Scope, window: Window) -> WindowResult:
+@dataclass(kw_only=True)
+class Fetched(WindowResult):
+    records: list[dict[str, Any]]  # every record of the window, as json.loads gives them
+
+
+def fetch_window(client: JambonzClient, scope: Scope, window: Window) -> Fetched:
     """Every call of the window in one list of dicts, as json.loads would give them (absent
-    unknown keys left out), in the result's `records`."""
+    unknown keys left out), with the window's result."""
     stream = client.stream_window(scope, window)
-    records: list[dict[str, Any]] = []
-    for batch in stream:
-        for rows in batch.tables:
-            records.extend(
-                {k: whole(v) for k, v in r.items() if k in KNOWN_KEYS or v is not None}
-                for r in rows.table.to_pylist()
-            )
-        records.extend(batch.records)
+    records = [
+        {k: whole(v) for k, v in part.record(i, KNOWN_KEYS).items()}
+        for part in stream
+        for i in range(len(part))
+    ]
     assert stream.result is not None
-    stream.result.records = records
-    return stream.result
+    return Fetched(**vars(stream.result), records=records)
+
+
+def sync_window(
+    client: JambonzClient,
+    wh: Warehouse,
+    scope: Scope,
+    window: Window,
+    *,
+    synced_at: datetime,
+    **options: Any,
+) -> SyncResult:
+    """Fetch, normalize and load one window into an open warehouse (pipelines.sync)."""
+    stream = client.stream_window(scope, window)
+    return load_stream(stream, lambda: wh, scope, window, synced_at=synced_at, **options)
+
+
+def normalize_dicts(records: list[dict[str, Any]], **where: Any) -> Normalized:
+    """Records as json.loads gives them, normalized (synced_at, scope_sid, window_start,
+    window_end as for pipelines.normalize.normalize)."""
+    return normalize(from_dicts(RECENT_CALLS, records), **where)
 
 
 def load_window(

@@ -67,3 +67,6 @@ QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("quarantined_at", UTC_US, "when it was first quarantined"),
 )
 QUARANTINE_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in QUARANTINE_COLUMNS])
+
+# each stream's table (pipelines/jambonz/streams.py Stream.table) -> its contract
+SCHEMAS: dict[str, pa.Schema] = {"calls": CALLS_SCHEMA}

@@ -1,4 +1,4 @@
-"""One RecentCalls request, paced and retried, answered as a Page.
+"""One request to jambonz, paced and retried, its 200 body read by the caller's reader.
 
 The written retry rule: timeouts, connection errors, resets, truncated or unreadable 200 bodies,
 5xx and 429 are retried with capped, fully jittered exponential backoff (a 429 waits what the
@@ -8,22 +8,25 @@ FIRST_CONTACT_S (JambonzUnreachableError: a mistyped URL must not wait minutes).
 4xx and a 500 that is the database refusing the query raise at once. Every request waits its
 turn in the Pacer (pacing.py), which keeps the reserve of the shared rate-limit bucket. The API
 key never appears in a message, a log line or a repr.
-Knows nothing of windows: pipelines/jambonz/window.py pages over `Transport.fetch`.
+Knows nothing of windows or records: pipelines/jambonz/pager.py pages over `Transport.fetch`,
+handing it the stream's reader (streams.read_page), whose BadBodyError is retried.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import httpx
 
-from pipelines.jambonz.columnar import read_page
 from pipelines.jambonz.errors import (
     JambonzAuthError,
     JambonzBadRequestError,
@@ -39,20 +42,11 @@ from pipelines.jambonz.pacing import (
     parse_rate_headers,
     parse_retry_after,
 )
-from pipelines.jambonz.paging import (
-    BadBodyError,
-    Page,
-    Scope,
-    Window,
-    describe,
-    error_message,
-    format_ns,
-    is_query_parse_error,
-    parse_envelope,
-)
-from pipelines.jambonz.window import WindowStats
+from pipelines.jambonz.streams import BadBodyError, Scope
 
-USER_AGENT = "jambonz-warehouse/0.1 (RecentCalls sync; +https://github.com/jambonz)"
+T = TypeVar("T")
+
+USER_AGENT = "jambonz-warehouse/0.1 (+https://github.com/jambonz)"
 
 log = logging.getLogger("pipelines.jambonz.client")
 
@@ -85,14 +79,21 @@ class _Retry(Exception):
         self.wait_s = wait_s  # a server-given wait (429), else backoff applies
 
 
-def read_body(body: bytes) -> Page:
-    """A 200 body as a Page: as Arrow columns where columnar.read_page takes it, else as dicts
-    (paging.parse_envelope, which also names a bad body)."""
-    return read_page(body) or parse_envelope(body)
+@dataclass(kw_only=True)
+class RequestStats:
+    """What a window's requests cost, counted by the transport (the pager adds its own)."""
+
+    requests: int = 0  # HTTP requests sent, retries included
+    retries: dict[str, int] = field(default_factory=dict)  # cause -> count
+    rate_limit_wait_s: float = 0.0  # seconds slept to stay inside the bucket (429 waits too)
+    parse_s: float = 0.0  # seconds spent reading 200 bodies
+    # the server's clock (its Date header) at the earliest page read: what jambonz had written
+    # by then is what the window holds; None when the server sent no readable Date
+    server_time: datetime | None = None
 
 
 class Transport:
-    """Paced, retried RecentCalls requests over one HTTP connection pool. Thread-safe.
+    """Paced, retried requests over one HTTP connection pool. Thread-safe.
 
     Args:
         base_url: e.g. https://api.jambonz.cloud.
@@ -139,7 +140,7 @@ class Transport:
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self._sleep = _sleep
-        self._monotonic = _monotonic
+        self.monotonic = _monotonic
         self._random = _random
         self.answered = False  # whether the server has answered any request of this client
         self._lock = threading.Lock()  # guards the stats objects requests count into
@@ -163,18 +164,17 @@ class Transport:
     def fetch(
         self,
         scope: Scope,
-        window: Window,
-        stats: WindowStats,
-        number: int,
-        count: int,
-        a: int,
-        b: int,
-    ) -> Page:
-        """Page `number` of [a, b) (ns, half-open) with `count` per page; counted in `stats`."""
-        params = {"page": str(number), "count": str(count), "start": format_ns(a)}
-        params["end"] = format_ns(b - 1)  # the server's end is inclusive
+        path: str,
+        params: dict[str, str],
+        read: Callable[[bytes], T],
+        stats: RequestStats,
+        *,
+        where: str,
+    ) -> T:
+        """GET path?params, its 200 body read by `read` (a BadBodyError from it is retried);
+        counted in `stats`. where: what is fetched, for messages (whose window)."""
         attempt = 0
-        first_try = self._monotonic()
+        first_try = self.monotonic()
         while True:
             try:
                 # the exchange inside the gate and the pacing, the parse after both (so one page
@@ -184,13 +184,13 @@ class Transport:
                     with self._lock:
                         stats.rate_limit_wait_s += waited
                         stats.requests += 1
-                    response = self._exchange(scope, params)
-                return self._interpret(scope, window, stats, response)
+                    response = self._exchange(path, params)
+                return self._interpret(scope, where, read, stats, response)
             except _Retry as retry:
                 attempt += 1
                 with self._lock:
                     stats.retries[retry.cause] = stats.retries.get(retry.cause, 0) + 1
-                spent = self._monotonic() - first_try
+                spent = self.monotonic() - first_try
                 delay = retry.wait_s
                 if delay is None:
                     delay = backoff_delay(
@@ -201,19 +201,19 @@ class Transport:
                     if attempt >= self.max_attempts or spent + delay > limit:
                         tried = f"{attempt} attempts in {spent:.1f} s; last: {retry}"
                         raise JambonzUnreachableError(
-                            f"{self.base_url} did not answer {describe(scope, window)}: {tried}",
+                            f"{self.base_url} did not answer {where}: {tried}",
                             tried,
                         ) from None
                 elif attempt >= self.max_attempts or spent + delay > self.max_retry_s:
                     raise JambonzUnavailableError(
                         f"jambonz at {self.base_url} is unavailable for "
-                        f"{describe(scope, window)}: gave up after {attempt} attempts "
+                        f"{where}: gave up after {attempt} attempts "
                         f"in {spent:.1f}s; last cause: {retry.cause}: {retry}"
                     ) from None
                 log.warning(
-                    "%s page %d: %s (%s); retry %d/%d in %.2fs",
-                    describe(scope, window),
-                    number,
+                    "%s page %s: %s (%s); retry %d/%d in %.2fs",
+                    where,
+                    params.get("page"),
                     retry.cause,
                     retry,
                     attempt,
@@ -227,13 +227,13 @@ class Transport:
                 else:
                     self._sleep(delay)
 
-    def _exchange(self, scope: Scope, params: dict[str, str]) -> httpx.Response:
+    def _exchange(self, path: str, params: dict[str, str]) -> httpx.Response:
         info = None
         answered = False
         retry_after = None
         try:
             try:
-                response = self._http.get(scope.path, params=params)
+                response = self._http.get(path, params=params)
             except httpx.ConnectTimeout as exc:  # not accepted in time: no server there yet
                 raise _Retry("connect", _cause(exc)) from None
             except httpx.TimeoutException as exc:
@@ -257,14 +257,19 @@ class Transport:
         return response
 
     def _interpret(
-        self, scope: Scope, window: Window, stats: WindowStats, response: httpx.Response
-    ) -> Page:
+        self,
+        scope: Scope,
+        window: str,
+        read: Callable[[bytes], T],
+        stats: RequestStats,
+        response: httpx.Response,
+    ) -> T:
         status = response.status_code
-        where = f"{describe(scope, window)} at {self.base_url}"
+        where = f"{window} at {self.base_url}"
         if status == 200:
             t = time.perf_counter()
             try:
-                page = read_body(response.content)
+                page = read(response.content)
             except BadBodyError as exc:
                 raise _Retry("bad_body", f"200 with a bad body: {exc}") from None
             finally:
@@ -272,8 +277,6 @@ class Transport:
                     stats.parse_s += time.perf_counter() - t
             served = _server_time(response)
             with self._lock:
-                stats.pages += 1
-                stats.columnar_pages += page.table is not None
                 if served is not None and (stats.server_time is None or served < stats.server_time):
                     stats.server_time = served
             return page
@@ -288,14 +291,14 @@ class Transport:
         if status == 401:
             raise JambonzAuthError(
                 f"jambonz at {self.base_url} refused the API key (401 Unauthorized) for "
-                f"{describe(scope, window)}: check JAMBONZ_API_KEY"
+                f"{window}: check JAMBONZ_API_KEY"
             )
         if status == 403:
             what = "account" if scope.kind == "account" else "service provider"
             env = "JAMBONZ_ACCOUNT_SID" if scope.kind == "account" else "the service provider sid"
             raise JambonzForbiddenError(
                 f"jambonz at {self.base_url} answered 403 ({message}): the API key may not read "
-                f"{what} {scope.sid} ({describe(scope, window)}); check the key's "
+                f"{what} {scope.sid} ({window}); check the key's "
                 f"scope (account, service provider or admin) and {env}"
             )
         if status == 500 and is_query_parse_error(body):
@@ -325,3 +328,22 @@ def _server_time(response: httpx.Response) -> datetime | None:
 def _cause(exc: httpx.HTTPError) -> str:
     """An httpx error as text: its type and message, never its request's headers."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def error_message(body: bytes) -> str:
+    """The server's message from any of its error shapes: {"msg"}, {"status","message"}, text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text[:300]
+    if isinstance(doc, dict):
+        for key in ("message", "msg", "error"):
+            if isinstance(doc.get(key), str):
+                return str(doc[key]).strip()[:300]
+    return text[:300]
+
+
+def is_query_parse_error(body: bytes) -> bool:
+    """A 500 that is the database refusing our query (capture 43): deterministic, not transient."""
+    return "error parsing" in error_message(body).lower()

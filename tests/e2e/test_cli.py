@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import Simulator
+from pipelines.jambonz.streams import record_identity
 from pipelines.partitions import day_window
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW, each_lane

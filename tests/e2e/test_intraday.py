@@ -23,8 +23,8 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from pipelines.definitions import build_definitions
 from pipelines.intraday import JOB, SENSOR, tick
-from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import Simulator
+from pipelines.jambonz.streams import record_identity
 from pipelines.models import MODELS
 from pipelines.settings import load_settings
 from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake

@@ -14,6 +14,7 @@ import pytest
 
 from pipelines import normalize
 from pipelines.jambonz.simulator import Simulator
+from pipelines.jambonz.streams import Stream
 from tests.conftest import NOW
 from tests.faults.conftest import MakePipeline, assert_window_exact
 
@@ -58,10 +59,14 @@ def test_a_normalizer_bug_does_not_pass_the_oracle(
     """The normalizer reads `from` into to_number and `to` into from_number: the run succeeds
     and its checks pass (they test shape, not meaning), but the window is not exact."""
     swapped = {"from_number": ("to",), "to_number": ("from",)}
-    rules = tuple(
-        normalize.Rule(r.column, r.kind, swapped.get(r.column, r.keys)) for r in normalize.RULES
-    )
-    monkeypatch.setattr(normalize, "RULES", rules)
+    real = normalize.rules
+
+    def rules(stream: Stream) -> tuple[normalize.Rule, ...]:
+        return tuple(
+            normalize.Rule(r.column, r.kind, swapped.get(r.column, r.keys)) for r in real(stream)
+        )
+
+    monkeypatch.setattr(normalize, "rules", rules)
     pipeline = make_pipeline(simulator)
     assert pipeline.run_day(DAY).success
     with pytest.raises(AssertionError, match="other values"):

@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 
 from pipelines.jambonz import simulator as simmod
-from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import Simulator
+from pipelines.jambonz.streams import record_identity
 from pipelines.partitions import day_window
 from tests.conftest import NOW
 from tests.e2e.conftest import Pipeline

@@ -10,18 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.jambonz.client import (
+from pipelines.jambonz.errors import (
     JambonzAuthError,
     JambonzBadRequestError,
     JambonzForbiddenError,
     JambonzUnavailableError,
-    RecentCallsClient,
-    Scope,
-    Window,
-    WindowResult,
+    JambonzUnreachableError,
 )
-from pipelines.jambonz.errors import JambonzUnreachableError
-from pipelines.jambonz.records import record_identity
+from pipelines.jambonz.pager import JambonzClient, WindowResult
 from pipelines.jambonz.simulator import (
     ACCOUNT_KEY,
     ACCOUNT_SID,
@@ -29,6 +25,7 @@ from pipelines.jambonz.simulator import (
     SERVICE_PROVIDER_SID,
     Simulator,
 )
+from pipelines.jambonz.streams import Scope, Window, record_identity
 from tests.helpers import fetch_window
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
@@ -45,7 +42,7 @@ def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
 
 def fetch(sim: Simulator, **kw: object) -> WindowResult:
     opts = {**FAST, **kw}
-    with RecentCallsClient(sim.base_url, ACCOUNT_KEY, **opts) as client:  # type: ignore[arg-type]
+    with JambonzClient(sim.base_url, ACCOUNT_KEY, **opts) as client:  # type: ignore[arg-type]
         return fetch_window(client, ACCOUNT, DAY)
 
 
@@ -129,7 +126,7 @@ def test_shifted_pages_are_detected_and_repaired(simulator: Simulator, knob: str
 
 def test_landing_is_repaired(simulator: Simulator) -> None:
     simulator.faults.landing_per_request = 1
-    with RecentCallsClient(simulator.base_url, ACCOUNT_KEY, **FAST) as client:  # type: ignore[arg-type]
+    with JambonzClient(simulator.base_url, ACCOUNT_KEY, **FAST) as client:  # type: ignore[arg-type]
         result = fetch_window(client, ACCOUNT, DAY)
         simulator.faults.landing_per_request = 0
     truth = {record_identity(r) for r in simulator.calls(ACCOUNT_SID, DAY.start, DAY.end)}
@@ -165,7 +162,7 @@ def test_a_server_nobody_answers_is_unreachable_saying_what_it_tried(
         base = sim.base_url
     with (
         pytest.raises(JambonzUnreachableError, match="Connection refused") as info,
-        RecentCallsClient(base, ACCOUNT_KEY, max_attempts=2, **FAST) as client,  # type: ignore[arg-type]
+        JambonzClient(base, ACCOUNT_KEY, max_attempts=2, **FAST) as client,  # type: ignore[arg-type]
     ):
         fetch_window(client, ACCOUNT, DAY)
     assert base in str(info.value)
@@ -178,7 +175,7 @@ def test_401_tells_which_setting_to_fix(
 ) -> None:
     bad_key = "not-the-key-0000"
     with (
-        RecentCallsClient(simulator.base_url, bad_key) as client,
+        JambonzClient(simulator.base_url, bad_key) as client,
         pytest.raises(JambonzAuthError) as info,
     ):
         fetch_window(client, ACCOUNT, DAY)
@@ -201,7 +198,7 @@ def test_403_names_the_scope_the_key_may_not_read(
     simulator: Simulator, log: pytest.LogCaptureFixture, scope: Scope
 ) -> None:
     with (
-        RecentCallsClient(simulator.base_url, ACCOUNT_KEY) as client,
+        JambonzClient(simulator.base_url, ACCOUNT_KEY) as client,
         pytest.raises(JambonzForbiddenError) as info,
     ):
         fetch_window(client, scope, DAY)
@@ -218,7 +215,7 @@ def test_400_carries_the_server_message(
     simulator: Simulator, log: pytest.LogCaptureFixture
 ) -> None:
     with (
-        RecentCallsClient(simulator.base_url, ACCOUNT_KEY) as client,
+        JambonzClient(simulator.base_url, ACCOUNT_KEY) as client,
         pytest.raises(JambonzBadRequestError) as info,
     ):
         fetch_window(client, Scope.account("not-a-sid"), DAY)

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.jambonz.client import RecentCallsClient, Scope, Window
 from pipelines.jambonz.pacing import RESET_MARGIN_S
+from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
+from pipelines.jambonz.streams import Scope, Window
 from tests.conftest import NOW
 from tests.helpers import fetch_window
 
@@ -38,7 +39,7 @@ def test_several_buckets_of_requests_draw_no_429_and_keep_the_reserve(
             # it. (Spending between two of our answers is invisible until the next one: no client
             # can keep the reserve against that, so it is not asserted.)
             sim.consume(others)
-        with RecentCallsClient(
+        with JambonzClient(
             sim.base_url, ACCOUNT_KEY, page_size=25, concurrency=concurrency
         ) as client:
             results = [fetch_window(client, ACCOUNT, window) for window in DAYS]
@@ -81,7 +82,7 @@ def test_a_429s_retry_after_outranks_its_spent_ratelimit_headers(
     simulator.faults.retry_after_s = 1.0
     simulator.faults.storm_429_reset_s = 290.0  # RateLimit-Remaining: 0, RateLimit-Reset: 290
     clock = FakeTime()
-    with RecentCallsClient(
+    with JambonzClient(
         simulator.base_url, ACCOUNT_KEY, _sleep=clock.sleep, _monotonic=clock.monotonic
     ) as client:  # the default bounds: max_retry_s 300
         result = fetch_window(client, ACCOUNT, DAYS[0])

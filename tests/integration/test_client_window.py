@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.jambonz.client import IncompleteWindowError, RecentCallsClient, Scope, Window
-from pipelines.jambonz.records import record_identity
+from pipelines.jambonz.errors import IncompleteWindowError
+from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import (
     ACCOUNT_KEY,
     ACCOUNT_SID,
@@ -18,6 +18,7 @@ from pipelines.jambonz.simulator import (
     SERVICE_PROVIDER_SID,
     Simulator,
 )
+from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window, record_identity
 from tests.conftest import NOW
 from tests.helpers import fetch_window
 
@@ -56,14 +57,14 @@ class LandingFor(httpx.HTTPTransport):
 
 def test_a_20k_day_with_records_landing_mid_paging_comes_back_exactly_once() -> None:
     with Simulator(seed=11, calls_per_day=20000, rate_limit=None, now=NOW) as sim:
-        with RecentCallsClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as plain_client:
+        with JambonzClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as plain_client:
             plain = fetch_window(plain_client, ACCOUNT, DAY)
         assert plain.repairs == 0
         assert plain.requests == plain.pages == -(-plain.total // 500)
 
         sim.faults.landing_per_request = 3
         transport = LandingFor(sim, 60)  # the whole paging pass and a good part of the repair
-        with RecentCallsClient(
+        with JambonzClient(
             sim.base_url, ACCOUNT_KEY, fallback_rate=None, _transport=transport
         ) as client:
             result = fetch_window(client, ACCOUNT, DAY)
@@ -85,7 +86,7 @@ def test_landing_faster_than_a_page_is_refused_not_returned_partial() -> None:
     with Simulator(seed=12, calls_per_day=2000, rate_limit=None, now=NOW) as sim:
         sim.faults.landing_per_request = 600  # more than a page of 500 per request
         with (
-            RecentCallsClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as client,
+            JambonzClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as client,
             pytest.raises(IncompleteWindowError) as info,
         ):
             fetch_window(client, ACCOUNT, DAY)
@@ -100,7 +101,7 @@ def test_both_dialects_parse_to_the_same_calls() -> None:
     for dialect in ("server", "docs"):
         with (
             Simulator(seed=5, calls_per_day=600, dialect=dialect, now=NOW) as sim,
-            RecentCallsClient(sim.base_url, ACCOUNT_KEY, page_size=100) as client,
+            JambonzClient(sim.base_url, ACCOUNT_KEY, page_size=100) as client,
         ):
             result = fetch_window(client, ACCOUNT, DAY)
             assert result.out_of_window_dropped == 0
@@ -112,7 +113,7 @@ def test_both_dialects_parse_to_the_same_calls() -> None:
 
 def test_an_empty_window_is_total_zero(simulator: Simulator) -> None:
     empty = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))
-    with RecentCallsClient(simulator.base_url, ACCOUNT_KEY) as client:
+    with JambonzClient(simulator.base_url, ACCOUNT_KEY) as client:
         result = fetch_window(client, ACCOUNT, empty)
     assert (result.total, result.records, result.requests) == (0, [], 1)
 
@@ -134,7 +135,7 @@ def test_midnight_belongs_to_the_later_day_and_the_last_half_ms_to_its_day(
         ]
     )
     next_day = Window(DAY.end, DAY.end + timedelta(days=1))
-    with RecentCallsClient(simulator.base_url, ACCOUNT_KEY, page_size=100) as client:
+    with JambonzClient(simulator.base_url, ACCOUNT_KEY, page_size=100) as client:
         today = identities(fetch_window(client, ACCOUNT, DAY).records)
         tomorrow = identities(fetch_window(client, ACCOUNT, next_day).records)
     assert {"edge-late", "edge-last-ns", "edge-first"} <= set(today)
@@ -145,7 +146,7 @@ def test_midnight_belongs_to_the_later_day_and_the_last_half_ms_to_its_day(
 
 def test_service_provider_route_with_concurrency(simulator: Simulator) -> None:
     scope = Scope.service_provider(SERVICE_PROVIDER_SID)
-    with RecentCallsClient(
+    with JambonzClient(
         simulator.base_url, SERVICE_PROVIDER_KEY, page_size=50, concurrency=4
     ) as client:
         result = fetch_window(client, scope, DAY)
@@ -165,7 +166,7 @@ def test_a_columnar_stream_with_records_landing_mid_paging_is_exactly_once(
     with Simulator(seed=12, calls_per_day=8000, rate_limit=None, now=NOW) as sim:
         sim.faults.landing_per_request = 3
         transport = LandingFor(sim, 30)
-        with RecentCallsClient(
+        with JambonzClient(
             sim.base_url,
             ACCOUNT_KEY,
             fallback_rate=None,
@@ -175,11 +176,10 @@ def test_a_columnar_stream_with_records_landing_mid_paging_is_exactly_once(
             stream = client.stream_window(ACCOUNT, DAY)
             batches = list(stream)
         truth = sim.calls(ACCOUNT_SID, DAY.start, DAY.end)
-    keys = [k for b in batches for t in b.tables for k in t.keys]
-    keys += [record_identity(r) for b in batches for r in b.records]
-    assert [k for b in batches for k in b.keys] == keys[
-        len(keys) - sum(len(b.records) for b in batches) :
-    ]
+    keys = [k for b in batches for k in b.keys]
+    # each record's key is the one the rule gives the record itself
+    records = [b.record(i, KNOWN_KEYS) for b in batches for i in range(len(b))]
+    assert keys == [record_identity(r) for r in records]
     assert stream.result is not None
     assert stream.result.columnar_pages > 0
     assert stream.result.repairs > 0

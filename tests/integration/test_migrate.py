@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.postgres import Postgres
-from pipelines.normalize import normalize
-from tests.helpers import load_window
+from tests.helpers import load_window, normalize_dicts
 from tests.integration.test_trunk_kpis import generate
 from warehouse.lake import Lake
 from warehouse.load import Warehouse, WarehouseUnopenableError
@@ -34,7 +33,7 @@ def snapshot(path: Path | Lake) -> dict[str, list[tuple[object, ...]]]:
 def source(tmp_path: Path) -> Path:
     records = generate(seed=11)
     records.append({**records[0], "attempted_at": "not a time"})  # one quarantined record
-    n = normalize(records, synced_at=WE, scope_sid="sp", window_start=WS, window_end=WE)
+    n = normalize_dicts(records, synced_at=WE, scope_sid="sp", window_start=WS, window_end=WE)
     assert n.quarantine.num_rows == 1
     path = tmp_path / "source.duckdb"
     with Warehouse(path) as wh:

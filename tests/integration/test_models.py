@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.normalize import normalize
-from tests.helpers import load_window
+from tests.helpers import load_window, normalize_dicts
 from warehouse.load import Warehouse
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
@@ -141,7 +140,7 @@ def loaded(tmp_path: Path) -> Iterator[tuple[Warehouse, list[dict[str, Any]]]]:
     records = generate(seed=11, n=3000)
     synced = datetime(2026, 11, 25, tzinfo=UTC)
     ws, we = datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)
-    n = normalize(records, synced_at=synced, scope_sid="sp", window_start=ws, window_end=we)
+    n = normalize_dicts(records, synced_at=synced, scope_sid="sp", window_start=ws, window_end=we)
     assert n.quarantine.num_rows == 0
     with Warehouse(tmp_path / "wh.duckdb") as wh:
         load_window(wh, n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)

@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.normalize import normalize
-from tests.helpers import load_window
+from tests.helpers import load_window, normalize_dicts
 from tests.integration.test_models import day_bounds, iso, quantile_cont
 from warehouse.load import Warehouse
 
@@ -167,7 +166,7 @@ def loaded(tmp_path: Path) -> Iterator[tuple[Warehouse, list[dict[str, Any]]]]:
     records = generate(seed=5)
     synced = datetime(2026, 11, 25, tzinfo=UTC)
     ws, we = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)
-    n = normalize(records, synced_at=synced, scope_sid="sp", window_start=ws, window_end=we)
+    n = normalize_dicts(records, synced_at=synced, scope_sid="sp", window_start=ws, window_end=we)
     assert n.quarantine.num_rows == 0
     with Warehouse(tmp_path / "wh.duckdb") as wh:
         load_window(wh, n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
@@ -315,7 +314,7 @@ def test_asr_drop_flags_a_collapse_and_not_a_small_day_or_dip(tmp_path: Path) ->
             records += day_of_calls(len(records), day, trunk, h_n, h_x)
         records += day_of_calls(len(records), check_day, trunk, d_n, d_x)
     ws, we = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
-    n = normalize(records, synced_at=we, scope_sid="sp", window_start=ws, window_end=we)
+    n = normalize_dicts(records, synced_at=we, scope_sid="sp", window_start=ws, window_end=we)
     with Warehouse(tmp_path / "wh.duckdb") as wh:
         load_window(wh, n.calls, n.raw, n.quarantine, window_start=ws, window_end=we)
         for day in [*history, check_day]:

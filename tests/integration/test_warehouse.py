@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 import warehouse.load as load_module
-from pipelines.normalize import Normalized, normalize
+from pipelines.normalize import Normalized
 from tests.conftest import load_capture
-from tests.helpers import load_window
+from tests.helpers import load_window, normalize_dicts
 from warehouse.lake import Lake, LakeLockError, migration_lock
 from warehouse.lake import parse as parse_lake
 from warehouse.load import Warehouse, WarehouseConflictError, WarehouseLockedError
@@ -36,7 +36,7 @@ def real_records() -> list[dict[str, Any]]:
 
 
 def norm(records: list[dict[str, Any]], synced_at: datetime = T1) -> Normalized:
-    return normalize(
+    return normalize_dicts(
         records, synced_at=synced_at, scope_sid=ACCOUNT, window_start=WS, window_end=WE
     )
 
@@ -136,7 +136,7 @@ def test_quarantine_is_idempotent_and_the_rest_loads(wh: Warehouse) -> None:
     ]
     assert {r[1:] for r in rows} == {(ACCOUNT, WS, WE, T1)}
     # the same record in another window is another quarantine row
-    n = normalize(records, synced_at=T2, scope_sid=ACCOUNT, window_start=WS, window_end=T1)
+    n = normalize_dicts(records, synced_at=T2, scope_sid=ACCOUNT, window_start=WS, window_end=T1)
     other = load_window(wh, n.calls, n.raw, n.quarantine, window_start=WS, window_end=T1)
     assert other.quarantined == 4
 

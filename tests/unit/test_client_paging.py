@@ -6,17 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pipelines.jambonz.paging import (
+from pipelines.jambonz.pager import split_points
+from pipelines.jambonz.streams import (
     NS_PER_S,
     BadBodyError,
-    error_message,
     format_ns,
-    is_query_parse_error,
     parse_envelope,
     parse_instant,
-    split_points,
     to_ns,
 )
+from pipelines.jambonz.transport import error_message, is_query_parse_error
 from tests.conftest import Capture
 
 DAY = datetime(2026, 11, 21, tzinfo=UTC)

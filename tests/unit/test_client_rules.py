@@ -13,16 +13,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from pipelines.jambonz.client import (
+from pipelines.jambonz.errors import (
     JambonzAuthError,
     JambonzBadRequestError,
     JambonzForbiddenError,
     JambonzUnavailableError,
-    RecentCallsClient,
-    Scope,
-    Window,
+    JambonzUnreachableError,
 )
-from pipelines.jambonz.errors import JambonzUnreachableError
+from pipelines.jambonz.pager import JambonzClient
+from pipelines.jambonz.streams import Scope, Window
 from pipelines.jambonz.transport import FIRST_CONTACT_S
 from tests.conftest import Capture
 from tests.helpers import fetch_window
@@ -48,8 +47,8 @@ class FakeTime:
 
 def client_for(
     handler: Callable[[httpx.Request], httpx.Response], clock: FakeTime, **kw: object
-) -> RecentCallsClient:
-    return RecentCallsClient(
+) -> JambonzClient:
+    return JambonzClient(
         BASE,
         KEY,
         _transport=httpx.MockTransport(handler),
@@ -90,7 +89,7 @@ def test_request_shape_bounds_auth_and_user_agent(captures: dict[str, Capture]) 
 @pytest.mark.parametrize("size", [24, 501, 0])
 def test_page_size_is_validated(size: int) -> None:
     with pytest.raises(ValueError, match="page_size"):
-        RecentCallsClient(BASE, KEY, page_size=size)
+        JambonzClient(BASE, KEY, page_size=size)
 
 
 @pytest.mark.parametrize(
@@ -218,14 +217,14 @@ def test_a_server_that_answered_once_is_retried_for_max_retry_s(
 
 
 def test_repr_hides_the_key() -> None:
-    with RecentCallsClient(BASE, KEY) as client:
+    with JambonzClient(BASE, KEY) as client:
         assert KEY not in repr(client)
         assert KEY not in repr(client.__dict__)
         assert BASE in repr(client)
 
 
 def test_window_must_be_aware_and_non_empty() -> None:
-    with RecentCallsClient(BASE, KEY) as client:
+    with JambonzClient(BASE, KEY) as client:
         with pytest.raises(ValueError, match="empty"):
             fetch_window(client, Scope.account(ACCOUNT), Window(DAY.end, DAY.start))
         naive = Window(datetime(2026, 11, 21), datetime(2026, 11, 22))

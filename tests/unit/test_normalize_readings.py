@@ -1,13 +1,14 @@
-"""The one normalizer on both readings of a page: as Arrow columns (columnar.read_page, the
-sync's common page) and as dicts (paging.parse_envelope, an odd page or the docs' dialect).
+"""Both readings of a page at the edge (streams.read_page): by Arrow's JSON reader (the sync's
+common page) and by json.loads converted to Arrow (an odd page, or the docs' dialect).
 
-Whatever reading a page gets, the normalizer gives the same rows, the same payloads (as JSON
-values) and the same quarantine rows with the same reasons. A page Arrow cannot hold exactly is
-refused by read_page and read as dicts.
+Whatever reading a page gets, the one normalizer gives the same rows, the same payloads (as JSON
+values) and the same quarantine rows with the same reasons. A page Arrow's reader cannot hold
+exactly is left to json.loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +18,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.jambonz.columnar import read_page
-from pipelines.jambonz.paging import Page, parse_envelope, parse_instant
-from pipelines.jambonz.records import record_identity
 from pipelines.jambonz.simulator import generate_day
-from pipelines.jambonz.transport import read_body
-from pipelines.normalize import Normalized, normalize, normalize_table
+from pipelines.jambonz.streams import (
+    KNOWN_KEYS,
+    RECENT_CALLS,
+    BadBodyError,
+    Page,
+    from_dicts,
+    parse_envelope,
+    parse_instant,
+    read_page,
+    record_identity,
+)
+from pipelines.normalize import Normalized, normalize
 from tests.conftest import cdr, load_capture
 
 WS = datetime(2000, 1, 1, tzinfo=UTC)
@@ -44,22 +52,22 @@ def envelope(records: list[dict[str, Any]], **head: Any) -> bytes:
 
 
 def as_dicts(body: bytes) -> Normalized:
-    page = parse_envelope(body)
-    return normalize(page.data, **WHERE)
+    return normalize(from_dicts(RECENT_CALLS, parse_envelope(body).data), **WHERE)
+
+
+def columnar(body: bytes) -> bool:
+    """Whether Arrow's JSON reader took the page."""
+    return read_page(RECENT_CALLS, body).columnar
 
 
 def taken(body: bytes) -> Page:
-    page = read_page(body)
-    assert page is not None, "read_page refused a page Arrow holds exactly"
+    page = read_page(RECENT_CALLS, body)
+    assert page.columnar, "Arrow's reader refused a page it holds exactly"
     return page
 
 
 def as_arrow(body: bytes) -> Normalized:
-    page = taken(body)
-    assert page.table is not None
-    assert page.keys is not None
-    assert page.instants is not None
-    return normalize_table(page.table, keys=page.keys, instants=page.instants, **WHERE)
+    return normalize(taken(body).records, **WHERE)
 
 
 def assert_same(body: bytes) -> Normalized:
@@ -78,8 +86,8 @@ def assert_same(body: bytes) -> Normalized:
     # the window dedupes and filters by these: the identities records.record_identity gives
     page = taken(body)
     data = json.loads(body)["data"]
-    assert page.keys == [record_identity(r) for r in data]
-    assert page.instants == [_instant(r.get("attempted_at")) for r in data]
+    assert page.records.keys == [record_identity(r) for r in data]
+    assert page.records.instants == [_instant(r.get("attempted_at")) for r in data]
     return fast
 
 
@@ -127,10 +135,9 @@ def test_real_pages_read_as_arrow_normalize_as_dicts_do(capture: str) -> None:
 def test_empty_pages_are_taken() -> None:
     for name in ("14_acctA_day1121_count100_page11.http", "55_acctA_empty_window.http"):
         page = taken(load_capture(name).body)
-        assert page.table is not None
-        assert page.table.num_rows == 0
-        assert page.keys == []
-        assert page.instants == []
+        assert len(page.records) == 0
+        assert page.records.keys == []
+        assert page.records.instants == []
 
 
 def test_a_simulated_day_with_the_servers_quirks_normalizes_alike() -> None:
@@ -142,11 +149,9 @@ def test_a_simulated_day_with_the_servers_quirks_normalizes_alike() -> None:
     assert any(type(r["duration"]) is float for r in records)
     for start in range(0, len(records), 500):
         body = envelope(records[start : start + 500])
-        if read_page(body) is not None:
+        if columnar(body):
             assert_same(body)
-    taken_pages = sum(
-        read_page(envelope(records[s : s + 500])) is not None for s in range(0, len(records), 500)
-    )
+    taken_pages = sum(columnar(envelope(records[s : s + 500])) for s in range(0, len(records), 500))
     assert taken_pages >= len(records) // 500 // 2  # the common page is taken
 
 
@@ -238,23 +243,23 @@ REFUSED: dict[str, list[dict[str, Any]]] = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_pages_arrow_cannot_hold_exactly_are_read_as_dicts(case: str) -> None:
     body = envelope([cdr("ok-1", AT), *REFUSED[case]])
-    assert read_page(body) is None
-    # and the transport then reads it as dicts, which the normalizer judges
-    page = read_body(body)
-    assert page.table is None
-    assert page.data == json.loads(body)["data"]
-    assert as_dicts(body).calls.num_rows >= 1
+    page = read_page(RECENT_CALLS, body)
+    assert not page.columnar
+    # json.loads read it, converted to Arrow without losing a key or a value
+    records = [page.records.record(i, KNOWN_KEYS) for i in range(len(page.records))]
+    assert records == json.loads(body)["data"]
+    assert normalize(page.records, **WHERE).calls.num_rows >= 1
 
 
 def test_a_record_missing_a_key_is_refused_not_rebuilt_with_a_null() -> None:
     record = cdr("m-1", AT)
     del record["recording_url"]
-    assert read_page(envelope([cdr("ok-1", AT), record])) is None
+    assert not columnar(envelope([cdr("ok-1", AT), record]))
 
 
 def test_a_text_holding_a_key_like_sequence_is_refused() -> None:
     # `":` inside a value breaks the key count: refused (safe), never misread
-    assert read_page(envelope([cdr("q-1", AT, termination_reason='said "bye": hung up')])) is None
+    assert not columnar(envelope([cdr("q-1", AT, termination_reason='said "bye": hung up')]))
 
 
 @pytest.mark.parametrize(
@@ -275,7 +280,8 @@ def test_a_text_holding_a_key_like_sequence_is_refused() -> None:
     ],
 )
 def test_odd_envelopes_are_refused(body: bytes) -> None:
-    assert read_page(body) is None
+    with contextlib.suppress(BadBodyError):  # json.loads names what is wrong
+        assert not columnar(body)
 
 
 _VALUES: dict[str, list[Any]] = {
@@ -311,6 +317,6 @@ def test_whatever_read_page_takes_normalizes_as_its_dicts_do(
             record[key] = values[pick % len(values)]
         records.append(record)
     body = envelope(records)
-    if read_page(body) is None:
+    if not columnar(body):
         return  # refused: read as dicts (tests/unit/test_records.py judges those)
     assert_same(body)

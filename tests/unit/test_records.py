@@ -1,4 +1,4 @@
-"""normalize() and record_identity(): both dialects, quarantine, surrogate keys, dedupe."""
+"""normalize_dicts() and record_identity(): both dialects, quarantine, surrogate keys, dedupe."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines.jambonz.records import SURROGATE_PREFIX, record_identity
-from pipelines.normalize import Normalized, normalize
+from pipelines.jambonz.streams import SURROGATE_PREFIX, record_identity
+from pipelines.normalize import Normalized
 from tests.conftest import load_capture
+from tests.helpers import normalize_dicts
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
 
 WS = datetime(2026, 11, 21, tzinfo=UTC)
@@ -26,7 +27,9 @@ def real_records() -> list[dict[str, Any]]:
 
 
 def norm(records: list[dict[str, Any]]) -> Normalized:
-    return normalize(records, synced_at=SYNCED, scope_sid=ACCOUNT, window_start=WS, window_end=WE)
+    return normalize_dicts(
+        records, synced_at=SYNCED, scope_sid=ACCOUNT, window_start=WS, window_end=WE
+    )
 
 
 def one_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +233,7 @@ def test_several_bad_records_in_several_columns() -> None:
 def test_quarantine_key_depends_on_window() -> None:
     bad = dict(base(), duration="abc")
     a = norm([bad]).quarantine
-    b = normalize(
+    b = normalize_dicts(
         [bad], synced_at=SYNCED, scope_sid=ACCOUNT, window_start=WS, window_end=SYNCED
     ).quarantine
     assert a.column("quarantine_key")[0] != b.column("quarantine_key")[0]

@@ -12,7 +12,6 @@ queries), server.py (HTTP and `Simulator`), cli.py (`python -m pipelines.jambonz
 
 from __future__ import annotations
 
-from pipelines.jambonz.records import SERVER_KEYS
 from pipelines.jambonz.simulator.generator import (
     ACCOUNT_KEY,
     ACCOUNT_SID,
@@ -33,3 +32,4 @@ from pipelines.jambonz.simulator.generator import (
     to_docs,
 )
 from pipelines.jambonz.simulator.server import Faults, Simulator
+from pipelines.jambonz.streams import SERVER_KEYS

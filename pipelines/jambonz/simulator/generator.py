@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.jambonz.records import SERVER_KEYS
+from pipelines.jambonz.streams import SERVER_KEYS
 
 NS = 1_000_000_000
 MS = 1_000_000

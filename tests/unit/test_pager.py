@@ -11,8 +11,18 @@ from typing import Any
 import pytest
 
 from pipelines.jambonz.errors import IncompleteWindowError
-from pipelines.jambonz.paging import NS_PER_S, Page, Scope, Window, format_ns, to_ns
-from pipelines.jambonz.window import Batch, WindowStats, stream_window
+from pipelines.jambonz.pager import WindowStats, stream_window
+from pipelines.jambonz.streams import (
+    NS_PER_S,
+    RECENT_CALLS,
+    Page,
+    Records,
+    Scope,
+    Window,
+    format_ns,
+    from_dicts,
+    to_ns,
+)
 from tests.conftest import cdr
 
 DAY = Window(datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC))
@@ -30,13 +40,17 @@ class Server:
         self._lock = threading.Lock()  # one request at a time, as each is numbered and answered
 
     def fetch(self, number: int, count: int, a: int, b: int) -> Page:
+        total, data = self.answer(number, count, a, b)
+        return Page(total, number, count, from_dicts(RECENT_CALLS, data), columnar=False)
+
+    def answer(self, number: int, count: int, a: int, b: int) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
             self.calls.append((number, count, a, b))
             inside = [r for r in self.records if a <= _ns(r) < b]
             inside.sort(key=_ns, reverse=True)
             page = inside[(number - 1) * count : number * count]
             self.after_call(len(self.calls))
-        return Page(total=len(inside), page=number, page_size=count, data=[dict(r) for r in page])
+        return len(inside), [dict(r) for r in page]
 
 
 def _ns(record: dict[str, Any]) -> int:
@@ -44,7 +58,7 @@ def _ns(record: dict[str, Any]) -> int:
     return to_ns(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def run(server: Server, page_size: int = 100, concurrency: int = 1) -> tuple[list[Batch], Any]:
+def run(server: Server, page_size: int = 100, concurrency: int = 1) -> tuple[list[Records], Any]:
     stats = WindowStats()
     stream = stream_window(
         server.fetch,
@@ -60,8 +74,8 @@ def run(server: Server, page_size: int = 100, concurrency: int = 1) -> tuple[lis
     return batches, stream.result
 
 
-def sids(batches: list[Batch]) -> list[str]:
-    return [r["call_sid"] for b in batches for r in b.records]
+def sids(batches: list[Records]) -> list[str]:
+    return [s for b in batches for s in b.table.column("call_sid").to_pylist()]
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
@@ -102,23 +116,25 @@ def test_records_outside_the_window_are_dropped_and_unreadable_times_kept() -> N
     server = Server(10)
     server.records.append(cdr("before", DAY.start - timedelta(microseconds=1)))
     server.records.append(cdr("no-time", DAY.start + timedelta(hours=1)))
-    original = server.fetch
+    original = server.answer
 
-    def fetch(number: int, count: int, a: int, b: int) -> Page:
-        page = original(number, count, a - NS_PER_S, b)  # a server that answers too wide
-        for r in page.data:
+    def answer(number: int, count: int, a: int, b: int) -> tuple[int, list[dict[str, Any]]]:
+        total, data = original(number, count, a - NS_PER_S, b)  # a server that answers too wide
+        for r in data:
             if r["call_sid"] == "no-time":
                 r["attempted_at"] = "yesterday"
-        return page
+        return total, data
 
-    server.fetch = fetch  # type: ignore[method-assign]
+    server.answer = answer  # type: ignore[method-assign]
     batches, result = run(server)
     got = sids(batches)
     assert "before" not in got
     assert "no-time" in got  # the normalizer quarantines it, with its reason
     assert result.out_of_window_dropped == 1
     instants = {
-        r["call_sid"]: t for b in batches for r, t in zip(b.records, b.instants, strict=True)
+        sid: t
+        for b in batches
+        for sid, t in zip(b.table.column("call_sid").to_pylist(), b.instants, strict=True)
     }
     assert instants["no-time"] is None
     assert instants["c-00000"] is not None
@@ -130,7 +146,7 @@ def test_a_window_that_never_completes_names_the_shortfall() -> None:
 
     def short(number: int, count: int, a: int, b: int) -> Page:
         page = original(number, count, a, b)  # claims 5 calls more than it ever serves
-        return Page(page.total + 5, page.page, page.page_size, page.data)
+        return Page(page.total + 5, page.page, page.page_size, page.records, page.columnar)
 
     server.fetch = short  # type: ignore[method-assign]
     with pytest.raises(IncompleteWindowError, match=r"counts 305 calls but 300 were collected"):

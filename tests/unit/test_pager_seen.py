@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from pipelines.jambonz.window import Seen
+from pipelines.jambonz.pager import Seen
 
 
 def test_seen_answers_as_a_set_of_the_strings_would_across_merges() -> None:

@@ -1,32 +1,45 @@
-"""Every call of one window exactly once: paging, completeness against `total`, and repair.
+"""A window's pages: every record of [start, end) exactly once, complete against `total`.
 
-`stream_window(fetch, ...)` pages [start, end) through `fetch(page, count, start_ns, end_ns)`,
-which returns a paging.Page: over the network (transport.Transport.fetch), or from a list of
-pages in a test. Pages 2..n may be in flight together. Records are deduplicated by identity and
-kept only if attempted in the window; when paging looks unsound (a short or repeated page, a
-total that moved, fewer distinct calls than the total), the window is repaired top-down against
-the server's counts of sub-windows. No I/O of its own, no sleeps, no API key.
+`JambonzClient.stream_window(scope, window)` pages the window through the transport (pages 2..n
+may be in flight together), each page read at the edge into Arrow (streams.read_page). Records are
+deduplicated by key and kept only if their time lies in the window; when paging looks unsound (a
+short or repeated page, a total that moved, fewer distinct records than the total), the window
+is repaired top-down against the server's counts of sub-windows. Memory holds the keys seen (as
+hashes), not the records. No sleeps of its own, no API key; `stream_window(fetch, ...)` pages
+over any `fetch` (a list of pages in a test).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from pipelines.jambonz.errors import IncompleteWindowError
-from pipelines.jambonz.paging import Page, Scope, Window, describe, pages_for, split_points, to_ns
-from pipelines.jambonz.records import identities, parse_times
+from pipelines.jambonz.streams import (
+    RECENT_CALLS,
+    Page,
+    Records,
+    Scope,
+    Stream,
+    Window,
+    describe,
+    format_ns,
+    join,
+    read_page,
+    to_ns,
+)
+from pipelines.jambonz.transport import RequestStats, Transport
 
 REPAIR_COUNT = 500  # the largest page the server serves: one request verifies up to 500 calls
 REPAIR_LEAF = 450  # aim sub-windows below a full page, leaving room for late landings
@@ -39,77 +52,58 @@ log = logging.getLogger("pipelines.jambonz.client")
 
 
 @dataclass(kw_only=True)
-class WindowStats:
+class WindowStats(RequestStats):
     """What paging one window cost: counted while it runs, kept in its result."""
 
-    requests: int = 0  # HTTP requests sent, retries included
     pages: int = 0  # 200 pages read
-    columnar_pages: int = 0  # pages read as Arrow (columnar.read_page)
+    columnar_pages: int = 0  # pages read by Arrow's JSON reader (streams.read_page)
     duplicates_dropped: int = 0
     out_of_window_dropped: int = 0
     repairs: int = 0  # requests spent repairing the window after a detected shift
-    retries: dict[str, int] = field(default_factory=dict)  # cause -> count
-    rate_limit_wait_s: float = 0.0  # seconds slept to stay inside the bucket (429 waits too)
-    parse_s: float = 0.0  # seconds spent parsing bodies (inside elapsed_s)
-    in_window: int = 0  # distinct in-window records delivered (len(records) unless streamed)
+    in_window: int = 0  # distinct in-window records delivered
     elapsed_s: float = 0.0
-    # the server's clock (its Date header) at the earliest page read: what jambonz had written
-    # by then is what the window holds; None when the server sent no readable Date
-    server_time: datetime | None = None
 
 
 @dataclass(kw_only=True)
 class WindowResult(WindowStats):
-    """Every call of one window, and what getting them cost."""
+    """What one window held and what getting it cost."""
 
     scope: Scope
     window: Window
-    records: list[dict[str, Any]]  # raw API records, distinct, start <= attempted_at < end
     total: int  # the API's total for the window, as last confirmed
 
 
-@dataclass
-class Rows:
-    """Records of one page read as Arrow, with each one's identity and attempted_at (ns)."""
-
-    table: pa.Table
-    keys: list[str]
-    instants: list[int | None]
-
-
-@dataclass
-class Batch:
-    """Records of one page (or of a repair) new to the window: distinct, start <= at < end (or
-    with an unreadable attempted_at, kept for the normalizer to quarantine). Pages read as Arrow
-    come as `tables`; the others as `records` (dicts) with their `keys` and `instants`.
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    instants: list[int | None] = field(default_factory=list)
-    tables: list[Rows] = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        return len(self.records) + sum(int(t.table.num_rows) for t in self.tables)
-
-
 class WindowStream:
-    """The records of one window as batches, in constant memory; `result` once exhausted.
+    """The records of one window as Records (a page, or what a repair found), in constant
+    memory; `result` once exhausted.
 
     Iterate it once. Every record is yielded once (deduplicated against everything yielded
-    before, by records.record_identity) and only if attempted in the window; after the last
-    batch, `result` carries the totals and costs (its `records` empty, `in_window` counting
-    what was yielded). Errors surface from the iteration.
+    before, by key) and only if its time lies in the window; after the last one `result` carries
+    the totals and costs. Errors surface from the iteration.
     """
 
-    def __init__(self, produce: Callable[[WindowStream], Iterator[Batch]]) -> None:
-        """produce(stream): the batches, a generator that sets `stream.result` at its end."""
+    def __init__(self, produce: Callable[[WindowStream], Iterator[Records]], known: frozenset[str]):
+        """produce(stream): the records, a generator that sets `stream.result` at its end."""
         self.result: WindowResult | None = None
-        self._batches = produce(self)
+        self._records = produce(self)
+        self._known = known
 
-    def __iter__(self) -> Iterator[Batch]:
-        return self._batches
+    def __iter__(self) -> Iterator[Records]:
+        return self._records
+
+    def chunks(self, size: int) -> Iterator[Records]:
+        """The records gathered into chunks of at least `size` (the last one smaller), pages
+        joined where their columns agree (streams.join)."""
+        held: list[Records] = []
+        n = 0
+        for records in self._records:
+            if len(records):
+                held.append(records)
+                n += len(records)
+            if n >= size:
+                yield from join(held, self._known)
+                held, n = [], 0
+        yield from join(held, self._known)
 
 
 class Seen:
@@ -166,35 +160,31 @@ class Seen:
 class _Run:
     """State of one window's paging: what was seen and what it cost. Guarded by `lock`.
 
-    Only identities and attempt times are kept; records wait in `pending` until handed on.
+    Only keys (hashed) and times are kept; records wait in `pending` until handed on.
     """
 
     lo: int
     hi: int
     stats: WindowStats
     lock: threading.Lock = field(default_factory=threading.Lock)
-    seen: Seen = field(default_factory=Seen)  # identities delivered or out of the window
+    seen: Seen = field(default_factory=Seen)  # keys delivered or out of the window
     times: array[int] = field(default_factory=lambda: array("q"))  # ns of delivered records
-    pending: Batch = field(default_factory=Batch)
+    pending: list[Records] = field(default_factory=list)
 
     def absorb(self, page: Page) -> int:
         """Add a page's records; returns how many were duplicates."""
-        if page.table is not None:
-            assert page.keys is not None
-            assert page.instants is not None
-            idents, times = page.keys, page.instants
-        else:
-            times = parse_times([r.get("attempted_at") for r in page.data]).cast(pa.int64())
-            times = times.to_pylist()
-            idents = identities(page.data, times)
+        records = page.records
+        idents, times = records.keys, records.instants
         keep: list[int] = []
         dups = 0
         with self.lock:
             stats = self.stats
+            stats.pages += 1
+            stats.columnar_pages += page.columnar
             seen, lo, hi = self.seen, self.lo, self.hi
-            if page.table is not None and idents:
-                # the common page: distinct calls, none seen, all inside the window; checked with
-                # set operations and min/max in C instead of a Python loop over the records
+            if idents:
+                # the common page: distinct records, none seen, all inside the window; checked
+                # with set operations and min/max in C instead of a Python loop over the records
                 fresh = set(idents)
                 known = [t for t in times if t is not None]
                 if (
@@ -206,7 +196,7 @@ class _Run:
                 ):
                     seen.update(fresh)
                     self.times.extend(known)
-                    self.pending.tables.append(Rows(page.table, idents, times))
+                    self.pending.append(records)
                     stats.in_window += len(idents)
                     return 0
             for i, ident in enumerate(idents):
@@ -220,26 +210,19 @@ class _Run:
                         stats.out_of_window_dropped += 1
                         continue
                     self.times.append(ns)
-                # a record without a readable attempted_at is kept: the normalizer quarantines it
+                # a record without a readable time is kept: the normalizer quarantines it
                 keep.append(i)
-            keys = [idents[i] for i in keep]
-            instants = [times[i] for i in keep]
-            if page.table is None:
-                self.pending.records.extend(page.data[i] for i in keep)
-                self.pending.keys.extend(keys)
-                self.pending.instants.extend(instants)
-            elif keep:
-                table = page.table if len(keep) == page.size else page.table.take(keep)
-                self.pending.tables.append(Rows(table, keys, instants))
+            if keep:
+                self.pending.append(records.take(keep))
             stats.in_window += len(keep)
             stats.duplicates_dropped += dups
         return dups
 
-    def take(self) -> Batch:
+    def take(self) -> list[Records]:
         """The records absorbed since the last take, handed on and forgotten here."""
         with self.lock:
-            batch, self.pending = self.pending, Batch()
-        return batch
+            taken, self.pending = self.pending, []
+        return taken
 
     def count_in(self, a: int, b: int) -> int:
         with self.lock:
@@ -261,19 +244,19 @@ def stream_window(
     concurrency: int = 1,
     stats: WindowStats | None = None,
     monotonic: Callable[[], float],
+    known: frozenset[str] = RECENT_CALLS.known_keys,
 ) -> WindowStream:
-    """The window's records batch by batch (a page, or what a repair found); see WindowStream.
+    """The window's records (a page, or what a repair found, at a time); see WindowStream.
 
-    Nothing is fetched until the stream is iterated. Memory holds the identities seen, not the
-    records. stats: counted into while paging (the fetch may count into it too) and kept as the
-    result's figures.
+    Nothing is fetched until the stream is iterated. stats: counted into while paging (the
+    fetch counts its requests into it too) and kept as the result's figures.
     """
     lo, hi = to_ns(window.start), to_ns(window.end)
     if hi <= lo:
         raise ValueError(f"empty or reversed window: {describe(scope, window)}")
     pager = _Pager(fetch, scope, window, page_size, concurrency, monotonic)
     run = _Run(lo, hi, stats if stats is not None else WindowStats())
-    return WindowStream(lambda stream: pager.run(stream, run))
+    return WindowStream(lambda stream: pager.run(stream, run), known)
 
 
 @dataclass
@@ -285,19 +268,19 @@ class _Pager:
     concurrency: int
     monotonic: Callable[[], float]
 
-    def run(self, stream: WindowStream, run: _Run) -> Iterator[Batch]:
+    def run(self, stream: WindowStream, run: _Run) -> Iterator[Records]:
         started = self.monotonic()
         lo, hi = run.lo, run.hi
         first = self.fetch(1, self.page_size, lo, hi)
         run.absorb(first)
-        yield run.take()
+        yield from run.take()
         total = first.total
         suspicious = first.size < min(self.page_size, total)
         n_pages = pages_for(total, self.page_size)
         totals = [total]
         for number, page in self._rest(lo, hi, n_pages):
             dups = run.absorb(page)
-            yield run.take()
+            yield from run.take()
             totals.append(page.total)
             short = page.size < self.page_size and number < n_pages
             suspicious = suspicious or dups > 0 or short or page.total != total
@@ -314,15 +297,11 @@ class _Pager:
                 latest,
             )
             latest = self._repair(run)
-            batch = run.take()
-            if batch.size:
-                yield batch
+            yield from run.take()
         run.stats.elapsed_s = self.monotonic() - started
-        result = WindowResult(
-            scope=self.scope, window=self.window, records=[], total=latest, **vars(run.stats)
-        )
+        result = WindowResult(scope=self.scope, window=self.window, total=latest, **vars(run.stats))
         log.info(
-            "%s: %d calls (total %d) in %d requests, %d pages, %d repairs, retries %s, "
+            "%s: %d records (total %d) in %d requests, %d pages, %d repairs, retries %s, "
             "%.1fs waiting on the rate limit, %.1fs",
             describe(self.scope, self.window),
             result.in_window,
@@ -412,3 +391,100 @@ class _Pager:
         for lo, hi in itertools.pairwise([a, *cuts, b]):
             self._verify(run, lo, hi, limit)
         return False, page.total
+
+
+def pages_for(total: int, page_size: int) -> int:
+    return max(1, math.ceil(total / page_size))
+
+
+def split_points(lo: int, hi: int, known_ns: list[int], parts: int) -> list[int]:
+    """Cut [lo, hi) into up to `parts` pieces: at quantiles of the known times inside, so each
+    piece holds about the same number of records; evenly by time when none are known.
+
+    Returns the cuts, strictly increasing and strictly inside (lo, hi); empty if hi - lo < 2.
+    """
+    if hi - lo < 2 or parts < 2:
+        return []
+    inside = sorted(t for t in known_ns if lo <= t < hi)
+    if len(inside) >= parts:
+        candidates = [inside[len(inside) * i // parts] for i in range(1, parts)]
+    else:
+        candidates = [lo + (hi - lo) * i // parts for i in range(1, parts)]
+    cuts = sorted({c for c in candidates if lo < c < hi})
+    return cuts or [lo + (hi - lo) // 2]
+
+
+class JambonzClient:
+    """Reads a stream's windows (RecentCalls unless told): the source's front door. Thread-safe;
+    one instance may serve several windows.
+
+    Args:
+        base_url, api_key and **options: the Transport's (pacing, retries, concurrency,
+            timeouts); the key is never printed.
+        page_size: count per request, 25..500.
+        stream: the spec of the endpoint (streams.RECENT_CALLS).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        page_size: int = 500,
+        stream: Stream = RECENT_CALLS,
+        **options: Any,
+    ):
+        if not 25 <= page_size <= 500:
+            raise ValueError(f"page_size must be within 25..500 (the server's bounds): {page_size}")
+        self.transport = Transport(base_url, api_key, **options)
+        self.page_size = page_size
+        self.stream = stream
+
+    def __repr__(self) -> str:
+        t = self.transport
+        return (
+            f"JambonzClient({self.stream.name}, base_url={t.base_url!r}, "
+            f"page_size={self.page_size}, concurrency={t.concurrency}, reserve={t.pacer.reserve})"
+        )
+
+    def __enter__(self) -> JambonzClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.transport.close()
+
+    def stream_window(self, scope: Scope, window: Window) -> WindowStream:
+        """The window's records as they arrive (see WindowStream)."""
+        stats = WindowStats()
+        return stream_window(
+            partial(self._fetch, scope, window, stats),
+            scope,
+            window,
+            page_size=self.page_size,
+            concurrency=self.transport.concurrency,
+            stats=stats,
+            monotonic=self.transport.monotonic,
+            known=self.stream.known_keys,
+        )
+
+    def _fetch(
+        self,
+        scope: Scope,
+        window: Window,
+        stats: WindowStats,
+        number: int,
+        count: int,
+        a: int,
+        b: int,
+    ) -> Page:
+        """Page `number` of [a, b) (ns, half-open; the server's end is inclusive)."""
+        params = {"page": str(number), "count": str(count), "start": format_ns(a)}
+        params["end"] = format_ns(b - 1)
+        return self.transport.fetch(
+            scope,
+            scope.path(self.stream),
+            params,
+            partial(read_page, self.stream),
+            stats,
+            where=describe(scope, window),
+        )
