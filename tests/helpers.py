@@ -14,7 +14,15 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.jambonz.pager import JambonzClient, WindowResult
-from pipelines.jambonz.streams import KNOWN_KEYS, RECENT_CALLS, Scope, Window, from_dicts, whole
+from pipelines.jambonz.streams import (
+    KNOWN_KEYS,
+    RECENT_CALLS,
+    Scope,
+    Window,
+    from_dicts,
+    parse_times,
+    whole,
+)
 from pipelines.normalize import Normalized, normalize
 from pipelines.settings import REPO_ROOT
 from pipelines.sync import SyncResult, load_stream
@@ -24,6 +32,12 @@ from warehouse.load import LoadResult, Warehouse
 @dataclass(kw_only=True)
 class Fetched(WindowResult):
     records: list[dict[str, Any]]  # every record of the window, as json.loads gives them
+
+
+def record_identity(record: dict[str, Any]) -> str:
+    """A RecentCalls record's call_key, by the stream's own rule, from the record alone."""
+    instant = parse_times([record.get("attempted_at")]).cast(pa.int64())[0].as_py()
+    return RECENT_CALLS.identity(record, instant)
 
 
 def fetch_window(client: JambonzClient, scope: Scope, window: Window) -> Fetched:

@@ -576,8 +576,3 @@ RECENT_CALLS = Stream(
 )
 SERVER_KEYS = RECENT_CALLS.server_keys
 KNOWN_KEYS = RECENT_CALLS.known_keys
-
-
-def record_identity(record: dict[str, Any]) -> str:
-    """A RecentCalls record's call_key, from the record alone (its attempted_at read here)."""
-    return _call_identity(record, _instants([record.get("attempted_at")])[0])

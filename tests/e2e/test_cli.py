@@ -14,7 +14,6 @@ import dagster as dg
 import pytest
 
 from pipelines.jambonz.simulator import Simulator
-from pipelines.jambonz.streams import record_identity
 from pipelines.partitions import day_window
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW, each_lane
@@ -24,6 +23,7 @@ from tests.e2e.conftest import (
     call_keys,
     cli_env,
 )
+from tests.helpers import record_identity
 from warehouse.lake import Lake, extension_file
 
 pytestmark = pytest.mark.process

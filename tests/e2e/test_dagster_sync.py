@@ -54,7 +54,7 @@ def _keys(pipeline: Pipeline, day: date) -> list[str]:
 
 
 def _truth_keys(pipeline: Pipeline, day: date) -> set[str]:
-    from pipelines.jambonz.streams import record_identity
+    from tests.helpers import record_identity
 
     return {record_identity(r) for r in pipeline.truth(day)}
 

@@ -24,12 +24,12 @@ from dagster._core.scheduler.instigation import TickStatus
 from pipelines.definitions import build_definitions
 from pipelines.intraday import JOB, SENSOR, tick
 from pipelines.jambonz.simulator import Simulator
-from pipelines.jambonz.streams import record_identity
 from pipelines.models import MODELS
 from pipelines.settings import load_settings
 from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake
 from tests.e2e.conftest import BIN, Pipeline, cli_env, running_daemon
 from tests.e2e.test_dagster_sync import _keys
+from tests.helpers import record_identity
 from warehouse.load import Warehouse
 
 D = NOW.date()

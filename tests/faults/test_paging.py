@@ -14,11 +14,11 @@ import pytest
 
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
-from pipelines.jambonz.streams import record_identity
 from pipelines.partitions import day_window
 from tests.conftest import NOW
 from tests.e2e.conftest import Pipeline
 from tests.faults.conftest import MakePipeline, assert_window_exact, materialization
+from tests.helpers import record_identity
 
 # about the API: the warehouse is only where the calls land (tests/conftest.py each_lane)
 pytestmark = pytest.mark.one_lane

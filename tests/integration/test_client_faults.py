@@ -25,8 +25,8 @@ from pipelines.jambonz.simulator import (
     SERVICE_PROVIDER_SID,
     Simulator,
 )
-from pipelines.jambonz.streams import Scope, Window, record_identity
-from tests.helpers import fetch_window
+from pipelines.jambonz.streams import Scope, Window
+from tests.helpers import fetch_window, record_identity
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 ACCOUNT = Scope.account(ACCOUNT_SID)

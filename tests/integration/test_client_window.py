@@ -18,9 +18,9 @@ from pipelines.jambonz.simulator import (
     SERVICE_PROVIDER_SID,
     Simulator,
 )
-from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window, record_identity
+from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window
 from tests.conftest import NOW
-from tests.helpers import fetch_window
+from tests.helpers import fetch_window, record_identity
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 ACCOUNT = Scope.account(ACCOUNT_SID)

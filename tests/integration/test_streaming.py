@@ -14,9 +14,9 @@ import pytest
 from pipelines import sync as sync_module
 from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
-from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window, record_identity
+from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window
 from tests.conftest import NOW
-from tests.helpers import fetch_window, load_window, normalize_dicts, sync_window
+from tests.helpers import fetch_window, load_window, normalize_dicts, record_identity, sync_window
 from warehouse.load import LoadResult, Warehouse, WindowLoad
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))

@@ -28,10 +28,10 @@ from pipelines.jambonz.streams import (
     parse_envelope,
     parse_instant,
     read_page,
-    record_identity,
 )
 from pipelines.normalize import Normalized, normalize
 from tests.conftest import cdr, load_capture
+from tests.helpers import record_identity
 
 WS = datetime(2000, 1, 1, tzinfo=UTC)
 WE = datetime(2100, 1, 1, tzinfo=UTC)
@@ -83,7 +83,7 @@ def assert_same(body: bytes) -> Normalized:
         fast.quarantine.to_pylist(),
         ref.quarantine.to_pylist(),
     )
-    # the window dedupes and filters by these: the identities records.record_identity gives
+    # the window dedupes and filters by these: the keys the stream's rule gives
     page = taken(body)
     data = json.loads(body)["data"]
     assert page.records.keys == [record_identity(r) for r in data]

@@ -10,10 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines.jambonz.streams import SURROGATE_PREFIX, record_identity
+from pipelines.jambonz.streams import SURROGATE_PREFIX
 from pipelines.normalize import Normalized
 from tests.conftest import load_capture
-from tests.helpers import normalize_dicts
+from tests.helpers import normalize_dicts, record_identity
 from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
 
 WS = datetime(2026, 11, 21, tzinfo=UTC)
