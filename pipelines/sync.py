@@ -159,7 +159,7 @@ def load_stream(
     chunks = _timed(stream.chunks(chunk_records), waited)
     first = list(itertools.islice(chunks, 1))
     wh = open_warehouse()
-    with wh.window_load(window_start=window.start, window_end=window.end) as load:
+    with wh.window_load(window_start=window.start, window_end=window.end, table=spec.table) as load:
         with _Loader(load) as loader:
             for records in itertools.chain(first, chunks):
                 loader.put(partial(chunk, records))

@@ -41,7 +41,7 @@ from warehouse.lake import CONFLICT_RETRIES, Lake, load_extensions, migration_lo
 from warehouse.lake import maintain as lake_maintain
 from warehouse.sql_files import attach as attach_sql
 from warehouse.sql_files import migrations, model_names, sql
-from warehouse.tables import CALLS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
+from warehouse.tables import QUARANTINE_SCHEMA, RAW_SCHEMA, SCHEMAS
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,12 @@ class WindowLoad:
         memory_limit: str | None = None,
         *,
         load_memory_limit: str | None = LOAD_MEMORY_LIMIT,
+        table: str = "calls",
     ) -> None:
         self._con = con
+        # the stream's table; its SQL files are <table>_<operation>.sql, its key its first column
+        self._table = table
+        self._key = SCHEMAS[table].names[0]
         self._memory_limit = memory_limit  # the connection's own, set again when the load ends
         self._load_memory_limit = load_memory_limit  # None: the load keeps the connection's
         self._lock = lock  # held from BEGIN until COMMIT or ROLLBACK (a lake's window lock)
@@ -181,15 +185,15 @@ class WindowLoad:
         """Upsert one batch inside the open transaction."""
         if not self._open:
             raise RuntimeError("WindowLoad.add outside its `with` block")
-        if calls.schema != CALLS_SCHEMA:
-            raise ValueError(f"calls must have CALLS_SCHEMA, got:\n{calls.schema}")
+        if calls.schema != SCHEMAS[self._table]:
+            raise ValueError(f"rows must have the schema of {self._table}, got:\n{calls.schema}")
         if raw.schema != RAW_SCHEMA:
             raise ValueError(f"raw must have RAW_SCHEMA, got:\n{raw.schema}")
         if quarantine.schema != QUARANTINE_SCHEMA:
             raise ValueError(f"quarantine must have QUARANTINE_SCHEMA, got:\n{quarantine.schema}")
-        keys = calls.column("call_key")
+        keys = calls.column(self._key)
         if pc.count_distinct(keys).as_py() != calls.num_rows:
-            raise ValueError("calls has duplicate call_key values: normalize() dedupes them")
+            raise ValueError(f"rows with the same {self._key}: normalize() dedupes them")
         con = self._con
         try:
             if calls.num_rows:
@@ -197,9 +201,9 @@ class WindowLoad:
                 lo, hi = span["min"].as_py(), span["max"].as_py()
                 rng = {"lo": lo, "hi": hi}
                 if self._fresh is None:
-                    row = con.execute(sql("calls_window_rows"), self._window).fetchone()
+                    row = con.execute(sql(f"{self._table}_window_rows"), self._window).fetchone()
                     self._fresh = not (row and row[0])
-                _scan(con, "window_keys_insert", calls)
+                _scan(con, "window_keys_insert", calls.select([self._key]).rename_columns(["key"]))
                 inside = self._window["window_start"] <= lo and hi < self._window["window_end"]
                 if self._fresh and inside:
                     # the window held nothing when this load began and no call repeats across
@@ -209,21 +213,21 @@ class WindowLoad:
                 else:
                     # the batch's new and changed calls, as an Arrow table: a temp table would be
                     # kept until COMMIT (14 MB a batch of 10,000, spilled, for a day's re-sync)
-                    diff = _scan_arrow(con, "calls_diff", calls, rng)
+                    diff = _scan_arrow(con, f"{self._table}_diff", calls, rng)
                     new = diff.column("is_new")
-                    inserted = pc.count_distinct(diff.column("call_key").filter(new)).as_py()
+                    inserted = pc.count_distinct(diff.column(self._key).filter(new)).as_py()
                     changed = diff.filter(pc.invert(new))
-                    updated = pc.count_distinct(changed.column("call_key")).as_py()
+                    updated = pc.count_distinct(changed.column(self._key)).as_py()
                     if updated:
-                        _scan(con, "calls_delete_changed", changed, rng)
+                        _scan(con, f"{self._table}_delete_changed", changed, rng)
                     if diff.num_rows:
-                        _scan(con, "calls_raw_delete", diff, rng)
-                        self._write(calls, raw, diff.column("call_key"))
+                        _scan(con, f"{self._table}_raw_delete", diff, rng)
+                        self._write(calls, raw, diff.column(self._key))
                 self.inserted += int(inserted)
                 self.updated += int(updated)
                 self.unchanged += calls.num_rows - int(inserted) - int(updated)
             if quarantine.num_rows:
-                rows = _scan(con, "calls_quarantine_insert", quarantine)
+                rows = _scan(con, f"{self._table}_quarantine_insert", quarantine)
                 self.quarantined += int(rows[0][0]) if rows else 0
         except BaseException:
             self._abort()
@@ -255,10 +259,10 @@ class WindowLoad:
         """Insert the batch's rows into calls and calls_raw: those of `keys` (new and changed),
         or all of them."""
         if keys is not None and len(keys) != calls.num_rows:
-            calls = calls.filter(pc.is_in(calls.column("call_key"), value_set=keys))
-            raw = raw.filter(pc.is_in(raw.column("call_key"), value_set=keys))
-        _scan(self._con, "calls_insert", calls)
-        _scan(self._con, "calls_raw_insert", raw)
+            calls = calls.filter(pc.is_in(calls.column(self._key), value_set=keys))
+            raw = raw.filter(pc.is_in(raw.column(self._key), value_set=keys))
+        _scan(self._con, f"{self._table}_insert", calls)
+        _scan(self._con, f"{self._table}_raw_insert", raw)
 
     def result(self) -> LoadResult:
         return LoadResult(self.inserted, self.updated, self.unchanged, self.quarantined)
@@ -666,8 +670,11 @@ class Warehouse:
         )
         return int(rows[0][0])
 
-    def window_load(self, *, window_start: datetime, window_end: datetime) -> WindowLoad:
-        """A transaction loading one window in several batches (see WindowLoad)."""
+    def window_load(
+        self, *, window_start: datetime, window_end: datetime, table: str = "calls"
+    ) -> WindowLoad:
+        """A transaction loading one window of a stream's `table` in several batches (see
+        WindowLoad)."""
         lock = None
         if self.lake is not None and self.lake.catalog == "postgres":
             lock = window_lock(self.lake, window_start, self.lock_timeout_s)
@@ -681,6 +688,7 @@ class Warehouse:
             lock,
             self.memory_limit,
             load_memory_limit=None if on_s3 else LOAD_MEMORY_LIMIT,
+            table=table,
         )
 
     def maintain(self, *, snapshot_retention: timedelta, file_grace: timedelta) -> dict[str, int]:

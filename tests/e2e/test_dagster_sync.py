@@ -308,9 +308,7 @@ def test_completeness_fails_when_a_fetched_call_is_not_in_the_table(pipeline: Pi
     facts = {"in_window": len(keys), "quarantined": 0, "api_total": len(keys)}
     with pipeline.open() as wh:
         # what a window load leaves on its connection: the keys it wrote (here, the day's)
-        wh.con.execute(
-            "CREATE TEMP TABLE _window_keys AS SELECT unnest($k) AS call_key", {"k": keys}
-        )
+        wh.con.execute("CREATE TEMP TABLE _window_keys AS SELECT unnest($k) AS key", {"k": keys})
         ok = evaluate_call_checks(wh, window, loaded=len(keys), rows_in_window=len(keys), **facts)
         assert {o.name: o.passed for o in ok}["calls_complete"]
         wh.con.execute("INSERT INTO _window_keys VALUES ('never-loaded-sid')")

@@ -1,1 +1,2 @@
-INSERT INTO _window_keys SELECT b.call_key FROM batch AS b;
+-- `batch`: the batch's keys, one column
+INSERT INTO _window_keys SELECT b.key FROM batch AS b;

@@ -1,3 +1,3 @@
 -- Calls written by two batches of one window load (the batches must not share a call): checked
 -- once, before COMMIT.
-SELECT count(*) - count(DISTINCT k.call_key) FROM _window_keys AS k;
+SELECT count(*) - count(DISTINCT k.key) FROM _window_keys AS k;
