@@ -666,6 +666,12 @@ class Warehouse:
         )
         return int(rows[0][0])
 
+    def forget_window(self) -> None:
+        """Drop the last window load's call_keys (kept for the calls_complete check), once its
+        checks are done: on a connection that goes on to other work they would only take memory
+        (or spill)."""
+        self.con.execute(sql("window_keys_drop"))
+
     def window_load(self, *, window_start: datetime, window_end: datetime) -> WindowLoad:
         """A transaction loading one window in several batches (see WindowLoad)."""
         lock = None
