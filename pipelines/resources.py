@@ -254,8 +254,13 @@ class WarehouseResource(dg.ConfigurableResource):
                     f"{exc.strerror or exc}; point it at a folder every worker can write"
                 ) from None
         # the run's connection, opened here (an s3:// data path is probed by the Warehouse: one
-        # small object; a schema a newer release wrote is refused)
-        self.shared()
+        # small object); a schema a newer release wrote refused before any request
+        wh = self.shared()
+        if not wh.schema_checked:  # this process had found the lake up to date
+            try:
+                wh.check_schema()
+            except SchemaTooNewError as exc:
+                raise dg.Failure(str(exc)) from None
 
     def open(self, *, read_only: bool = False, partition: str | None = None) -> Warehouse:
         """The warehouse; a lock held too long or an unopenable file fails with the cause.
