@@ -187,6 +187,7 @@ def sync_day(
     started = time.monotonic()
     scope = jambonz.scope()
     warehouse.check_writable()
+    warehouse.release_file()  # the fetch may wait on the rate limit: not while holding the file
     window = day_window(day, settings.partitions_timezone)
     context.log.info(
         f"syncing {scope.kind} {scope.sid} for {day} "
@@ -196,11 +197,12 @@ def sync_day(
     # Pages stream through normalization into one transaction: a failed fetch rolls back whatever
     # was loaded of the window. The file is opened once the first chunk is ready, so a refused
     # key or an unreachable server writes nothing, and a day of one chunk holds the file for its
-    # load only.
+    # load (then its checks and the run's models) only. The connection is the run's
+    # (WarehouseResource.shared): a lake's was opened by check_writable.
     opened: list[Warehouse] = []
 
     def open_warehouse() -> Warehouse:
-        opened.append(warehouse.open(partition=day.isoformat()))
+        opened.append(warehouse.shared(partition=day.isoformat()))
         return opened[-1]
 
     synced_at = datetime.now(UTC)
@@ -233,8 +235,9 @@ def sync_day(
                 chunk_records=settings.chunk_records,
             )
     except BaseException as exc:
-        for wh in opened:
-            wh.close()
+        # the load rolled back; the connection is dropped (the file let go while the step waits
+        # to try again), the next use opens another
+        warehouse.release()
         # the API down or short, the lake's window lock held too long (another run of the day),
         # a lake commit that lost a race: the window is fetched and loaded again
         transient = (
@@ -254,7 +257,9 @@ def sync_day(
         if isinstance(exc, JambonzError):
             raise dg.Failure(description=f"partition {day}: {exc}") from None
         raise
-    with opened[-1] as wh:
+    # the checks read the load's keys on its connection (the shared one, still open)
+    with warehouse.using(partition=day.isoformat()) as wh:
+        assert wh is opened[-1]
         rows = wh.count_calls(window.start, window.end, account)
         outcomes = evaluate_call_checks(
             wh,
@@ -265,6 +270,7 @@ def sync_day(
             api_total=synced.fetch.total,
             rows_in_window=rows,
         )
+        wh.forget_window()
     if synced.fetch.total == 0 and rows > 0:
         context.log.warning(
             f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of it: the "

@@ -23,8 +23,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import DagsterEventType, JobFailureData, RunFailureReason
-from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+# Private, as dagster 1.13 exports no public equivalent:
+# - JobFailureData and RunFailureReason: the only way to give a run failed from outside its process
+#   a reason (`instance.report_run_failed`'s job_failure_data), which Dagster records in the run's
+#   `dagster/failure_reason` tag and the UI shows: UNEXPECTED_TERMINATION, not a step's failure.
+# - SqliteRunStorage: the one storage whose runs all ran on this machine (see the docstring); the
+#   public `dagster_postgres.PostgresRunStorage` could only say "not PostgreSQL", which would let
+#   the sensor judge the runs of another shared storage (MySQL, Dagster+) by PIDs of this machine.
+# SqliteRunStorage comes from the package that re-exports it, not the module that defines it.
+from dagster._core.events import JobFailureData, RunFailureReason
+from dagster._core.storage.runs import SqliteRunStorage
 
 INTERVAL_S = 15  # a dead run is marked failed within ~INTERVAL_S plus the daemon's loop
 _IN_PROGRESS = [
@@ -64,7 +73,7 @@ def _started_at(pid: int) -> float | None:
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
     """The PID the run's newest engine event names, and when that event was logged."""
     records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ENGINE_EVENT, ascending=False, limit=50
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, ascending=False, limit=50
     ).records
     for record in records:
         event = record.event_log_entry.dagster_event

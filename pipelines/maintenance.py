@@ -49,7 +49,7 @@ def build_lake_maintenance(
     def lake_maintenance(
         context: dg.AssetExecutionContext, config: MaintenanceConfig, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        with warehouse.open() as wh:
+        with warehouse.using() as wh:  # the run's connection, closed when the run ends
             counts = wh.maintain(
                 snapshot_retention=timedelta(hours=config.snapshot_retention_hours),
                 file_grace=timedelta(hours=config.file_grace_hours),

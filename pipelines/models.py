@@ -85,7 +85,7 @@ def rebuild_day(
     """Model `name`'s rows of `day` rebuilt, and checked: its metadata and check outcomes."""
     tz = settings.partitions_timezone
     window = day_window(day, tz)
-    with warehouse.open(partition=day.isoformat()) as wh:
+    with warehouse.using(partition=day.isoformat()) as wh:  # the run's connection
         rows = wh.rebuild_model(
             name, day=day, tz=tz, window_start=window.start, window_end=window.end
         )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.jambonz.pager import JambonzClient
@@ -123,7 +125,17 @@ class JambonzResource(dg.ConfigurableResource):
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file (WAREHOUSE_PATH; one writing process at a time: see README), or the
-    DuckLake of WAREHOUSE_URL with its Parquet files at WAREHOUSE_DATA_PATH."""
+    DuckLake of WAREHOUSE_URL with its Parquet files at WAREHOUSE_DATA_PATH.
+
+    One connection per run: the steps of a run share one Warehouse (`shared`, `using`), opened
+    (and migrated) at its first use and closed when the run ends (`teardown_after_execution`).
+    Dagster initializes a resource once per run with the in-process executor (the definitions'),
+    once per step with a multiprocess one: the connection then lives for the step. A step that
+    fails drops it (the next use opens another). The DuckDB file is held as little as before: the
+    connection is opened once the first chunk of a day is ready, and let go before each fetch
+    (`release_file`), so only the run's loads, checks and model rebuilds hold the file; a lake
+    holds no lock, and its connection is kept for the whole run.
+    """
 
     path: str = Field(description="WAREHOUSE_PATH")
     url: str | None = Field(
@@ -140,6 +152,42 @@ class WarehouseResource(dg.ConfigurableResource):
     settings_problem: str | None = Field(
         default=None, description="settings that could not be used: every run fails naming them"
     )
+    _shared: Warehouse | None = PrivateAttr(default=None)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """The run (or step) is over: its connection is closed, the DuckDB file let go."""
+        self.release()
+
+    def shared(self, *, partition: str | None = None) -> Warehouse:
+        """The run's connection, opened (and migrated) at the first call, as `open` opens one
+        (the same failures); the caller does not close it. partition: named in those failures."""
+        if self._shared is None:
+            self._shared = self.open(partition=partition)
+        return self._shared
+
+    @contextmanager
+    def using(self, *, partition: str | None = None) -> Iterator[Warehouse]:
+        """The run's connection (`shared`) for a block; an error inside drops it (the work was
+        rolled back; the next use opens another) and is raised."""
+        wh = self.shared(partition=partition)
+        try:
+            yield wh
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Close the run's connection, if open: the next use opens another."""
+        wh, self._shared = self._shared, None
+        if wh is not None:
+            wh.close()
+
+    def release_file(self) -> None:
+        """Let go of the DuckDB file before a fetch, which may wait minutes on jambonz's rate
+        limit: another process (a DuckDB CLI, another run) can take the file meanwhile. A lake's
+        connection holds no lock: it is kept."""
+        if not self.url:
+            self.release()
 
     @property
     def target(self) -> Path | Lake:
@@ -175,7 +223,12 @@ class WarehouseResource(dg.ConfigurableResource):
                 "in a writable folder (README 'Pointing it at jambonz')."
             )
         # a schema a newer release wrote: refused before any request, unless a writer holds the
-        # file now (then the load refuses it when it opens the file)
+        # file now (then the load refuses it when it opens the file). A run that holds it (the
+        # day before, in a range) checked it when it opened it, and no other process can have
+        # written it since; nor may it probe it: closing the probe's descriptor would drop this
+        # process's own lock (POSIX record locks are per process)
+        if self._shared is not None:
+            return
         if path.exists() and not locks.file_busy(path, write=False):
             with self.open(read_only=True) as wh:
                 try:
@@ -201,7 +254,14 @@ class WarehouseResource(dg.ConfigurableResource):
                     f"WAREHOUSE_DATA_PATH={lake.data_path!r} cannot be written: "
                     f"{exc.strerror or exc}; point it at a folder every worker can write"
                 ) from None
-        self.open().close()  # an s3:// data path is probed by the Warehouse: one small object
+        # the run's connection, opened here (an s3:// data path is probed by the Warehouse: one
+        # small object); a schema a newer release wrote refused before any request
+        wh = self.shared()
+        if not wh.schema_checked:  # this process had found the lake up to date
+            try:
+                wh.check_schema()
+            except SchemaTooNewError as exc:
+                raise dg.Failure(str(exc)) from None
 
     def open(self, *, read_only: bool = False, partition: str | None = None) -> Warehouse:
         """The warehouse; a lock held too long or an unopenable file fails with the cause.

@@ -426,6 +426,17 @@ def _attach_lake_database(
     return con
 
 
+# The lakes this process found up to date (or migrated), with the migrations it wanted: a later
+# open of the same lake by the same code skips the schema_version queries (two catalog round
+# trips each). Per process: a run is a process of its own (Dagster's default run launcher), so a
+# lake another release migrates later is checked by that run's first open; the run's check
+# before its first request reads schema_version again (`check_schema`) when its open did not.
+# A DuckDB file is checked at every open (a local read, and another process may have replaced
+# the file between two opens).
+_MIGRATED: set[tuple[str, str, tuple[int, ...]]] = set()
+_migrated_lock = threading.Lock()
+
+
 class Warehouse:
     """The DuckDB file, or a DuckLake. Opening applies the schema migrations idempotently.
 
@@ -453,6 +464,9 @@ class Warehouse:
         self.read_only = read_only
         self.memory_limit = memory_limit
         self.lock_timeout_s = lock_timeout_s
+        # whether this connection read schema_version (a newer release's schema refused): at
+        # opening for writing, unless this process already found the lake up to date
+        self.schema_checked = False
         if self.lake is None and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con: duckdb.DuckDBPyConnection | None = (
@@ -536,15 +550,24 @@ class Warehouse:
         runs started together take turns on the catalog's migration lock, so the first applies
         them and the others find them applied; a schema newer than this code is refused."""
         wanted = migrations(lake=self.lake is not None)
-        if not self._missing(wanted):
-            return  # up to date: the common case takes no lock
-        if self.lake is None or self.lake.catalog != "postgres":
-            # a DuckDB file (the warehouse, or a lake's catalog): its lock already makes this
-            # process the only writer
-            self._apply(wanted)
-            return
-        with migration_lock(self.lake, self.lock_timeout_s):
-            self._apply(wanted)
+        key = None
+        if self.lake is not None:
+            key = (self.lake.url, self.lake.data_path, tuple(v for v, _, _ in wanted))
+            with _migrated_lock:
+                if key in _MIGRATED:
+                    return  # this process found it up to date: no catalog round trip
+        if self._missing(wanted):
+            if self.lake is None or self.lake.catalog != "postgres":
+                # a DuckDB file (the warehouse, or a lake's catalog): its lock already makes
+                # this process the only writer
+                self._apply(wanted)
+            else:
+                with migration_lock(self.lake, self.lock_timeout_s):
+                    self._apply(wanted)
+        # up to date (the common case took no lock)
+        if key is not None:
+            with _migrated_lock:
+                _MIGRATED.add(key)
 
     def _missing(self, wanted: list[tuple[int, str, str]]) -> bool:
         """Whether a migration is missing; SchemaTooNewError when the warehouse holds one this
@@ -558,6 +581,7 @@ class Warehouse:
             # another run created the table at the same moment: it is there now
         applied = {v for (v,) in con.execute(sql("schema_version_applied")).fetchall()}
         self._refuse_newer(applied, wanted)
+        self.schema_checked = True
         return any(v not in applied for v, _, _ in wanted)
 
     def _refuse_newer(self, applied: set[int], wanted: list[tuple[int, str, str]]) -> None:
@@ -579,6 +603,7 @@ class Warehouse:
             return  # nothing applied yet
         applied = {v for (v,) in rows}
         self._refuse_newer(applied, migrations(lake=self.lake is not None))
+        self.schema_checked = True
 
     def _apply(self, wanted: list[tuple[int, str, str]]) -> None:
         con = self.con
@@ -669,6 +694,12 @@ class Warehouse:
             {"window_start": window_start, "window_end": window_end, "account_sid": account_sid},
         )
         return int(rows[0][0])
+
+    def forget_window(self) -> None:
+        """Drop the last window load's keys (kept for the completeness check), once its checks
+        are done: on a connection that goes on to other work they would only take memory (or
+        spill)."""
+        self.con.execute(sql("window_keys_drop"))
 
     def window_load(
         self, *, window_start: datetime, window_end: datetime, table: str = "calls"

@@ -373,3 +373,36 @@ def test_a_migration_that_loses_a_commit_race_says_so(
             Warehouse(lake)
     assert "cannot rollback" not in str(raised.value)
     assert "race_table" in str(raised.value)
+
+
+def test_a_process_reads_a_lakes_schema_version_once_and_a_files_at_every_open(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lake this process found up to date is not asked again (two catalog round trips an
+    open); code that wants other migrations asks again; a DuckDB file is asked at every open."""
+    asked: list[str] = []
+    real_missing = Warehouse._missing
+
+    def missing(self: Warehouse, wanted: list[tuple[int, str, str]]) -> bool:
+        asked.append(self.name)
+        return real_missing(self, wanted)
+
+    monkeypatch.setattr(Warehouse, "_missing", missing)
+    with Warehouse(lake) as first:
+        assert first.schema_checked
+    with Warehouse(lake) as again:
+        assert not again.schema_checked  # the run's look before any request asks itself
+        again.check_schema()
+        assert again.schema_checked
+    assert asked == [lake.describe()]
+    path = tmp_path / "wh.duckdb"
+    for _ in range(2):
+        with Warehouse(path) as w:
+            assert w.schema_checked
+    assert asked == [lake.describe(), str(path), str(path)]
+    latest = migrations(lake=True)
+    newer = (990, "newer_table", "CREATE TABLE newer_table (x INTEGER)")
+    monkeypatch.setattr(load_module, "migrations", lambda *, lake=False: [*latest, newer])
+    with Warehouse(lake) as upgraded:  # a release with one more migration: asked, and applied
+        assert upgraded.con.execute("SELECT count(*) FROM newer_table").fetchall() == [(0,)]
+    assert asked == [lake.describe(), str(path), str(path), lake.describe()]

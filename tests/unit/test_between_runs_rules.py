@@ -80,3 +80,16 @@ def test_the_reaper_marks_failed_a_started_run_whose_process_is_gone_and_no_othe
         "alive": dg.DagsterRunStatus.STARTED,
         "silent": dg.DagsterRunStatus.STARTED,
     }
+
+
+def test_runs_are_judged_by_pid_only_on_sqlite_run_storage() -> None:
+    """The reaper judges the runs of a SQLite instance (every run ran on this machine), not those
+    of another storage (here in memory; PostgreSQL, shared by machines, in production)."""
+    import dagster as dg
+
+    from pipelines.dead_runs import judges_runs
+
+    with dg.DagsterInstance.local_temp() as on_sqlite:
+        assert judges_runs(on_sqlite)
+    with dg.DagsterInstance.ephemeral() as in_memory:
+        assert not judges_runs(in_memory)
