@@ -40,8 +40,8 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.jambonz.streams import Scope, Window
 from pipelines.partitions import day_window
 from pipelines.sync import SyncResult, load_stream
+from warehouse.database import Warehouse
 from warehouse.lake import parse
-from warehouse.load import Warehouse
 from warehouse.sql_files import model_names
 
 LOOKBACK = 2

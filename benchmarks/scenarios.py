@@ -94,7 +94,7 @@ def sync(url: str, sid: str, db: str, concurrency: int = 1) -> dict[str, Any]:
     from pipelines.jambonz.pager import JambonzClient
     from pipelines.jambonz.streams import Scope
     from pipelines.sync import load_stream
-    from warehouse.load import Warehouse
+    from warehouse.database import Warehouse
 
     scope, window = Scope.account(sid), _window()
     t0 = time.perf_counter()  # opening and closing the file (its checkpoint) count too
@@ -228,7 +228,7 @@ def naive(
 
 def build(db: str, rows: int, start: int = 0) -> dict[str, Any]:
     """Calls i in [start, rows) of a synthetic history, 100k a day going back from the day."""
-    from warehouse.load import Warehouse
+    from warehouse.database import Warehouse
 
     t0 = time.perf_counter()
     with Warehouse(db) as wh:
@@ -283,7 +283,7 @@ def kpis(db: str) -> dict[str, Any]:
     """The benchmark day's rebuild of trunk_kpis_daily and calls_hourly (each its own
     transaction), on whatever history the file holds: the calls still running at the day's
     start are found by their terminated_at, not by scanning the history."""
-    from warehouse.load import Warehouse
+    from warehouse.database import Warehouse
 
     start = pages.DAY_START
     bounds = {"day": start.date(), "tz": "UTC", "window_start": start}

@@ -30,8 +30,9 @@ from pipelines.retries import TransientFailure
 from pipelines.settings import Settings
 from pipelines.sync import SyncResult, load_stream
 from warehouse.checks import CheckOutcome
+from warehouse.database import Warehouse
 from warehouse.lake import LakeLockError
-from warehouse.load import Warehouse, WarehouseConflictError
+from warehouse.load import WarehouseConflictError
 
 # check name -> description; BLOCKING ones keep the day's models from being rebuilt when they
 # fail, WARNINGS have severity WARN (the rest ERROR)

@@ -68,7 +68,7 @@ def run_demo(days: int, calls_per_day: int, warehouse: Path) -> int:
     import dagster as dg
 
     from pipelines.jambonz.simulator import Simulator
-    from warehouse.load import Warehouse
+    from warehouse.database import Warehouse
 
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)

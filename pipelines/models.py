@@ -17,7 +17,7 @@ from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.settings import Settings
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 
 MODELS: dict[str, str] = {
     "call_durations_daily": (

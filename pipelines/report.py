@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from pipelines.charts import asr_per_trunk, calls_per_hour
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
-from warehouse.load import Warehouse, WarehouseLockedError, WarehouseUnopenableError
+from warehouse.database import Warehouse, WarehouseLockedError, WarehouseUnopenableError
 
 DEFAULT_DAYS = 14
 DEFAULT_FOLDER = REPO_ROOT / "var" / "report"

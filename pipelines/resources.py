@@ -22,18 +22,18 @@ from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.streams import Scope
 from pipelines.retries import TransientFailure
 from warehouse import locks
-from warehouse.lake import Lake, LakeLockError, LakeUrlError
-from warehouse.lake import parse as parse_lake
-from warehouse.load import (
+from warehouse.database import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_MEMORY_LIMIT,
     DataPathUnwritableError,
     SchemaTooNewError,
     Warehouse,
-    WarehouseConflictError,
     WarehouseLockedError,
     WarehouseUnopenableError,
 )
+from warehouse.lake import Lake, LakeLockError, LakeUrlError
+from warehouse.lake import parse as parse_lake
+from warehouse.load import WarehouseConflictError
 
 _SID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
 from pipelines.sync import CHUNK_RECORDS
+from warehouse.database import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
 from warehouse.lake import Lake, LakeUrlError
 from warehouse.lake import parse as parse_lake
-from warehouse.load import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://api.jambonz.cloud"

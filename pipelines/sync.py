@@ -30,7 +30,8 @@ from typing import Any
 from pipelines.jambonz.pager import WindowResult, WindowStream
 from pipelines.jambonz.streams import RECENT_CALLS, Records, Scope, Stream, Window
 from pipelines.normalize import Normalized, normalize
-from warehouse.load import LoadResult, Warehouse, WindowLoad
+from warehouse.database import Warehouse
+from warehouse.load import LoadResult, WindowLoad
 
 # Records normalized and loaded at once: bounds memory (up to five chunks are in flight: gathered,
 # queued, normalizing, queued, writing), amortizes each SQL statement. 10,000: the 100k-call day's

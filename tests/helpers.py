@@ -26,7 +26,8 @@ from pipelines.jambonz.streams import (
 from pipelines.normalize import Normalized, normalize
 from pipelines.settings import REPO_ROOT
 from pipelines.sync import SyncResult, load_stream
-from warehouse.load import LoadResult, Warehouse
+from warehouse.database import Warehouse
+from warehouse.load import LoadResult
 
 
 @dataclass(kw_only=True)

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.lake import Lake, LakeLockError, LakeUrlError, is_lake
-from warehouse.lake import parse as parse_lake
-from warehouse.load import (
+from warehouse.database import (
     SchemaTooNewError,
     Warehouse,
     WarehouseLockedError,
     WarehouseUnopenableError,
 )
+from warehouse.lake import Lake, LakeLockError, LakeUrlError, is_lake
+from warehouse.lake import parse as parse_lake
 from warehouse.sql_files import attach, model_names, sql
 
 # every table that holds data, in load order; schema_version belongs to the target's migrations

@@ -24,8 +24,8 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from pipelines.settings import REPO_ROOT, Settings, load_settings
 from tests.conftest import NOW, lake_env
+from warehouse.database import Warehouse, WarehouseUnopenableError
 from warehouse.lake import Lake
-from warehouse.load import Warehouse, WarehouseUnopenableError
 
 ENV_VARS = (
     "JAMBONZ_BASE_URL",
@@ -195,7 +195,7 @@ BIN = Path(sys.executable).parent
 READER = """
 import select, sys
 from pipelines.settings import load_settings
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 target = load_settings().warehouse_target  # the file or the lake the environment names
 n = 0
 while True:

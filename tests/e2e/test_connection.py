@@ -28,7 +28,8 @@ from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW, each_lane
 from tests.faults.conftest import MakePipeline, assert_window_exact
 from tests.faults.conftest import make_pipeline as make_pipeline  # the fixture, shared
-from warehouse.load import Warehouse, WarehouseConflictError, WindowLoad
+from warehouse.database import Warehouse
+from warehouse.load import WarehouseConflictError, WindowLoad
 
 DAYS = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
 ASSETS = ("calls", *MODELS)
@@ -36,7 +37,7 @@ ASSETS = ("calls", *MODELS)
 # another process opening the file for writing, at once (no wait for a lock): exit 0 when it could
 WRITER = """
 import sys
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 Warehouse(sys.argv[1], lock_timeout_s=0).close()
 """
 

@@ -25,8 +25,8 @@ from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
 from tests.e2e.conftest import BIN, ENV_VARS, pipeline_env, running_daemon, submit_backfill
 from tests.e2e.test_cli import truth_keys
+from warehouse.database import Warehouse
 from warehouse.lake import Lake
-from warehouse.load import Warehouse
 
 pytestmark = pytest.mark.process
 

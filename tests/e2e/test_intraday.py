@@ -30,7 +30,7 @@ from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake
 from tests.e2e.conftest import BIN, Pipeline, cli_env, running_daemon
 from tests.e2e.test_dagster_sync import _keys
 from tests.helpers import record_identity
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 
 D = NOW.date()
 MODULE = ("-m", "pipelines.definitions")

@@ -31,8 +31,8 @@ from tests.e2e.conftest import BIN, ENV_VARS, Pipeline, cli_env
 from tests.faults.conftest import MakePipeline, failure_message
 from tests.faults.conftest import make_pipeline as make_pipeline  # the fixture, shared
 from tests.helpers import readme_sql
+from warehouse.database import Warehouse
 from warehouse.lake import Lake
-from warehouse.load import Warehouse
 from warehouse.migrate import TABLES
 
 DAY = NOW.date() - timedelta(days=2)

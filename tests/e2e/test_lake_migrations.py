@@ -28,9 +28,9 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from tests.conftest import NOW
 from tests.e2e.conftest import BIN, cli_env, materialize
-from warehouse import load
+from warehouse import database
+from warehouse.database import Warehouse
 from warehouse.lake import Lake
-from warehouse.load import Warehouse
 from warehouse.sql_files import migrations
 
 DAYS = [NOW.date() - timedelta(days=n) for n in (5, 4, 3, 2)]
@@ -39,7 +39,7 @@ CHUNK = 500  # SYNC_CHUNK_RECORDS: a day of 3,000 calls is loaded in six chunks,
 READER = """
 import json, select, sys
 from warehouse.lake import parse
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 lake = parse(sys.argv[1], sys.argv[2])
 with Warehouse(lake, read_only=True) as wh:  # one session held open through every run
     while True:
@@ -71,7 +71,7 @@ def test_runs_started_together_all_succeed_and_migrate_once(
     behind = start == "one-migration-behind"
     if behind:  # the lake as the release before the last left it
         with monkeypatch.context() as m:
-            m.setattr(load, "migrations", lambda *, lake=False: latest[:-1])
+            m.setattr(database, "migrations", lambda *, lake=False: latest[:-1])
             Warehouse(lake).close()
     # no rate limit: five runs at once would wait for the 600/5 min bucket (pacing is tested
     # on its own)

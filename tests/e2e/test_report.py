@@ -39,7 +39,7 @@ from pipelines.report import Period, default_period, render
 from pipelines.settings import load_settings
 from tests.conftest import NOW
 from tests.e2e.conftest import ENV_VARS, Pipeline, pipeline_env
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 
 LAST = NOW.date() - timedelta(days=2)
 DAYS = [LAST - timedelta(days=2), LAST - timedelta(days=1), LAST]

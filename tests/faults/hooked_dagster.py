@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+import warehouse.database as database
 import warehouse.load as load
 from warehouse import locks
 
@@ -46,7 +47,8 @@ def _install() -> None:
                     gate.read()
             return original(name, folder)
 
-        load.sql = sql  # type: ignore[assignment]
+        load.sql = sql  # type: ignore[assignment]  # a window's load
+        database.sql = sql  # type: ignore[assignment]  # a model's rebuild
     if os.environ.get("FAULTS_SIGNAL_LOCK"):
         probe = locks.file_busy
 

@@ -3,7 +3,7 @@
 A static scan of every `.execute(` / `.executemany(` / `.sql(` / `.query(` call in pipelines/ and
 warehouse/: the SQL argument is a literal or a name bound to SQL loaded from a file, never an
 f-string, `%` or `.format` with values, nor a concatenation. One documented exception:
-warehouse/load.py `Warehouse.rebuild_model` formats the model's *table name* (an identifier
+warehouse/database.py `Warehouse.rebuild_model` formats the model's *table name* (an identifier
 checked against the files in warehouse/models/, not a value) and the model's SQL file text. And
 one exception the scan cannot see: the target of ATTACH (a file path, a DuckLake URL), where
 DuckDB 1.5's grammar takes no parameter; `warehouse.sql_files.attach` writes it as a quoted
@@ -26,13 +26,13 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import REPO_ROOT
 from tests.conftest import NOW
 from tests.faults.conftest import MakePipeline, assert_window_exact
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 from warehouse.sql_files import string_literal
 
 SQL_METHODS = {"execute", "executemany", "sql", "query"}
 # (file, enclosing function): formats identifiers validated against a closed list, not values.
 ALLOWED = {
-    ("warehouse/load.py", "rebuild_model"),
+    ("warehouse/database.py", "rebuild_model"),
     ("warehouse/migrate.py", "_rows"),
     ("warehouse/migrate.py", "migrate"),
 }
@@ -114,13 +114,13 @@ def test_the_scan_catches_what_it_is_for(tmp_path: Path) -> None:
 
 
 def test_the_one_exception_formats_only_a_validated_identifier() -> None:
-    from warehouse.load import Warehouse
+    from warehouse.database import Warehouse
 
     source = ast.get_source_segment(
-        (REPO_ROOT / "warehouse/load.py").read_text(),
+        (REPO_ROOT / "warehouse/database.py").read_text(),
         next(
             n
-            for n in ast.walk(ast.parse((REPO_ROOT / "warehouse/load.py").read_text()))
+            for n in ast.walk(ast.parse((REPO_ROOT / "warehouse/database.py").read_text()))
             if isinstance(n, ast.FunctionDef) and n.name == "rebuild_model"
         ),
     )

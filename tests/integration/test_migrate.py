@@ -15,8 +15,8 @@ import pytest
 from benchmarks.postgres import Postgres
 from tests.helpers import load_window, normalize_dicts
 from tests.integration.test_trunk_kpis import generate
+from warehouse.database import Warehouse, WarehouseUnopenableError
 from warehouse.lake import Lake
-from warehouse.load import Warehouse, WarehouseUnopenableError
 from warehouse.migrate import TABLES, MigrateError, migrate
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -128,13 +128,13 @@ def test_upgrade_brings_a_warehouse_up_to_date_and_copies_nothing(
 ) -> None:
     """`--upgrade`, the deploy step: a file one migration behind gets the missing migration and
     its rows stay; run again, it changes nothing; a schema newer than the code is refused."""
-    import warehouse.load as load_module
+    import warehouse.database as database_module
     from warehouse.sql_files import migrations
 
     latest = migrations()
     path = tmp_path / "behind.duckdb"
     with monkeypatch.context() as m:
-        m.setattr(load_module, "migrations", lambda *, lake=False: latest[:-1])
+        m.setattr(database_module, "migrations", lambda *, lake=False: latest[:-1])
         Warehouse(path).close()
     env = {**os.environ, "WAREHOUSE_PATH": str(path)}
     env.pop("WAREHOUSE_URL", None)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.helpers import load_window, normalize_dicts
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
 TRUNKS = ["twilio", "telnyx", "voxbone", "Microsoft Teams", None]

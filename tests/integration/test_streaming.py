@@ -17,7 +17,8 @@ from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
 from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window
 from tests.conftest import NOW
 from tests.helpers import fetch_window, load_window, normalize_dicts, record_identity, sync_window
-from warehouse.load import LoadResult, Warehouse, WindowLoad
+from warehouse.database import Warehouse
+from warehouse.load import LoadResult, WindowLoad
 
 DAY = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 SCOPE = Scope.account(ACCOUNT_SID)

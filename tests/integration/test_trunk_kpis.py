@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import load_window, normalize_dicts
 from tests.integration.test_models import day_bounds, iso, quantile_cont
-from warehouse.load import Warehouse
+from warehouse.database import Warehouse
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TRUNKS = ["twilio", "telnyx", None]

@@ -13,13 +13,15 @@ from typing import Any
 import duckdb
 import pytest
 
+import warehouse.database as database_module
 import warehouse.load as load_module
 from pipelines.normalize import Normalized
 from tests.conftest import load_capture
 from tests.helpers import load_window, normalize_dicts
+from warehouse.database import Warehouse, WarehouseLockedError
 from warehouse.lake import Lake, LakeLockError, migration_lock
 from warehouse.lake import parse as parse_lake
-from warehouse.load import Warehouse, WarehouseConflictError, WarehouseLockedError
+from warehouse.load import WarehouseConflictError
 from warehouse.sql_files import migrations
 from warehouse.tables import CALL_COLUMN_NAMES
 
@@ -337,7 +339,7 @@ def test_a_lake_holding_the_migration_lock_makes_opening_wait_then_give_up(lake:
     failure the step retries)."""
     latest = migrations(lake=True)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(load_module, "migrations", lambda *, lake=False: latest[:-1])
+        m.setattr(database_module, "migrations", lambda *, lake=False: latest[:-1])
         Warehouse(lake).close()  # one migration behind
     with (
         migration_lock(lake, timeout_s=5),
@@ -358,7 +360,7 @@ def test_a_migration_that_loses_a_commit_race_says_so(
     Warehouse(lake).close()
     race = (990, "race_table", "CREATE TABLE race_table (x INTEGER)")
     with Warehouse(lake) as other:
-        real_sql = load_module.sql
+        real_sql = database_module.sql
 
         def racing(name: str) -> str:
             if name == "schema_version_insert":  # inside the migration's transaction
@@ -366,9 +368,9 @@ def test_a_migration_that_loses_a_commit_race_says_so(
             return real_sql(name)
 
         monkeypatch.setattr(
-            load_module, "migrations", lambda *, lake=False: [*migrations(lake=lake), race]
+            database_module, "migrations", lambda *, lake=False: [*migrations(lake=lake), race]
         )
-        monkeypatch.setattr(load_module, "sql", racing)
+        monkeypatch.setattr(database_module, "sql", racing)
         with pytest.raises(WarehouseConflictError, match="lost a commit race") as raised:
             Warehouse(lake)
     assert "cannot rollback" not in str(raised.value)
@@ -402,7 +404,7 @@ def test_a_process_reads_a_lakes_schema_version_once_and_a_files_at_every_open(
     assert asked == [lake.describe(), str(path), str(path)]
     latest = migrations(lake=True)
     newer = (990, "newer_table", "CREATE TABLE newer_table (x INTEGER)")
-    monkeypatch.setattr(load_module, "migrations", lambda *, lake=False: [*latest, newer])
+    monkeypatch.setattr(database_module, "migrations", lambda *, lake=False: [*latest, newer])
     with Warehouse(lake) as upgraded:  # a release with one more migration: asked, and applied
         assert upgraded.con.execute("SELECT count(*) FROM newer_table").fetchall() == [(0,)]
     assert asked == [lake.describe(), str(path), str(path), lake.describe()]
