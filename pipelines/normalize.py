@@ -146,23 +146,43 @@ def _extra(records: Records, known: frozenset[str]) -> pa.Array:
     present = pc.is_valid(table.column(names[0]))
     for k in names[1:]:
         present = pc.or_(present, pc.is_valid(table.column(k)))
+    rows = pc.indices_nonzero(present)
+    # the rows with an unknown key, their unknown columns only, as Python values
+    values = {k: _python(table.column(k).take(rows)) for k in names}
     out: list[str | None] = [None] * len(records)
-    for i in pc.indices_nonzero(present).to_pylist():
-        record = records.record(i, known)
-        out[i] = _json({k: record[k] for k in names if k in record})
+    for j, i in enumerate(rows.to_pylist()):
+        out[i] = _json({k: values[k][j] for k in names if values[k][j] is not _ABSENT})
     return pa.array(out, pa.string())
 
 
-def _payloads(table: pa.Table, known: frozenset[str], checked: dict[str, pa.Array]) -> pa.Array:
+_ABSENT = object()
+
+
+def _python(column: pa.ChunkedArray) -> list[Any]:
+    """An unknown key's values as json.loads gave them; _ABSENT where the record lacks it."""
+    if column.type == JSON:
+        return [_ABSENT if t is None else json.loads(t) for t in column.to_pylist()]
+    return [_ABSENT if v is None else v for v in column.to_pylist()]
+
+
+def _payloads(
+    table: pa.Table, known: frozenset[str], checked: dict[str, pa.Array], escapes: bool
+) -> pa.Array:
     """Each record as compact JSON text, its keys in column order, absent keys left out; the
     columns in `checked` (integer fields, as the integers they were checked to be) instead of
     theirs. Arrow's string kernels, no Python per record."""
     pieces = []
     for name, column in zip(table.column_names, table.columns, strict=True):
-        text = _json_texts(checked.get(name, column))
-        if name in known and column.type != JSON:
-            text = pc.fill_null(text, "null")  # a field's null is a JSON null, not an absence
-        pieces.append(pc.binary_join_element_wise(_json(name) + ":", text, ""))
+        key = _json(name) + ":"
+        column = checked.get(name, column)
+        if pa.types.is_string(column.type):  # quoted (and escaped) with the key in one join
+            text = _escaped(column) if escapes else column
+            text = pc.binary_join_element_wise(key + '"', text, '"', "")
+        else:
+            text = pc.binary_join_element_wise(key, _json_texts(column), "")
+        if name in known and column.type != JSON:  # a field's null is a JSON null, not absent
+            text = pc.fill_null(text, key + "null")
+        pieces.append(text)
     if not pieces:
         return pa.array(["{}"] * table.num_rows, pa.string())
     inner = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
@@ -170,17 +190,19 @@ def _payloads(table: pa.Table, known: frozenset[str], checked: dict[str, pa.Arra
 
 
 def _json_texts(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Each value of a column as its JSON text; null where null."""
+    """Each value of a column that is not text as its JSON text; null where null."""
     if column.type == JSON:
         return pa.chunked_array([c.storage for c in column.chunks], pa.string())
-    if pa.types.is_null(column.type):
-        return column.cast(pa.string())
-    if not pa.types.is_string(column.type):
-        return column.cast(pa.string())  # booleans, numbers: Arrow writes JSON's forms
+    return column.cast(pa.string())  # booleans, numbers: Arrow writes JSON's forms
+
+
+def _escaped(column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Texts with `\\` and `"` escaped, to be put between quotes; a column holding a control
+    character is escaped value by value (json.dumps, without its quotes)."""
     if pc.any(pc.match_substring_regex(column, r"[\x00-\x1f]")).as_py():
-        return pa.array([None if v is None else _json(v) for v in column.to_pylist()], pa.string())
-    escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+        texts = [None if v is None else _json(v)[1:-1] for v in column.to_pylist()]
+        return pa.array(texts, pa.string())
+    return pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
 
 
 def _json(value: Any) -> str:
@@ -301,7 +323,10 @@ def normalize(
     rows_out = rows_out.take(order)
     rows = order if rows is None else rows.take(order)
     payloads = _payloads(
-        records.table.take(rows), known, {k: c.take(rows) for k, c in checked.items()}
+        records.table.take(rows),
+        known,
+        {k: c.take(rows) for k, c in checked.items()},
+        records.escapes,
     )
     raw = pa.Table.from_arrays(
         [

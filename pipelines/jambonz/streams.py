@@ -256,6 +256,9 @@ class Records:
     table: pa.Table
     keys: list[str]
     instants: list[int | None]
+    # whether a text may hold a character JSON escapes (`"`, `\`, a control character): False
+    # when the page had no backslash at all, which spares the payloads their escaping
+    escapes: bool = True
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -264,7 +267,8 @@ class Records:
         if len(rows) == len(self):
             return self
         table = self.table.take(pa.array(rows, pa.int64()))
-        return Records(table, [self.keys[i] for i in rows], [self.instants[i] for i in rows])
+        keys, instants = [self.keys[i] for i in rows], [self.instants[i] for i in rows]
+        return Records(table, keys, instants, self.escapes)
 
     def record(self, i: int, known: frozenset[str]) -> dict[str, Any]:
         """Record i as json.loads would give it (its keys in column order)."""
@@ -296,7 +300,7 @@ def join(parts: list[Records], known: frozenset[str]) -> list[Records]:
         return parts
     keys = [k for p in parts for k in p.keys]
     instants = [t for p in parts for t in p.instants]
-    return [Records(table, keys, instants)]
+    return [Records(table, keys, instants, any(p.escapes for p in parts))]
 
 
 @dataclass(frozen=True)
@@ -375,7 +379,7 @@ def _read_columnar(stream: Stream, body: bytes) -> Page | None:
         total=int(total),
         page=int(page) if page is not None else None,
         page_size=int(size) if size is not None else None,
-        records=Records(table, keys, instants),  # type: ignore[arg-type]  # no None left
+        records=Records(table, keys, instants, b"\\" in body),  # type: ignore[arg-type]
         columnar=True,
     )
 
