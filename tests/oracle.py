@@ -1,7 +1,7 @@
 """The rows `calls` must hold for records the simulator served, computed without the pipeline.
 
 An oracle that shares the code it judges passes that code's bugs, so nothing here imports
-pipelines.normalize, pipelines.jambonz.records or the warehouse: each rule of docs/models.md's
+pipelines.normalize, pipelines.jambonz.streams or the warehouse: each rule of docs/models.md's
 "The calls table" is written again, plainly, one record at a time, from the records as the
 simulator generated them (`Simulator.calls`: its ground truth, in the API's own shape).
 

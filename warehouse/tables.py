@@ -57,7 +57,7 @@ RAW_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in RAW_COLUMNS])
 # `calls_quarantine`: records that could not become a row, and why. One row per (record, window).
 QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("quarantine_key", pa.string(), "hash of the canonical JSON and the window: one row each"),
-    ("record_key", pa.string(), "records.record_identity of the record (may be 'invalid:...')"),
+    ("record_key", pa.string(), "the key the stream's rule gave the record (may be 'invalid:...')"),
     ("scope_sid", pa.string(), "the account or service provider whose window was synced"),
     ("account_sid", pa.string(), "the record's own account_sid when it had a string one"),
     ("window_start", UTC_US, "the synced window's start (inclusive)"),

@@ -77,7 +77,7 @@ class Stream:
     name: str  # the route's last segment: /v1/Accounts/{sid}/<name>
     fields: tuple[Field, ...]  # the server's keys, in its order
     time_key: str  # what `start`/`end` select on: a record outside the window is dropped
-    key_column: str  # the table's key, from `identities`
+    key_column: str  # the table's key column, filled by the key rule
     table: str  # the warehouse table; its SQL files are warehouse/sql/<table>_<operation>.sql
     # each record's key from its table and times; None where it has none (see `read_page`)
     table_identities: Callable[[pa.Table, list[int | None]], list[str | None]]
