@@ -175,7 +175,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         callspec = getattr(item, "callspec", None)
-        on_lake = callspec is not None and callspec.params.get("lane") == "lake"
+        # a lane parameter, or a fixture's own parameter ("lake": it asks for the lake fixture
+        # at run time, which collection cannot see)
+        on_lake = callspec is not None and "lake" in callspec.params.values()
         if on_lake or "lake" in fixtures or "postgres" in fixtures:
             item.add_marker(LAKE)
         function = getattr(item, "function", None)

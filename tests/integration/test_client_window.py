@@ -55,6 +55,7 @@ class LandingFor(httpx.HTTPTransport):
         return response
 
 
+@pytest.mark.slow  # 21 s: the inner loop keeps the 2k-call landing cases below; make test runs it
 def test_a_20k_day_with_records_landing_mid_paging_comes_back_exactly_once() -> None:
     with Simulator(seed=11, calls_per_day=20000, rate_limit=None, now=NOW) as sim:
         with JambonzClient(sim.base_url, ACCOUNT_KEY, fallback_rate=None) as plain_client:
