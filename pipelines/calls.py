@@ -9,7 +9,8 @@ so, on its own (pipelines/days.py).
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from pipelines.jambonz.errors import (
     JambonzUnreachableError,
 )
 from pipelines.jambonz.pager import WindowResult
-from pipelines.jambonz.streams import Scope, Window
+from pipelines.jambonz.streams import RECENT_CALLS, Scope, Stream, Window
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.retries import TransientFailure
@@ -60,6 +61,20 @@ WARNINGS = ("nothing_quarantined", "api_still_has_window")
 SQL_CHECKS = ("call_key_unique", "timestamps_ordered", "duration_consistent", "answered_sip_200")
 
 
+def complete_outcome(
+    wh: Warehouse, name: str, window: Window, *, loaded: int, in_window: int, quarantined: int
+) -> CheckOutcome:
+    """Check `name` (warehouse/checks/<name>.sql: the keys the load wrote are in the table) and
+    the count: every record the API returned for the window loaded or was quarantined."""
+    complete = wh.check(name, start=window.start, end=window.end)
+    shortfall = in_window - (loaded + quarantined)
+    return CheckOutcome(
+        name,
+        complete.violations + abs(shortfall),
+        complete.sample + ([f"shortfall {shortfall}"] if shortfall else []),
+    )
+
+
 def evaluate_call_checks(
     wh: Warehouse,
     window: Window,
@@ -71,16 +86,8 @@ def evaluate_call_checks(
     rows_in_window: int,
 ) -> list[CheckOutcome]:
     """Every check of CALL_CHECKS for one window, after its load. Pure over the warehouse."""
-    complete = wh.check("calls_complete", start=window.start, end=window.end)
-    # A record counts as accounted for when it loaded or was quarantined.
-    shortfall = in_window - (loaded + quarantined)
-    outcomes = [
-        CheckOutcome(
-            "calls_complete",
-            complete.violations + abs(shortfall),
-            complete.sample + ([f"shortfall {shortfall}"] if shortfall else []),
-        )
-    ]
+    counts = {"loaded": loaded, "in_window": in_window, "quarantined": quarantined}
+    outcomes = [complete_outcome(wh, "calls_complete", window, **counts)]
     outcomes += [wh.check(n, start=window.start, end=window.end) for n in SQL_CHECKS]
     outcomes.append(CheckOutcome("nothing_quarantined", quarantined, []))
     forgotten = rows_in_window if api_total == 0 and rows_in_window > 0 else 0
@@ -177,21 +184,54 @@ def _synced_before(context: dg.AssetExecutionContext) -> bool:
     )
 
 
+def _call_outcomes(
+    wh: Warehouse, window: Window, synced: SyncResult, rows: int
+) -> list[CheckOutcome]:
+    return evaluate_call_checks(
+        wh,
+        window,
+        loaded=synced.loaded,
+        in_window=synced.in_window,
+        quarantined=synced.quarantined,
+        api_total=synced.fetch.total,
+        rows_in_window=rows,
+    )
+
+
+@dataclass(frozen=True)
+class DaySource:
+    """What a day's sync of one stream does besides fetching and loading it."""
+
+    stream: Stream
+    # the stream's checks of a window, after its load: (warehouse, window, what the sync did,
+    # the rows of the window the table holds)
+    evaluate: Callable[[Warehouse, Window, SyncResult, int], list[CheckOutcome]]
+    # the day's status is recorded (calls_day_syncs: provisional or complete), said in the log
+    # and the metadata; the calls' own
+    records_day: bool = False
+
+
+CALLS_SOURCE = DaySource(RECENT_CALLS, _call_outcomes, records_day=True)
+
+
 def sync_day(
     context: dg.AssetExecutionContext,
     settings: Settings,
     jambonz: JambonzResource,
     warehouse: WarehouseResource,
     day: date,
+    source: DaySource = CALLS_SOURCE,
 ) -> DayResult:
-    """One day's window fetched, loaded in one transaction and checked: its metadata and checks."""
+    """One day's window of a stream fetched, loaded in one transaction and checked: its metadata
+    and checks."""
     started = time.monotonic()
     scope = jambonz.scope()
     warehouse.check_writable()
     warehouse.release_file()  # the fetch may wait on the rate limit: not while holding the file
     window = day_window(day, settings.partitions_timezone)
+    spec = source.stream
     context.log.info(
-        f"syncing {scope.kind} {scope.sid} for {day} "
+        f"syncing {spec.name} of {scope.kind} {scope.sid} for {day} "
         f"[{window.start.isoformat()}, {window.end.isoformat()})"
     )
     account = scope.sid if scope.kind == "account" else None
@@ -224,7 +264,7 @@ def sync_day(
         }
 
     try:
-        with jambonz.client() as client:
+        with jambonz.client(spec) as client:
             stream = client.stream_window(scope, window)
             synced = load_stream(
                 stream,
@@ -232,8 +272,9 @@ def sync_day(
                 scope,
                 window,
                 synced_at=synced_at,
-                day_status=day_status,
+                day_status=day_status if source.records_day else None,
                 chunk_records=settings.chunk_records,
+                spec=spec,
             )
     except BaseException as exc:
         # the load rolled back; the connection is dropped (the file let go while the step waits
@@ -261,17 +302,12 @@ def sync_day(
     # the checks read the load's keys on its connection (the shared one, still open)
     with warehouse.using(partition=day.isoformat()) as wh:
         assert wh is opened[-1]
-        rows = wh.count_calls(window.start, window.end, account)
-        outcomes = evaluate_call_checks(
-            wh,
-            window,
-            loaded=synced.loaded,
-            in_window=synced.in_window,
-            quarantined=synced.quarantined,
-            api_total=synced.fetch.total,
-            rows_in_window=rows,
-        )
+        rows = wh.count_calls(window.start, window.end, account, table=spec.table)
+        outcomes = source.evaluate(wh, window, synced, rows)
         wh.forget_window()
+    metadata = _metadata(scope, window, synced, rows, started)
+    if not source.records_day:
+        return metadata, outcomes
     if synced.fetch.total == 0 and rows > 0:
         context.log.warning(
             f"jambonz returned total 0 for {day} but the warehouse holds {rows} calls of it: the "
@@ -285,7 +321,6 @@ def sync_day(
             f"{day} is provisional: jambonz's clock read {status['as_of'].isoformat()}, before "
             f"the day settles at {settles_at.isoformat()}; the daily run after it makes it final"
         )
-    metadata = _metadata(scope, window, synced, rows, started)
     metadata["provisional"] = not status["complete"]
     metadata["as_of_utc"] = status["as_of"].isoformat()
     return metadata, outcomes

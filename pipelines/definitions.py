@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from pipelines.alerts import build_alert_sensor
+from pipelines.alerts import build_alerts_asset
 from pipelines.calls import build_calls_asset
 from pipelines.dead_runs import dead_runs_sensor
 from pipelines.freshness import build_freshness
 from pipelines.intraday import build_intraday
 from pipelines.maintenance import build_lake_maintenance
-from pipelines.models import MODELS, build_model_asset
+from pipelines.models import MODELS, UPSTREAM, build_model_asset
+from pipelines.notify import build_alert_sensor
 from pipelines.partitions import daily_partitions
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.schedules import build_schedule
@@ -30,19 +31,24 @@ def build_definitions(settings: Settings, problems: Sequence[str] = ()) -> dg.De
     problem = "; ".join(problems) or None
     partitions = daily_partitions(settings)
     calls = build_calls_asset(settings, partitions)
-    models = [build_model_asset(name, settings, partitions, calls) for name in MODELS]
+    alerts = build_alerts_asset(settings, partitions)
+    sources = {"calls": calls, "alerts": alerts}
+    models = [
+        build_model_asset(name, settings, partitions, sources[UPSTREAM.get(name, "calls")])
+        for name in MODELS
+    ]
     freshness_checks, freshness_sensor = build_freshness(settings, calls)
     daily_sync = dg.define_asset_job(
         "daily_sync",
         # the freshness check runs on its own deadline (its sensor), not after every sync
-        selection=dg.AssetSelection.assets(calls, *models)
+        selection=dg.AssetSelection.assets(calls, alerts, *models)
         - dg.AssetSelection.checks(*freshness_checks),
-        description="Sync a day of calls, check it, and rebuild that day's models.",
+        description="Sync a day of calls and alerts, check them, and rebuild that day's models.",
     )
     lake = build_lake_maintenance(settings)  # the DuckLake lane only
     calls_today, intraday_sync, intraday_sensor = build_intraday(settings)
     return dg.Definitions(
-        assets=[calls, *models, calls_today, *([lake[0]] if lake else [])],
+        assets=[calls, alerts, *models, calls_today, *([lake[0]] if lake else [])],
         asset_checks=freshness_checks,
         jobs=[daily_sync, intraday_sync, *([lake[1]] if lake else [])],
         schedules=[build_schedule(daily_sync, settings), *([lake[2]] if lake else [])],

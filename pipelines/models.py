@@ -11,9 +11,12 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from pipelines.charts import asr_per_trunk, calls_per_hour, markdown_image
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
+from pipelines.jambonz.streams import Window
+from pipelines.numbers import countries
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.settings import Settings
@@ -37,7 +40,18 @@ MODELS: dict[str, str] = {
         "Per local hour (distinct instants across DST), account, direction and trunk: attempts, "
         "answered, talk seconds and peak concurrent calls (calls carried in included)."
     ),
+    "alerts_daily": (
+        "Per day (partition time zone), account and alert type: jambonz alerts, among them the "
+        "calls refused at the account's or service provider's call limit."
+    ),
+    "destinations_daily": (
+        "Per day (partition time zone), account, direction, trunk and the far end's country "
+        "(libphonenumber; NULL when the number reads as none): attempts, answered, ASR, talk "
+        "seconds, ACD, short calls and cost."
+    ),
 }
+# the asset each model reads (the rest read `calls`)
+UPSTREAM: dict[str, str] = {"alerts_daily": "alerts"}
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
     "answer_rates_daily": (
@@ -55,7 +69,9 @@ MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # models whose day is also summed up in numbers (warehouse/sql/<model>_summary.sql): Dagster
 # plots numeric metadata across partitions
-SUMMARIES = ("trunk_kpis_daily", "calls_hourly")
+SUMMARIES = ("trunk_kpis_daily", "calls_hourly", "alerts_daily", "destinations_daily")
+# the table a person reads in the UI, of the day (warehouse/reports/<name>.sql)
+TABLES = {"alerts_daily": "alerts_by_type", "destinations_daily": "destinations_busiest"}
 WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong with the data
 
 
@@ -86,10 +102,16 @@ def rebuild_day(
     tz = settings.partitions_timezone
     window = day_window(day, tz)
     with warehouse.using(partition=day.isoformat()) as wh:  # the run's connection
+        tables = {}
+        if name == "destinations_daily":
+            tables["far_end_countries"] = far_end_countries(wh, window, settings)
         rows = wh.rebuild_model(
-            name, day=day, tz=tz, window_start=window.start, window_end=window.end
+            name, day=day, tz=tz, window_start=window.start, window_end=window.end, tables=tables
         )
-        columns, report = wh.report("by_trunk", {"start": window.start, "end": window.end})
+        if name in TABLES:
+            columns, report = wh.report(TABLES[name], {"day": day})
+        else:  # the day's calls by trunk
+            columns, report = wh.report("by_trunk", {"start": window.start, "end": window.end})
         outcomes = [
             wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
             for check, _ in MODEL_CHECKS.get(name, ())
@@ -103,19 +125,35 @@ def rebuild_day(
         # a sync of the day saw it settled (calls_days; none recorded: synced before
         # calls_days existed, so by the daily schedule)
         "complete": True if complete is None else bool(complete),
-        "by_trunk": dg.MetadataValue.md(_markdown(columns, report)),
+        TABLES.get(name, "by_trunk"): dg.MetadataValue.md(_markdown(columns, report)),
         **{k: v for k, v in numbers.items() if v is not None},
         **({"chart": dg.MetadataValue.md(chart)} if chart else {}),
     }
     return metadata, outcomes
 
 
+def far_end_countries(wh: Warehouse, window: Window, settings: Settings) -> pa.Table:
+    """The day's far-end numbers (to of outbound calls, from of inbound ones) and their
+    countries (pipelines/numbers.py), for destinations_daily's join."""
+    rows = wh.query(
+        "destinations_daily_numbers", {"window_start": window.start, "window_end": window.end}
+    )
+    found = countries([n for (n,) in rows], settings.numbers_default_region)
+    return pa.table(
+        {
+            "number": pa.array(list(found), pa.string()),
+            "country": pa.array(list(found.values()), pa.string()),
+        }
+    )
+
+
 def build_model_asset(
     name: str,
     settings: Settings,
     partitions: dg.DailyPartitionsDefinition,
-    calls: dg.AssetsDefinition,
+    upstream: dg.AssetsDefinition,
 ) -> dg.AssetsDefinition:
+    """Model `name`'s asset; `upstream`: the asset it reads (UPSTREAM, else calls)."""
     checks = MODEL_CHECKS.get(name, ())
     specs = [
         partitioned_check(check, asset=name, partitions=partitions, description=desc)
@@ -127,7 +165,7 @@ def build_model_asset(
         specs=[
             dg.AssetSpec(
                 name,
-                deps=[calls.key],
+                deps=[upstream.key],
                 group_name="models",
                 kinds={"duckdb", "sql"},
                 description=MODELS[name],

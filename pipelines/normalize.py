@@ -40,7 +40,7 @@ from pipelines.jambonz.streams import (
     parse_times,
     whole,
 )
-from warehouse.tables import QUARANTINE_SCHEMA, RAW_SCHEMA, SCHEMAS, UTC_US
+from warehouse.tables import QUARANTINE_SCHEMA, RAW_SCHEMAS, SCHEMAS, UTC_US
 
 _NONE = type(None)
 Values: TypeAlias = pa.Array | pa.ChunkedArray | list[Any]
@@ -64,17 +64,36 @@ def _plain(arrow_type: pa.DataType, py_type: type) -> Callable[[Values], pa.Arra
     return build
 
 
-def _int32(values: Values) -> pa.Array:
-    if isinstance(values, _ARROW) and pa.types.is_floating(values.type):
-        if pc.all(pc.equal(pc.trunc(values), values)).as_py() is False:
-            raise ValueError("not whole")
-        return values.cast(pa.int32())  # out of range raises
+def _integer(arrow_type: pa.DataType) -> Callable[[Values], pa.Array]:
+    """A builder of a column of whole numbers (`752` and `752.0` alike) of `arrow_type`."""
+
+    def build(values: Values) -> pa.Array:
+        if isinstance(values, _ARROW) and pa.types.is_floating(values.type):
+            if pc.all(pc.equal(pc.trunc(values), values)).as_py() is False:
+                raise ValueError("not whole")
+            return values.cast(arrow_type)  # out of range raises
+        if isinstance(values, _ARROW) and pa.types.is_integer(values.type):
+            return values.cast(arrow_type)  # out of range raises
+        if isinstance(values, _ARROW):
+            values = values.to_pylist()
+        values = [whole(v) for v in values]
+        if not set(map(type, values)) <= {int, _NONE}:
+            raise ValueError("not an integer")
+        return pa.array(values, arrow_type)  # out of range raises
+
+    return build
+
+
+def _double(values: Values) -> pa.Array:
+    if isinstance(values, _ARROW) and (
+        pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
+    ):
+        return values.cast(pa.float64())
     if isinstance(values, _ARROW):
         values = values.to_pylist()
-    values = [whole(v) for v in values]
-    if not set(map(type, values)) <= {int, _NONE}:
-        raise ValueError("not an integer")
-    return pa.array(values, pa.int32())  # out of range raises
+    if not set(map(type, values)) <= {int, float, _NONE}:
+        raise ValueError("not a number")
+    return pa.array(values, pa.float64())
 
 
 def _time(values: Values) -> pa.Array:
@@ -94,11 +113,20 @@ class Kind:
 
 TEXT = Kind(_plain(pa.string(), str), "a string")
 FLAG = Kind(_plain(pa.bool_(), bool), "a boolean")
-INT32 = Kind(_int32, "a 32-bit integer")
+INT32 = Kind(_integer(pa.int32()), "a 32-bit integer")
+INT64 = Kind(_integer(pa.int64()), "a 64-bit integer")
+DOUBLE = Kind(_double, "a number")
 TIME = Kind(_time, "an RFC 3339 timestamp or epoch seconds")
 
 
-KINDS = {"text": TEXT, "flag": FLAG, "int32": INT32, "time": TIME}
+KINDS = {
+    "text": TEXT,
+    "flag": FLAG,
+    "int32": INT32,
+    "int64": INT64,
+    "double": DOUBLE,
+    "time": TIME,
+}
 
 
 @dataclass(frozen=True)
@@ -119,8 +147,8 @@ def rules(stream: Stream) -> tuple[Rule, ...]:
 class Normalized:
     """Records normalized: what the warehouse loads (warehouse.load.WindowLoad.add)."""
 
-    calls: pa.Table  # warehouse.tables.CALLS_SCHEMA, synced_at filled with `synced_at`
-    raw: pa.Table  # warehouse.tables.RAW_SCHEMA: the JSON text of each record in `calls`
+    calls: pa.Table  # the rows: warehouse.tables.SCHEMAS[table], synced_at filled
+    raw: pa.Table  # warehouse.tables.RAW_SCHEMAS[table]: the JSON text of each row's record
     quarantine: pa.Table  # warehouse.tables.QUARANTINE_SCHEMA: rejected records and why
 
 
@@ -168,7 +196,8 @@ def _python(column: pa.ChunkedArray) -> list[Any]:
 def _payloads(
     table: pa.Table, known: frozenset[str], checked: dict[str, pa.Array], escapes: bool
 ) -> pa.Array:
-    """Each record as compact JSON text, its keys in column order, absent keys left out; the
+    """Each record as compact JSON text, its keys in column order, absent keys left out (known:
+    the keys every record carries, whose null is a JSON null); the
     columns in `checked` (integer fields, as the integers they were checked to be) instead of
     theirs. Arrow's string kernels, no Python per record."""
     pieces = []
@@ -248,9 +277,21 @@ def _fix_calls(cols: dict[str, pa.Array]) -> None:
     cols["answered_at"] = pc.if_else(drop, pa.scalar(None, UTC_US), answered_at)
 
 
+def _fix_alerts(cols: dict[str, pa.Array]) -> None:
+    """Alerts: the writer writes a missing account or service provider as the text "undefined"
+    (every service-provider alert has it): it means none."""
+    for column in ("account_sid", "service_provider_sid"):
+        values = cols[column]
+        undefined = pc.fill_null(pc.equal(values, "undefined"), False)
+        cols[column] = pc.if_else(undefined, pa.scalar(None, pa.string()), values)
+
+
 # a stream's fix-ups of its built columns, by table; and the field whose latest value wins
 # among copies of one record
-FIXES: dict[str, Callable[[dict[str, pa.Array]], None]] = {"calls": _fix_calls}
+FIXES: dict[str, Callable[[dict[str, pa.Array]], None]] = {
+    "calls": _fix_calls,
+    "alerts": _fix_alerts,
+}
 LATEST: dict[str, str] = {"calls": "terminated_at"}
 
 
@@ -275,6 +316,7 @@ def normalize(
     synced_at = _utc(synced_at)
     n = len(records)
     known = stream.known_keys
+    required = stream.required_keys
     reasons: dict[int, str] = {}
     cols: dict[str, pa.Array] = {}
     instants = pa.array(records.instants, pa.int64())
@@ -293,7 +335,10 @@ def normalize(
             cols[rule.column] = pc.cast(instants.cast(UTC_NS), UTC_US, safe=False)
             continue
         cols[rule.column] = _column(rule, values, reasons)
-        if rule.kind is INT32 and len(rule.keys) == 1:
+        # the integer fields, as the integers they were checked to be (an optional one's JSON
+        # column keeps its own text: its explicit nulls are not absent keys)
+        whole_ints = rule.keys[0] in required or isinstance(values, _ARROW)
+        if rule.kind in (INT32, INT64) and len(rule.keys) == 1 and whole_ints:
             checked[rule.keys[0]] = cols[rule.column]
     for i in unread:
         reasons.setdefault(i, f"{stream.time_key}: missing")
@@ -313,7 +358,7 @@ def normalize(
         keep = [i for i in range(n) if i not in reasons]
         if repeated:
             latest = cols.get(LATEST.get(stream.table, ""))
-            keep = _winners(records, keep, latest, known)
+            keep = _winners(records, keep, latest, required)
         rows = pa.array(keep, pa.int64())
         rows_out = rows_out.take(rows)
     time_column = next(f.column for f in stream.fields if f.key == stream.time_key)
@@ -324,7 +369,7 @@ def normalize(
     rows = order if rows is None else rows.take(order)
     payloads = _payloads(
         records.table.take(rows),
-        known,
+        required,
         {k: c.take(rows) for k, c in checked.items()},
         records.escapes,
     )
@@ -336,10 +381,11 @@ def normalize(
             payloads,
             rows_out.column("synced_at"),
         ],
-        schema=RAW_SCHEMA,
+        schema=RAW_SCHEMAS[stream.table],
     )
     rejected = [
-        (records.record(i, known), records.keys[i], reason) for i, reason in sorted(reasons.items())
+        (records.record(i, required), records.keys[i], reason)
+        for i, reason in sorted(reasons.items())
     ]
     return Normalized(
         rows_out, raw, _quarantine(rejected, synced_at, scope_sid, window_start, window_end)

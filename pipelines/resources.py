@@ -17,9 +17,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from pipelines.jambonz.pacing import DEFAULT_RESERVE
+from pipelines.jambonz.pacing import DEFAULT_RESERVE, Pacer
 from pipelines.jambonz.pager import JambonzClient
-from pipelines.jambonz.streams import Scope
+from pipelines.jambonz.streams import RECENT_CALLS, Scope, Stream
 from pipelines.retries import TransientFailure
 from warehouse import locks
 from warehouse.database import (
@@ -74,6 +74,7 @@ class JambonzResource(dg.ConfigurableResource):
     settings_problem: str | None = Field(
         default=None, description="settings that could not be used: every run fails naming them"
     )
+    _pacer: Pacer | None = PrivateAttr(default=None)
 
     def __repr__(self) -> str:
         return (
@@ -108,18 +109,26 @@ class JambonzResource(dg.ConfigurableResource):
             )
         return Scope.account(self.account_sid)
 
-    def client(self) -> JambonzClient:
+    def client(self, stream: Stream = RECENT_CALLS) -> JambonzClient:
+        """A client of `stream`. The clients of one run (one resource: the run's, with the
+        in-process executor) take turns in one Pacer: jambonz has one bucket for every route,
+        so what `calls` learnt of it (and spent) holds for `alerts` in the same run."""
+        if self._pacer is None:
+            self._pacer = Pacer(
+                reserve=self.reserve,
+                fallback_rate=(600, 300.0) if self.pace_without_headers else None,
+            )
         return JambonzClient(
             self.base_url,
             self.api_key,
-            reserve=self.reserve,
+            stream=stream,
+            pacer=self._pacer,
             concurrency=self.concurrency,
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             max_retry_s=self.max_retry_s,
             backoff_base_s=self.backoff_base_s,
             backoff_cap_s=self.backoff_cap_s,
-            fallback_rate=(600, 300.0) if self.pace_without_headers else None,
         )
 
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.jambonz.pacing import DEFAULT_RESERVE
+from pipelines.numbers import check_region
 from pipelines.sync import CHUNK_RECORDS
 from warehouse.database import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
 from warehouse.lake import Lake, LakeUrlError
@@ -62,6 +63,9 @@ class Settings:
     warehouse_data_path: str | None = None
     backfill_max_days: int = 31  # partitions one run may hold (pipelines/days.py)
     intraday_minutes: int = 15  # today re-synced this often (pipelines/intraday.py); 0: never
+    # NUMBERS_DEFAULT_REGION: the ISO region whose national numbers (digits without `+`) the
+    # far ends are read as first (pipelines/numbers.py); None: digits are read as E.164
+    numbers_default_region: str | None = None
 
     @property
     def warehouse_target(self) -> Path | Lake:
@@ -134,6 +138,14 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
             "DuckLake (WAREHOUSE_URL=ducklake:postgres:...); unset it to use WAREHOUSE_PATH",
             "WAREHOUSE_DATA_PATH",
         )
+    region = env.get("NUMBERS_DEFAULT_REGION", "").strip() or None
+    if region is not None:
+        try:
+            region = check_region(region)
+        except ValueError as exc:
+            raise SettingsError(
+                f"NUMBERS_DEFAULT_REGION={region!r}: {exc}", "NUMBERS_DEFAULT_REGION"
+            ) from None
     return Settings(
         base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
         account_sid=env.get("JAMBONZ_ACCOUNT_SID", "").strip() or None,
@@ -154,6 +166,7 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         backfill_max_days=_number(env, "SYNC_BACKFILL_MAX_DAYS", 31, 1, 366),
         intraday_minutes=_number(env, "SYNC_INTRADAY_MINUTES", 15, 0, 12 * 60),
         chunk_records=_number(env, "SYNC_CHUNK_RECORDS", CHUNK_RECORDS, 500, 1_000_000),
+        numbers_default_region=region,
     )
 
 

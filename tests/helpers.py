@@ -15,9 +15,10 @@ import pyarrow as pa
 
 from pipelines.jambonz.pager import JambonzClient, WindowResult
 from pipelines.jambonz.streams import (
-    KNOWN_KEYS,
     RECENT_CALLS,
+    REQUIRED_KEYS,
     Scope,
+    Stream,
     Window,
     from_dicts,
     parse_times,
@@ -46,7 +47,7 @@ def fetch_window(client: JambonzClient, scope: Scope, window: Window) -> Fetched
     unknown keys left out), with the window's result."""
     stream = client.stream_window(scope, window)
     records = [
-        {k: whole(v) for k, v in part.record(i, KNOWN_KEYS).items()}
+        {k: whole(v) for k, v in part.record(i, REQUIRED_KEYS).items()}
         for part in stream
         for i in range(len(part))
     ]
@@ -68,10 +69,12 @@ def sync_window(
     return load_stream(stream, lambda: wh, scope, window, synced_at=synced_at, **options)
 
 
-def normalize_dicts(records: list[dict[str, Any]], **where: Any) -> Normalized:
+def normalize_dicts(
+    records: list[dict[str, Any]], stream: Stream = RECENT_CALLS, **where: Any
+) -> Normalized:
     """Records as json.loads gives them, normalized (synced_at, scope_sid, window_start,
     window_end as for pipelines.normalize.normalize)."""
-    return normalize(from_dicts(RECENT_CALLS, records), **where)
+    return normalize(from_dicts(stream, records), stream=stream, **where)
 
 
 def load_window(
@@ -82,9 +85,10 @@ def load_window(
     *,
     window_start: datetime,
     window_end: datetime,
+    table: str = "calls",
 ) -> LoadResult:
     """One batch upserted and committed as a window's only batch (Warehouse.window_load)."""
-    with wh.window_load(window_start=window_start, window_end=window_end) as load:
+    with wh.window_load(window_start=window_start, window_end=window_end, table=table) as load:
         load.add(calls, raw, quarantine)
     return load.result()
 

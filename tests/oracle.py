@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 TEXT, FLAG, WHOLE, TIME = "text", "flag", "whole", "time"
+NUMBER, WHOLE64 = "number", "whole64"  # any JSON number; a whole one in 64 bits
 # column -> (kind, the API's keys for it, the server's first)
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "call_sid": (TEXT, ("call_sid",)),
@@ -48,6 +49,9 @@ COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sip_parent_callid": (TEXT, ("sip_parent_callid",)),
     "trace_id": (TEXT, ("trace_id",)),
     "recording_url": (TEXT, ("recording_url",)),
+    "cost": (NUMBER, ("cost",)),
+    "rate": (NUMBER, ("rate",)),
+    "billed_seconds": (WHOLE64, ("billed_seconds",)),
 }
 API_KEYS = {key for _, keys in COLUMNS.values() for key in keys}
 _TIME = re.compile(
@@ -93,9 +97,12 @@ def _value(kind: str, value: Any) -> Any:
         return value
     if kind == FLAG and type(value) is bool:
         return value
-    whole = kind == WHOLE and type(value) in (int, float) and float(value).is_integer()
-    if whole and -(2**31) <= value < 2**31:
+    whole = kind in (WHOLE, WHOLE64) and type(value) in (int, float) and float(value).is_integer()
+    bits = 31 if kind == WHOLE else 63
+    if whole and -(2**bits) <= value < 2**bits:
         return int(value)
+    if kind == NUMBER and type(value) in (int, float):
+        return float(value)
     if kind == TIME:
         return _time(value)[0]
     raise Refused(f"{value!r} is not {kind}")
@@ -149,3 +156,52 @@ def expected(records: list[dict[str, Any]]) -> Expected:
 
 def _rank(row: dict[str, Any]) -> tuple[bool, datetime]:
     return row["terminated_at"] is not None, row["terminated_at"] or _EPOCH
+
+
+# --- alerts (docs/models.md "The alerts table") ----------------------------------------------
+
+ALERT_COLUMNS: dict[str, tuple[str, str]] = {
+    "alerted_at": (TIME, "time"),
+    "account_sid": (TEXT, "account_sid"),
+    "service_provider_sid": (TEXT, "service_provider_sid"),
+    "alert_type": (TEXT, "alert_type"),
+    "vendor": (TEXT, "vendor"),
+    "message": (TEXT, "message"),
+    "detail": (TEXT, "detail"),
+}
+ALERT_TAGS = ("account_sid", "alert_type", "service_provider_sid", "vendor")
+
+
+def alert_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The row of `alerts` (less synced_at) an alert must become; Refused if it cannot.
+
+    Its key: the first 32 hex digits of the SHA-256 of the JSON list [time in epoch nanoseconds
+    as sent, then the tags as sent]; "undefined" (no account, no service provider) is NULL in
+    the row but part of the key, as the server sent it."""
+    row = {column: _value(kind, record.get(key)) for column, (kind, key) in ALERT_COLUMNS.items()}
+    if row["alerted_at"] is None:
+        raise Refused("no time")
+    ns = _time(record["time"])[1]
+    tags = [record.get(t) for t in ALERT_TAGS]
+    text = json.dumps([ns, *tags], separators=(",", ":"), ensure_ascii=False)
+    row["alert_key"] = hashlib.sha256(text.encode()).hexdigest()[:32]
+    for column in ("account_sid", "service_provider_sid"):
+        if row[column] == "undefined":
+            row[column] = None
+    known = {key for _, key in ALERT_COLUMNS.values()}
+    extra = {k: record[k] for k in sorted(record) if k not in known and record[k] is not None}
+    row["extra"] = extra or None
+    return row
+
+
+def expected_alerts(records: list[dict[str, Any]]) -> Expected:
+    rows: dict[str, dict[str, Any]] = {}
+    refused: set[str] = set()
+    for record in records:
+        try:
+            row = alert_row(record)
+        except Refused:
+            refused.add(json.dumps(record, sort_keys=True, default=str))
+            continue
+        rows[row["alert_key"]] = row  # the same alert twice is the same record
+    return Expected(rows, len(refused))

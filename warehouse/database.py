@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from warehouse import locks
 from warehouse.checks import CheckOutcome
@@ -31,6 +32,7 @@ from warehouse.lake import maintain as lake_maintain
 from warehouse.load import LOAD_MEMORY_LIMIT, WarehouseConflictError, WindowLoad, _is_conflict
 from warehouse.sql_files import attach as attach_sql
 from warehouse.sql_files import migrations, model_names, sql
+from warehouse.tables import SCHEMAS
 
 # DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day peaked at 1.5 GB with it.
 # The run's queries (models, checks, reads) run at WAREHOUSE_MEMORY_LIMIT; a window's load at
@@ -439,11 +441,19 @@ class Warehouse:
         return self.con.execute(sql(name), params or {}).fetchall()
 
     def count_calls(
-        self, window_start: datetime, window_end: datetime, account_sid: str | None = None
+        self,
+        window_start: datetime,
+        window_end: datetime,
+        account_sid: str | None = None,
+        *,
+        table: str = "calls",
     ) -> int:
-        """Calls attempted in [window_start, window_end), of one account when given."""
+        """Calls attempted in [window_start, window_end) (rows of a stream's `table` in it), of
+        one account when given."""
+        if table not in SCHEMAS:  # a stream's table (an identifier), never a value
+            raise KeyError(table)
         rows = self.query(
-            "count_calls",
+            f"{table}_count",
             {"window_start": window_start, "window_end": window_end, "account_sid": account_sid},
         )
         return int(rows[0][0])
@@ -482,13 +492,22 @@ class Warehouse:
         return lake_maintain(self.con, snapshot_retention=snapshot_retention, file_grace=file_grace)
 
     def rebuild_model(
-        self, name: str, *, day: date, tz: str, window_start: datetime, window_end: datetime
+        self,
+        name: str,
+        *,
+        day: date,
+        tz: str,
+        window_start: datetime,
+        window_end: datetime,
+        tables: dict[str, pa.Table] | None = None,
     ) -> int:
         """Replace one day's rows of model `name` (warehouse/models/{name}.sql); returns rows.
 
         The day's rows are deleted and the model's query inserted, in one transaction; the query
         reads only calls attempted in [window_start, window_end) (the caller's UTC bounds of
         `day` in `tz`). `name` is an identifier checked against the model files, not a value.
+        `tables`: Arrow tables the model's query reads by name (destinations_daily's
+        far_end_countries), registered on the connection for the rebuild only.
         """
         if name not in model_names():
             raise KeyError(f"no model {name!r}; known: {', '.join(model_names())}")
@@ -500,6 +519,16 @@ class Warehouse:
             "window_end": window_end,
         }
         con = self.con
+        for table_name, table in (tables or {}).items():
+            con.register(table_name, table)
+        try:
+            return self._rebuild(name, select, params)
+        finally:
+            for table_name in tables or {}:
+                con.unregister(table_name)
+
+    def _rebuild(self, name: str, select: str, params: dict[str, Any]) -> int:
+        con, day = self.con, params["day"]
         row = None
         for attempt in range(CONFLICT_RETRIES + 1):
             con.execute("BEGIN TRANSACTION")

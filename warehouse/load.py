@@ -5,7 +5,8 @@ normalized chunks one by one (`add`), all inside one transaction: each chunk's n
 rows found (warehouse/sql/<table>_diff.sql), the changed ones deleted, the rows and their raw
 payloads inserted, the quarantine's rows added; COMMIT at the end, ROLLBACK on any error.
 
-Tables (DDL in warehouse/schema/NNN_*.sql; shapes in warehouse/tables.py):
+Tables (DDL in warehouse/schema/NNN_*.sql; shapes in warehouse/tables.py), for `calls` and as
+well for `alerts` (`alerts_raw`, `alerts_quarantine`, keyed by alert_key, scoped by alerted_at):
 - `calls`: one row per call_key (contract: CALLS_SCHEMA).
 - `calls_raw`: the API's JSON of every row inserted or changed in `calls`, written in the same
   transaction, so normalization can be replayed without re-fetching: one row per call_key, the
@@ -34,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse.sql_files import sql
-from warehouse.tables import QUARANTINE_SCHEMA, RAW_SCHEMA, SCHEMAS
+from warehouse.tables import QUARANTINE_SCHEMA, RAW_SCHEMAS, SCHEMAS
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,11 @@ class WindowLoad:
         table: str = "calls",
     ) -> None:
         self._con = con
-        # the stream's table; its SQL files are <table>_<operation>.sql, its key its first column
+        # the stream's table; its SQL files are <table>_<operation>.sql, its key its first
+        # column, its time (which scopes every lookup) its raw table's second
         self._table = table
         self._key = SCHEMAS[table].names[0]
+        self._time = RAW_SCHEMAS[table].names[1]
         self._memory_limit = memory_limit  # the connection's own, set again when the load ends
         self._load_memory_limit = load_memory_limit  # None: the load keeps the connection's
         self._lock = lock  # held from BEGIN until COMMIT or ROLLBACK (a lake's window lock)
@@ -161,8 +164,8 @@ class WindowLoad:
             raise RuntimeError("WindowLoad.add outside its `with` block")
         if calls.schema != SCHEMAS[self._table]:
             raise ValueError(f"rows must have the schema of {self._table}, got:\n{calls.schema}")
-        if raw.schema != RAW_SCHEMA:
-            raise ValueError(f"raw must have RAW_SCHEMA, got:\n{raw.schema}")
+        if raw.schema != RAW_SCHEMAS[self._table]:
+            raise ValueError(f"raw must have the schema of {self._table}_raw, got:\n{raw.schema}")
         if quarantine.schema != QUARANTINE_SCHEMA:
             raise ValueError(f"quarantine must have QUARANTINE_SCHEMA, got:\n{quarantine.schema}")
         keys = calls.column(self._key)
@@ -171,7 +174,7 @@ class WindowLoad:
         con = self._con
         try:
             if calls.num_rows:
-                span = pc.min_max(calls.column("attempted_at"))
+                span = pc.min_max(calls.column(self._time))
                 lo, hi = span["min"].as_py(), span["max"].as_py()
                 rng = {"lo": lo, "hi": hi}
                 if self._fresh is None:

@@ -41,6 +41,9 @@ TABLES: tuple[str, ...] = (
     "calls_raw",
     "calls_quarantine",
     "calls_day_syncs",
+    "alerts",
+    "alerts_raw",
+    "alerts_quarantine",
     *model_names(),
 )
 

@@ -1,9 +1,10 @@
 """The shapes of the warehouse's tables, declared once.
 
-`CALLS_SCHEMA` is the contract of the `calls` table: column order, names and types. The
-normalizer builds Arrow tables of exactly this schema, the loader writes them, the tests and
-docs/models.md describe it. DuckDB types follow from Arrow's: timestamp[us, UTC] -> TIMESTAMPTZ,
-int32 -> INTEGER, and `extra` (a JSON text) -> JSON.
+`CALLS_SCHEMA` is the contract of the `calls` table (`ALERTS_SCHEMA` of `alerts`): column order,
+names and types. The normalizer builds Arrow tables of exactly this schema, the loader writes
+them, the tests and docs/models.md describe it. DuckDB types follow from Arrow's:
+timestamp[us, UTC] -> TIMESTAMPTZ, int32 -> INTEGER, int64 -> BIGINT, float64 -> DOUBLE, and
+`extra` (a JSON text) -> JSON.
 """
 
 from __future__ import annotations
@@ -38,10 +39,30 @@ CALLS_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("recording_url", pa.string(), "path of the recording when the call was recorded"),
     ("extra", pa.string(), "JSON object of every record key no column holds"),
     ("synced_at", UTC_US, "when this row was last written"),
+    # added by migration 011 (ALTER TABLE appends): the calls rated by jambonz's managed carrier
+    # (@jambonz/time-series 0.5.0) carry them; NULL when the record has none
+    ("cost", pa.float64(), "what the call cost, in the carrier's currency"),
+    ("rate", pa.float64(), "the rate the call was billed at, per minute"),
+    ("billed_seconds", pa.int64(), "the seconds billed (the carrier's increments)"),
 )
 
 CALLS_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in CALLS_COLUMNS])
 CALL_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CALLS_COLUMNS)
+
+# `alerts`: one row per jambonz alert (an InfluxDB point: its time to the nanosecond and its tags)
+ALERTS_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("alert_key", pa.string(), "unique key: a hash of the time as sent (to the ns) and the tags"),
+    ("alerted_at", UTC_US, "when the alert happened (the API's `time`, kept to the microsecond)"),
+    ("account_sid", pa.string(), "the account; NULL for service-provider alerts ('undefined')"),
+    ("service_provider_sid", pa.string(), "the service provider; NULL when sent as 'undefined'"),
+    ("alert_type", pa.string(), "free text: account-call-limit, webhook-failure, tts-failure, ..."),
+    ("vendor", pa.string(), "speech vendor of speech alerts (google, microsoft, ...)"),
+    ("message", pa.string(), "human-readable text"),
+    ("detail", pa.string(), "optional free text"),
+    ("extra", pa.string(), "JSON object of every record key no column holds"),
+    ("synced_at", UTC_US, "when this row was last written"),
+)
+ALERTS_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in ALERTS_COLUMNS])
 
 # `calls_raw`: the API's JSON of every row loaded into `calls` (inserted or changed), so the
 # normalization can be replayed without re-fetching. One row per call_key, like `calls`.
@@ -53,6 +74,10 @@ RAW_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("synced_at", UTC_US, "when this payload was written"),
 )
 RAW_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in RAW_COLUMNS])
+# `alerts_raw`: the same for `alerts`
+ALERTS_RAW_SCHEMA: pa.Schema = pa.schema(
+    [("alert_key", pa.string()), ("alerted_at", UTC_US), *list(RAW_SCHEMA)[2:]]
+)
 
 # `calls_quarantine`: records that could not become a row, and why. One row per (record, window).
 QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
@@ -68,5 +93,8 @@ QUARANTINE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
 )
 QUARANTINE_SCHEMA: pa.Schema = pa.schema([(name, typ) for name, typ, _ in QUARANTINE_COLUMNS])
 
-# each stream's table (pipelines/jambonz/streams.py Stream.table) -> its contract
-SCHEMAS: dict[str, pa.Schema] = {"calls": CALLS_SCHEMA}
+# each stream's table (pipelines/jambonz/streams.py Stream.table) -> its contract, and that of
+# its raw payloads (<table>_raw: the key, the time, account_sid, payload, synced_at). Its
+# quarantine (<table>_quarantine) has QUARANTINE_SCHEMA.
+SCHEMAS: dict[str, pa.Schema] = {"calls": CALLS_SCHEMA, "alerts": ALERTS_SCHEMA}
+RAW_SCHEMAS: dict[str, pa.Schema] = {"calls": RAW_SCHEMA, "alerts": ALERTS_RAW_SCHEMA}

@@ -244,7 +244,7 @@ def stream_window(
     concurrency: int = 1,
     stats: WindowStats | None = None,
     monotonic: Callable[[], float],
-    known: frozenset[str] = RECENT_CALLS.known_keys,
+    known: frozenset[str] = RECENT_CALLS.required_keys,
 ) -> WindowStream:
     """The window's records (a page, or what a repair found, at a time); see WindowStream.
 
@@ -464,7 +464,7 @@ class JambonzClient:
             concurrency=self.transport.concurrency,
             stats=stats,
             monotonic=self.transport.monotonic,
-            known=self.stream.known_keys,
+            known=self.stream.required_keys,
         )
 
     def _fetch(

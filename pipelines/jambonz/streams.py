@@ -50,24 +50,29 @@ _RFC3339 = re.compile(
 SURROGATE_PREFIX = "nosid:"
 INVALID_PREFIX = "invalid:"
 
-Kind = Literal["text", "flag", "int32", "time"]
+Kind = Literal["text", "flag", "int32", "int64", "double", "time"]
 # how the server's JSON reader types a field of each kind (numbers: `752` and `752.0` alike)
 _WIRE: dict[str, pa.DataType] = {
     "text": pa.string(),
     "flag": pa.bool_(),
     "int32": pa.float64(),
+    "int64": pa.float64(),
+    "double": pa.float64(),
     "time": pa.string(),
 }
 
 
 @dataclass(frozen=True)
 class Field:
-    """One key the server sends on every record: its kind and the warehouse column it fills."""
+    """One key of the server's records: its kind and the warehouse column it fills."""
 
     key: str
     kind: Kind
     column: str
     aliases: tuple[str, ...] = ()  # the docs page's names for the same key
+    # a key only some records carry (RecentCalls' `cost` on newer servers): absent elsewhere,
+    # and read like an unknown key (absent is not null); every other key is on every record
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,23 @@ class Stream:
 
     @property
     def server_keys(self) -> tuple[str, ...]:
-        return tuple(f.key for f in self.fields)
+        """The keys on every record, in the server's order."""
+        return tuple(f.key for f in self.fields if not f.optional)
 
     @property
     def known_keys(self) -> frozenset[str]:
         """Every key a field reads; any other key is unknown (kept in `extra`)."""
         return frozenset(k for f in self.fields for k in (f.key, *f.aliases))
+
+    @property
+    def required_keys(self) -> frozenset[str]:
+        """The keys of the fields every record carries: there, null is a JSON null (elsewhere
+        a null in a column is a key the record lacks)."""
+        return frozenset(k for f in self.fields if not f.optional for k in (f.key, *f.aliases))
+
+    @property
+    def required(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if not f.optional)
 
 
 @dataclass(frozen=True)
@@ -271,7 +287,8 @@ class Records:
         return Records(table, keys, instants, self.escapes)
 
     def record(self, i: int, known: frozenset[str]) -> dict[str, Any]:
-        """Record i as json.loads would give it (its keys in column order)."""
+        """Record i as json.loads would give it (its keys in column order). known: the keys
+        every record carries (Stream.required_keys): a null there is a JSON null."""
         out: dict[str, Any] = {}
         for name, column in zip(self.table.column_names, self.table.columns, strict=True):
             if column.type == JSON:
@@ -286,8 +303,9 @@ class Records:
 
 
 def join(parts: list[Records], known: frozenset[str]) -> list[Records]:
-    """Records of several pages as one (normalized at once) when their fields' columns agree;
-    unknown keys one page lacks are absent there (nulls). Parts that cannot join stay apart."""
+    """Records of several pages as one (normalized at once) when the columns of the keys in
+    `known` (Stream.required_keys) agree; other keys one page lacks are absent there (nulls).
+    Parts that cannot join stay apart."""
     if len(parts) <= 1:
         return parts
     head = parts[0].table.schema
@@ -334,7 +352,7 @@ _PARSE: dict[str, pj.ParseOptions] = {}
 
 def _parse_options(stream: Stream) -> pj.ParseOptions:
     if stream.name not in _PARSE:
-        record = pa.struct([pa.field(f.key, _WIRE[f.kind]) for f in stream.fields])
+        record = pa.struct([pa.field(f.key, _WIRE[f.kind]) for f in stream.required])
         # the server sends total as a number, page and page_size as strings ("500")
         envelope = pa.schema(
             [pa.field("total", pa.int64())]
@@ -386,18 +404,17 @@ def _read_columnar(stream: Stream, body: bytes) -> Page | None:
 
 def _exact(stream: Stream, table: pa.Table, body: bytes, envelope_keys: int) -> bool:
     """Whether the Arrow reading is the JSON exactly (see _read_columnar)."""
-    n, fields = table.num_rows, stream.fields
-    extras = table.column_names[len(fields) :]
-    if any(
-        k in stream.known_keys or table.schema.field(k).type not in _EXTRA_TYPES for k in extras
-    ):
+    n, fields = table.num_rows, stream.required
+    extras = table.column_names[len(fields) :]  # unknown keys, and optional fields
+    aliases = stream.required_keys
+    if any(k in aliases or table.schema.field(k).type not in _EXTRA_TYPES for k in extras):
         return False  # the docs dialect's alias, or a value Arrow reads otherwise
     for k in extras:
         col = table.column(k)
         if col.type == pa.float64() and pc.any(pc.equal(pc.trunc(col), col)).as_py():
             return False  # `1` and `1.0` both read as 1.0: json.loads tells them apart
     for f in fields:
-        if f.kind == "int32":
+        if f.kind in ("int32", "int64"):
             span = pc.min_max(pc.abs(table.column(f.key)))
             if span["max"].as_py() is not None and span["max"].as_py() > _EXACT:
                 return False
@@ -466,12 +483,12 @@ def from_dicts(stream: Stream, data: list[dict[str, Any]]) -> Records:
     instants = _instants([r.get(stream.time_key) for r in data])
     keys = [stream.identity(r, ns) for r, ns in zip(data, instants, strict=True)]
     names = list(dict.fromkeys(k for r in data for k in r))
-    known = stream.known_keys
+    required = stream.required_keys
     missing = object()
     columns = []
     for name in names:
         values = [r.get(name, missing) for r in data]
-        columns.append(_column(values, missing, name in known))
+        columns.append(_column(values, missing, name in required))
     # a page of empty objects still has its rows
     table = pa.Table.from_arrays([*columns, pa.nulls(len(data))], [*names, ""]).drop_columns([""])
     return Records(table, keys, instants)
@@ -570,6 +587,10 @@ RECENT_CALLS = Stream(
         _text("to", "to_number"),
         _text("trace_id"),
         _text("trunk"),
+        # calls rated by jambonz's managed carrier (@jambonz/time-series 0.5.0), after the rest
+        Field("cost", "double", "cost", optional=True),
+        Field("rate", "double", "rate", optional=True),
+        Field("billed_seconds", "int64", "billed_seconds", optional=True),
     ),
     time_key="attempted_at",
     key_column="call_key",
@@ -579,4 +600,53 @@ RECENT_CALLS = Stream(
     no_key="call_sid and sip_callid/sip_call_id: both missing, the call has no identity",
 )
 SERVER_KEYS = RECENT_CALLS.server_keys
-KNOWN_KEYS = RECENT_CALLS.known_keys
+REQUIRED_KEYS = RECENT_CALLS.required_keys  # the keys on every record: a null there is JSON null
+
+
+# --- Alerts --------------------------------------------------------------------------------
+
+ALERT_TAGS = ("account_sid", "alert_type", "service_provider_sid", "vendor")
+
+
+def alert_key(ns: int, tags: tuple[Any, ...]) -> str:
+    """An alert's key: InfluxDB's identity of a point, its time to the nanosecond and its tags
+    (as sent: "undefined" is a value), hashed."""
+    return digest(json.dumps([ns, *tags], separators=(",", ":"), ensure_ascii=False, default=str))
+
+
+def _alert_identity(record: dict[str, Any], ns: int | None) -> str:
+    """Which alert a record is; INVALID_PREFIX + a hash of its JSON when its time is unreadable
+    (it will be quarantined, but stays distinct)."""
+    if ns is None:
+        return INVALID_PREFIX + digest(canonical_json(record))
+    return alert_key(ns, tuple(record.get(t) for t in ALERT_TAGS))
+
+
+def _alert_table_identities(table: pa.Table, instants: list[int | None]) -> list[str | None]:
+    tags = [table.column(t).to_pylist() for t in ALERT_TAGS]
+    return [
+        None if ns is None else alert_key(ns, row)
+        for ns, row in zip(instants, zip(*tags, strict=True), strict=True)
+    ]
+
+
+ALERTS = Stream(
+    name="Alerts",
+    # the 7 keys the server sends on every record, in its order (docs/jambonz-alerts.md)
+    fields=(
+        Field("time", "time", "alerted_at"),
+        _text("account_sid"),
+        _text("alert_type"),
+        _text("detail"),
+        _text("message"),
+        _text("service_provider_sid"),
+        _text("vendor"),
+    ),
+    time_key="time",
+    key_column="alert_key",
+    table="alerts",
+    table_identities=_alert_table_identities,
+    identity=_alert_identity,
+    no_key="time: missing or unreadable, the alert has no identity",
+)
+STREAMS = {s.table: s for s in (RECENT_CALLS, ALERTS)}

@@ -106,6 +106,8 @@ class Transport:
         max_retry_s: total seconds one request may spend retrying.
         backoff_base_s, backoff_cap_s: capped, fully jittered exponential backoff.
         concurrency: requests in flight at once (1 = sequential); always inside the pacing.
+        pacer: the Pacer to take turns in, shared with other clients of the same server (one
+            run's streams: one bucket); None: its own, from reserve and fallback_rate.
         _sleep, _monotonic, _random, _transport: the clock, jitter and HTTP transport (tests).
     """
 
@@ -122,6 +124,7 @@ class Transport:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         concurrency: int = 1,
+        pacer: Pacer | None = None,
         _sleep: Callable[[float], None] = time.sleep,
         _monotonic: Callable[[], float] = time.monotonic,
         _random: Callable[[], float] = random.random,
@@ -146,7 +149,7 @@ class Transport:
         self._lock = threading.Lock()  # guards the stats objects requests count into
         # requests in flight at once; one more page may be parsed meanwhile
         self._gate = threading.BoundedSemaphore(concurrency)
-        self.pacer = Pacer(
+        self.pacer = pacer or Pacer(
             reserve=reserve, fallback_rate=fallback_rate, sleep=_sleep, monotonic=_monotonic
         )
         self._http = httpx.Client(

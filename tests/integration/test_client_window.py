@@ -18,7 +18,7 @@ from pipelines.jambonz.simulator import (
     SERVICE_PROVIDER_SID,
     Simulator,
 )
-from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window
+from pipelines.jambonz.streams import REQUIRED_KEYS, Scope, Window
 from tests.conftest import NOW
 from tests.helpers import fetch_window, record_identity
 
@@ -179,7 +179,7 @@ def test_a_columnar_stream_with_records_landing_mid_paging_is_exactly_once(
         truth = sim.calls(ACCOUNT_SID, DAY.start, DAY.end)
     keys = [k for b in batches for k in b.keys]
     # each record's key is the one the rule gives the record itself
-    records = [b.record(i, KNOWN_KEYS) for b in batches for i in range(len(b))]
+    records = [b.record(i, REQUIRED_KEYS) for b in batches for i in range(len(b))]
     assert keys == [record_identity(r) for r in records]
     assert stream.result is not None
     assert stream.result.columnar_pages > 0

@@ -14,7 +14,7 @@ import pytest
 from pipelines import sync as sync_module
 from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import ACCOUNT_KEY, ACCOUNT_SID, Simulator
-from pipelines.jambonz.streams import KNOWN_KEYS, Scope, Window
+from pipelines.jambonz.streams import REQUIRED_KEYS, Scope, Window
 from tests.conftest import NOW
 from tests.helpers import fetch_window, load_window, normalize_dicts, record_identity, sync_window
 from warehouse.database import Warehouse
@@ -121,7 +121,7 @@ def test_stream_batches_are_the_window_exactly_once(sim: Simulator) -> None:
         whole = fetch_window(c, SCOPE, DAY)
         stream = c.stream_window(SCOPE, DAY)
         batches = list(stream)
-    streamed = [b.record(i, KNOWN_KEYS) for b in batches for i in range(len(b))]
+    streamed = [b.record(i, REQUIRED_KEYS) for b in batches for i in range(len(b))]
     assert len(batches) >= 6
     # the page with the odd records was read by json.loads, the rest by Arrow's reader
     assert stream.result is not None

@@ -57,6 +57,9 @@ def record(i: int, attempted: datetime, rng: random.Random, **over: Any) -> dict
         "trace_id": "0" * 32,
         "trunk": rng.choice(TRUNKS),
     }
+    if r["trunk"] == TRUNKS[0] and direction == "outbound":  # rated by the managed carrier
+        billed = -(-duration // 6) * 6
+        r.update(cost=round(billed * 0.012 / 60, 6), rate=0.012, billed_seconds=billed)
     r.update(over)
     return r
 
@@ -148,6 +151,8 @@ def expected(
         seconds = Counter((c["attempted_at"] - EPOCH) // timedelta(seconds=1) for c in calls)
         talk = sum(c["duration"] for c in ans)
         short = sum(1 for c in ans if c["duration"] < 6)
+        costs = [c["cost"] for c in calls if c["cost"] is not None]
+        billed = [c["billed_seconds"] for c in calls if c["billed_seconds"] is not None]
         out[key] = (
             attempts, len(ans), len(ans) / attempts, busy, no_answer, rejected, abandoned, network,
             other, len(ans) / base if base else None,
@@ -157,6 +162,7 @@ def expected(
             quantile_cont(delays, 0.5) if delays else None,
             quantile_cont(delays, 0.9) if delays else None,
             peak, max(seconds.values()),
+            math.fsum(costs) if costs else None, sum(billed) if billed else None,
         )  # fmt: skip
     return out
 
@@ -179,7 +185,7 @@ def test_trunk_kpis_equal_brute_force(
 ) -> None:
     wh, rows = loaded
     assert any(r["call_sid"] is None for r in rows)
-    seen_redirect = seen_carried = seen_burst = False
+    seen_redirect = seen_carried = seen_burst = seen_cost = False
     for day in DAYS:
         ws, we = day_bounds(day, tz)
         want = expected(rows, day, tz)
@@ -199,18 +205,22 @@ def test_trunk_kpis_equal_brute_force(
             assert sum(g[5:6]) + sum(g[7:13]) == g[4]  # the six counts plus answered: attempts
         seen_redirect |= any(w[9] is not None and w[9] != w[1] / w[0] for w in want.values())
         seen_carried |= any(r["attempted_at"] < ws < r["terminated_at"] for r in rows)
-        seen_burst |= any(w[-1] >= 9 for w in want.values())
-        assert want[(day, "acct-b2b", "outbound", "twilio")][-2] == 1  # [s, e): never two
+        seen_burst |= any(w[COLUMNS.index("peak_cps")] >= 9 for w in want.values())
+        costs = [w[COLUMNS.index("cost")] for w in want.values()]
+        seen_cost |= any(c is None for c in costs) and any(c is not None for c in costs)
+        b2b = want[(day, "acct-b2b", "outbound", "twilio")]
+        assert b2b[COLUMNS.index("peak_concurrent")] == 1  # [s, e): never two
     assert seen_redirect, "no day had a 3xx to tell SER from ASR"
     assert seen_carried, "no call crossed a day's start"
     assert seen_burst, "no burst of 9 attempts in one second"
+    assert seen_cost, "no group with costs beside one without"
 
 
 COLUMNS = (
     "attempts", "answered", "asr", "busy", "no_answer", "rejected", "abandoned",
     "network_failures", "other_failures", "ser", "seer", "isa", "talk_seconds", "acd_s",
     "short_calls", "short_call_ratio", "answer_delay_p50_s", "answer_delay_p90_s",
-    "peak_concurrent", "peak_cps",
+    "peak_concurrent", "peak_cps", "cost", "billed_seconds",
 )  # fmt: skip
 
 

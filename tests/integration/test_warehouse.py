@@ -87,7 +87,7 @@ def test_load_real_window_then_reload_is_identical(wh: Warehouse) -> None:
 def test_changed_call_is_replaced_with_its_raw_payload(wh: Warehouse) -> None:
     records = real_records()
     load(wh, norm(records))
-    changed = dict(records[5], duration=records[5]["duration"] + 1, cost=0.5)
+    changed = dict(records[5], duration=records[5]["duration"] + 1, plan="gold")
     records[5] = changed
     result = load(wh, norm(records, synced_at=T2))
     assert (result.inserted, result.updated, result.unchanged) == (0, 1, 947)
@@ -95,12 +95,12 @@ def test_changed_call_is_replaced_with_its_raw_payload(wh: Warehouse) -> None:
     duration, extra, synced = wh.con.execute(
         "SELECT duration, extra, synced_at FROM calls WHERE call_key = $k", {"k": sid}
     ).fetchone() or (None, None, None)
-    assert (duration, extra, synced) == (changed["duration"], '{"cost":0.5}', T2)
+    assert (duration, extra, synced) == (changed["duration"], '{"plan":"gold"}', T2)
     assert wh.con.execute("SELECT count(*) FROM calls").fetchone() == (948,)
     payload, raw_synced = wh.con.execute(
-        "SELECT payload->>'$.cost', synced_at FROM calls_raw WHERE call_key = $k", {"k": sid}
+        "SELECT payload->>'$.plan', synced_at FROM calls_raw WHERE call_key = $k", {"k": sid}
     ).fetchone() or (None, None)
-    assert (payload, raw_synced) == ("0.5", T2)
+    assert (payload, raw_synced) == ("gold", T2)
     assert wh.con.execute("SELECT count(*) FROM calls_raw").fetchone() == (948,)
     others = wh.con.execute("SELECT DISTINCT synced_at FROM calls WHERE call_key <> $k", {"k": sid})
     assert others.fetchall() == [(T1,)]
@@ -195,7 +195,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
             assert w.count_calls(WS, WE) == 10
     with Warehouse(path, read_only=True) as ro:
         assert ro.count_calls(WS, WE) == 10
-        assert ro.query("count_calls", {"window_start": WS, "window_end": WE, "account_sid": None})
+        assert ro.query("calls_count", {"window_start": WS, "window_end": WE, "account_sid": None})
         with pytest.raises(duckdb.Error):
             ro.con.execute("DELETE FROM calls")
 

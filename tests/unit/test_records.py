@@ -143,12 +143,13 @@ def test_docs_dialect_record() -> None:
     assert row["call_key"].startswith(SURROGATE_PREFIX)
     assert row["call_key"] == record_identity(docs)
     assert row["answered_at"] == datetime(2025, 11, 21, 10, 0, 31, tzinfo=UTC)
-    assert row["extra"] == '{"cost":0.01}'  # sip_call_id is a column, not extra
+    assert row["extra"] is None  # sip_call_id is a column, not extra; so is cost
+    assert row["cost"] == 0.01
 
 
 def test_extra_holds_unknown_keys_sorted_and_compact() -> None:
-    row = one_row(dict(base(), rate="0.01", billed_seconds=60, cost=None))
-    assert row["extra"] == '{"billed_seconds":60,"cost":null,"rate":"0.01"}'
+    row = one_row(dict(base(), tier="0.01", seats=60, promo=None))
+    assert row["extra"] == '{"promo":null,"seats":60,"tier":"0.01"}'
 
 
 def test_surrogate_key_is_stable_across_dialects_and_syncs() -> None:

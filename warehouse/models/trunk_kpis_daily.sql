@@ -27,6 +27,9 @@
 --                    calls attempted before the day and still in progress count, however long;
 --                    a call with terminated_at <= attempted_at (or none) never is
 --   peak_cps         the most attempts of the group within one whole UTC second
+--   cost, billed_seconds
+--                    sums over the group's calls of what jambonz's managed carrier rated
+--                    (calls.cost, calls.billed_seconds); NULL when no call of the group has one
 --
 -- complete: whether the day had settled when its calls were last synced ($complete, from
 -- calls_days: false while the intra-day sync fills today, true once the daily run after
@@ -50,7 +53,9 @@ WITH day_calls AS (
         c.duration,
         c.attempted_at,
         c.answered_at,
-        c.terminated_at
+        c.terminated_at,
+        c.cost,
+        c.billed_seconds
     FROM calls AS c
     WHERE c.attempted_at >= $window_start
       AND c.attempted_at < $window_end
@@ -82,7 +87,9 @@ totals AS (
         ) FILTER (WHERE answered AND answered_at IS NOT NULL) AS answer_delay_p50_s,
         quantile_cont(
             (epoch_ms(answered_at) - epoch_ms(attempted_at)) / 1000.0, 0.9
-        ) FILTER (WHERE answered AND answered_at IS NOT NULL) AS answer_delay_p90_s
+        ) FILTER (WHERE answered AND answered_at IS NOT NULL) AS answer_delay_p90_s,
+        sum(cost) AS cost,
+        sum(billed_seconds) AS billed_seconds
     FROM day_calls
     GROUP BY ALL
 ),
@@ -131,6 +138,8 @@ SELECT
     t.answer_delay_p90_s,
     coalesce(p.peak_concurrent, 0) AS peak_concurrent,
     c.peak_cps,
+    t.cost,
+    t.billed_seconds,
     $complete AS complete
 FROM totals AS t
 LEFT JOIN peaks AS p

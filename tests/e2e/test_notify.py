@@ -26,16 +26,16 @@ import pytest
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickStatus
 
-from pipelines.alerts import (
+from pipelines.definitions import build_definitions
+from pipelines.jambonz import simulator as simmod
+from pipelines.jambonz.simulator import Simulator
+from pipelines.notify import (
     ALERT_WEBHOOK_URL,
     SENSOR_NAME,
     AlertNotDelivered,
     AlertRejected,
     post_alert,
 )
-from pipelines.definitions import build_definitions
-from pipelines.jambonz import simulator as simmod
-from pipelines.jambonz.simulator import Simulator
 from pipelines.settings import load_settings
 from tests.conftest import NOW
 from tests.e2e.conftest import cli_env, materialize, running_daemon
