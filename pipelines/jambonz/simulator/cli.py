@@ -37,7 +37,7 @@ def _parse_rate_limit(text: str) -> tuple[int, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.jambonz.simulator",
-        description="Serve synthetic jambonz RecentCalls on loopback until Ctrl-C.",
+        description="Serve synthetic jambonz RecentCalls and Alerts on loopback until Ctrl-C.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  admin key:             {ADMIN_KEY}",
             f"  try: curl -H 'Authorization: Bearer {ACCOUNT_KEY}' "
             f"'{sim.base_url}/v1/Accounts/{ACCOUNT_SID}/RecentCalls?page=1&count=5'",
+            f"  alerts: the same with /Alerts?page=1&count=5 (or /v1/ServiceProviders/"
+            f"{SERVICE_PROVIDER_SID}/Alerts with the service provider key)",
         )
         print("\n".join(banner), flush=True)
         try:
