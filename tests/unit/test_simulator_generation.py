@@ -10,14 +10,17 @@ import pytest
 
 from pipelines.jambonz.simulator import (
     ALERT_KEYS,
+    COST_KEYS,
     DAY_NS,
     DOCS_KEYS,
     NS,
+    RATED_TRUNK,
     SERVER_KEYS,
     SP_OWNER,
     TRUNKS,
     UNANSWERED_SENTINEL,
     UNDEFINED,
+    call_cost,
     format_influx,
     format_ms,
     generate_alerts,
@@ -157,3 +160,44 @@ def test_generated_alerts_are_points_of_the_writer() -> None:
     assert {r["account_sid"] for r in own} == {UNDEFINED}
     assert generate_alerts(7, 0, DAY, 1000) == generate_alerts(7, 0, DAY, 1000)
     assert generate_alerts(7, 0, DAY, 1000) != generate_alerts(8, 0, DAY, 1000)
+
+
+@pytest.mark.parametrize(
+    ("direction", "answered", "duration", "expected"),
+    [
+        ("outbound", True, 61, {"cost": 0.0143, "rate": 0.013, "billed_seconds": 66}),
+        ("outbound", True, 60, {"cost": 0.013, "rate": 0.013, "billed_seconds": 60}),
+        ("inbound", True, 61, {"cost": 0.017, "rate": 0.0085, "billed_seconds": 120}),
+        ("inbound", True, 1, {"cost": 0.0085, "rate": 0.0085, "billed_seconds": 60}),
+        ("outbound", False, 0, {"cost": 0, "rate": 0.013, "billed_seconds": 0}),
+    ],
+)
+def test_call_cost(
+    direction: str, answered: bool, duration: int, expected: dict[str, float]
+) -> None:
+    cost = call_cost(direction, answered, duration)
+    assert cost == expected
+    assert tuple(cost) == COST_KEYS
+    assert type(cost["billed_seconds"]) is int
+    assert type(cost["cost"]) is (float if answered else int)  # 0, as JavaScript sends it
+
+
+def test_a_third_of_calls_carry_costs_and_nothing_else_changes() -> None:
+    rated = generate_day(7, 0, DAY, 5_000)
+    plain = generate_day(7, 0, DAY, 5_000, costs=False)
+    with_costs = 0
+    for i in range(len(rated)):
+        r, p = rated.record(i), plain.record(i)
+        added = [k for k in r if k not in p]
+        assert {k: r[k] for k in p} == p
+        assert list(r)[: len(p)] == list(p)  # the keys of a server before 0.5.0 come first
+        if added:
+            assert added == list(COST_KEYS)
+            assert r["trunk"] == RATED_TRUNK
+            assert {k: r[k] for k in added} == call_cost(
+                r["direction"], r["answered"], r["duration"]
+            )
+            with_costs += 1
+        else:
+            assert r["trunk"] != RATED_TRUNK or len(p) > len(SERVER_KEYS)  # a rare key already
+    assert 0.3 < with_costs / len(rated) < 0.4

@@ -11,6 +11,9 @@ query.py (the store and its queries), server.py (HTTP and `Simulator`), cli.py (
 pipelines.jambonz.simulator --port 8080 --seed 1 --calls-per-day 1000`). Import from the
 package, not its modules.
 
+Calls over the managed carrier carry `cost`, `rate` and `billed_seconds` after the 21 keys, as
+records of a `@jambonz/time-series` 0.5.0 server (`costs=False`, `--no-costs`: an older one).
+
 Ground truth for tests: `Simulator.calls(sid, start, end, route=...)` and
 `Simulator.alerts(sid, start, end, route=..., alert_type=...)` give what the API would send;
 `add_records` and `add_alerts` inject records.
@@ -29,15 +32,18 @@ from pipelines.jambonz.simulator.generator import (
     ACCOUNT_KEY,
     ACCOUNT_SID,
     ADMIN_KEY,
+    COST_KEYS,
     DAY_NS,
     DOCS_KEYS,
     NS,
     OTHER_ACCOUNT_KEY,
     OTHER_ACCOUNT_SID,
+    RATED_TRUNK,
     SERVICE_PROVIDER_KEY,
     SERVICE_PROVIDER_SID,
     TRUNKS,
     UNANSWERED_SENTINEL,
+    call_cost,
     format_influx,
     format_ms,
     generate_day,

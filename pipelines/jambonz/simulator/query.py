@@ -176,12 +176,19 @@ class _Store:
     """
 
     def __init__(
-        self, seed: int, calls_per_day: int, dialect: Dialect, now: datetime | None, retention: int
+        self,
+        seed: int,
+        calls_per_day: int,
+        dialect: Dialect,
+        now: datetime | None,
+        retention: int,
+        costs: bool = True,
     ) -> None:
         if dialect not in ("server", "docs"):
             raise ValueError(f"unknown dialect {dialect!r}")
         self.seed = seed
         self.calls_per_day = calls_per_day
+        self.costs = costs
         self.dialect: Dialect = dialect
         self.retention_days = retention
         self._lock = threading.RLock()
@@ -355,7 +362,8 @@ class _Store:
     def _day(self, acct: int, day: int) -> _Block:
         block = self._days.get((acct, day))
         if block is None:
-            block = self._days[acct, day] = generate_day(self.seed, acct, day, self.calls_per_day)
+            block = generate_day(self.seed, acct, day, self.calls_per_day, costs=self.costs)
+            self._days[acct, day] = block
         return block
 
     def _injected(self, i: int) -> dict[str, Any]:
@@ -407,7 +415,7 @@ class _Store:
         attempted = np.sort(rng.integers(lo, hi + 1, n, dtype=np.int64))
         accts = rng.choice(np.array(q.accounts, dtype=np.int64), n)
         self._landed += [
-            make_block(rng, int(a), attempted[accts == a], end_cap_ns=clock)
+            make_block(rng, int(a), attempted[accts == a], end_cap_ns=clock, costs=self.costs)
             for a in np.unique(accts)
         ]
 

@@ -224,6 +224,9 @@ class Simulator(_Store):
         now: the simulator clock's start; None = the machine's clock, running. A CDR is visible
             once its call ended (terminated_at + buffer <= clock), an alert once time <= clock.
         retention_days: calls attempted (alerts written) before clock - retention are gone.
+        costs: calls over the managed carrier (trunk "twilio", ~35% of calls) carry `cost`,
+            `rate` and `billed_seconds` after the 21 keys, as since @jambonz/time-series 0.5.0;
+            False serves the records of an older server. No other field depends on it.
         host, port: where to listen; host defaults to 127.0.0.1.
     """
 
@@ -238,8 +241,9 @@ class Simulator(_Store):
         retention_days: int = 30,
         host: str = "127.0.0.1",
         port: int = 0,
+        costs: bool = True,
     ) -> None:
-        super().__init__(seed, calls_per_day, dialect, now, retention_days)
+        super().__init__(seed, calls_per_day, dialect, now, retention_days, costs)
         self.host = host
         self.port = port
         self.faults = Faults()
