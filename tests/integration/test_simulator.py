@@ -469,6 +469,24 @@ def test_docs_dialect_describes_the_same_calls() -> None:
             assert type(d["duration"]) is int
 
 
+def test_rated_calls_carry_costs_after_the_21_keys_unless_costs_are_off(
+    client: httpx.Client,
+) -> None:
+    data = get(client, page=1, count=0, **DAY).json()["data"]
+    rated = [r for r in data if "rate" in r]
+    assert 0.25 < len(rated) / len(data) < 0.45
+    assert all(tuple(r)[21:] == ("cost", "rate", "billed_seconds") for r in rated)
+    assert {r["trunk"] for r in rated} == {"twilio"}
+    assert all(r["billed_seconds"] == 0 for r in rated if not r["answered"])
+    with (
+        Simulator(seed=7, calls_per_day=400, now=NOW, costs=False) as old,
+        httpx.Client(base_url=old.base_url) as c,
+    ):
+        before = get(c, page=1, count=0, **DAY).json()["data"]
+    assert not any("rate" in r for r in before)
+    assert [{k: r[k] for k in b} for r, b in zip(data, before, strict=True)] == before
+
+
 def test_injected_malformed_records_are_served_verbatim(
     client: httpx.Client, simulator: Simulator
 ) -> None:

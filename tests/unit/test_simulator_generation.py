@@ -1,21 +1,29 @@
-"""The simulator's CDR generator and time helpers, without a server."""
+"""The simulator's CDR and alert generators and time helpers, without a server."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from pipelines.jambonz.simulator import (
+    ALERT_KEYS,
+    COST_KEYS,
     DAY_NS,
     DOCS_KEYS,
     NS,
+    RATED_TRUNK,
     SERVER_KEYS,
+    SP_OWNER,
     TRUNKS,
     UNANSWERED_SENTINEL,
+    UNDEFINED,
+    call_cost,
     format_influx,
     format_ms,
+    generate_alerts,
     generate_day,
     parse_time_param,
     to_docs,
@@ -120,3 +128,76 @@ def test_docs_shape_of_a_record() -> None:
     assert docs["answered_at"] is None
     assert docs["sip_call_id"] == server["sip_callid"]
     assert docs["attempted_at"] == int(b.attempted_ns[i]) // NS
+
+
+def test_alerts_a_day_follow_the_calls_and_a_fifth_are_refused_calls() -> None:
+    days = range(DAY, DAY + 30)
+    for calls_per_day, low, high in ((400, 10, 18), (1000, 18, 30), (20_000, 280, 340)):
+        mean = sum(len(generate_alerts(1, 0, d, calls_per_day)) for d in days) / len(days)
+        assert low < mean < high, (calls_per_day, mean)
+    assert all(generate_alerts(1, o, d, 0) == [] for o in (0, 1, SP_OWNER) for d in days)
+    types = Counter(
+        a.record["alert_type"]
+        for o in (0, 1, SP_OWNER)
+        for d in days
+        for a in generate_alerts(1, o, d, 1000)
+    )
+    refused = types["account-call-limit"] + types["service-provider-call-limit"]
+    assert 0.1 < refused / sum(types.values()) < 0.3
+    assert len(types) >= 15
+
+
+def test_generated_alerts_are_points_of_the_writer() -> None:
+    day = [a for o in (0, 1, SP_OWNER) for a in generate_alerts(7, o, DAY, 1000)]
+    assert len({(a.at_ns, a.series) for a in day}) == len(day)  # no point written twice
+    for a in day:
+        assert tuple(a.record) == ALERT_KEYS
+        assert a.record["time"] == format_influx(a.at_ns)
+        assert MIDNIGHT <= a.at_ns < MIDNIGHT + DAY_NS
+        assert all(type(v) is str for k, v in a.record.items() if k not in ("detail", "vendor"))
+        assert "none)" not in a.record["message"] or a.record["vendor"] in ("microsoft", "aws")
+    own = [a.record for a in generate_alerts(7, SP_OWNER, DAY, 1000)]
+    assert {r["account_sid"] for r in own} == {UNDEFINED}
+    assert generate_alerts(7, 0, DAY, 1000) == generate_alerts(7, 0, DAY, 1000)
+    assert generate_alerts(7, 0, DAY, 1000) != generate_alerts(8, 0, DAY, 1000)
+
+
+@pytest.mark.parametrize(
+    ("direction", "answered", "duration", "expected"),
+    [
+        ("outbound", True, 61, {"cost": 0.0143, "rate": 0.013, "billed_seconds": 66}),
+        ("outbound", True, 60, {"cost": 0.013, "rate": 0.013, "billed_seconds": 60}),
+        ("inbound", True, 61, {"cost": 0.017, "rate": 0.0085, "billed_seconds": 120}),
+        ("inbound", True, 1, {"cost": 0.0085, "rate": 0.0085, "billed_seconds": 60}),
+        ("outbound", False, 0, {"cost": 0, "rate": 0.013, "billed_seconds": 0}),
+    ],
+)
+def test_call_cost(
+    direction: str, answered: bool, duration: int, expected: dict[str, float]
+) -> None:
+    cost = call_cost(direction, answered, duration)
+    assert cost == expected
+    assert tuple(cost) == COST_KEYS
+    assert type(cost["billed_seconds"]) is int
+    assert type(cost["cost"]) is (float if answered else int)  # 0, as JavaScript sends it
+
+
+def test_a_third_of_calls_carry_costs_and_nothing_else_changes() -> None:
+    rated = generate_day(7, 0, DAY, 5_000)
+    plain = generate_day(7, 0, DAY, 5_000, costs=False)
+    with_costs = 0
+    for i in range(len(rated)):
+        r, p = rated.record(i), plain.record(i)
+        added = [k for k in r if k not in p]
+        assert {k: r[k] for k in p} == p
+        assert list(r)[: len(p)] == list(p)  # the keys of a server before 0.5.0 come first
+        if added:
+            assert added == list(COST_KEYS)
+            assert r["trunk"] == RATED_TRUNK
+            assert {k: r[k] for k in added} == call_cost(
+                r["direction"], r["answered"], r["duration"]
+            )
+            with_costs += 1
+        else:
+            assert r["trunk"] != RATED_TRUNK or len(p) > len(SERVER_KEYS)  # a rare key already
+    assert 0.3 < with_costs / len(rated) < 0.4

@@ -37,7 +37,7 @@ def _parse_rate_limit(text: str) -> tuple[int, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.jambonz.simulator",
-        description="Serve synthetic jambonz RecentCalls on loopback until Ctrl-C.",
+        description="Serve synthetic jambonz RecentCalls and Alerts on loopback until Ctrl-C.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dialect", choices=("server", "docs"), default="server")
     parser.add_argument("--retention-days", type=int, default=30)
     parser.add_argument("--now", help="freeze the CDR clock at this RFC 3339 time (default: run)")
+    parser.add_argument(
+        "--no-costs",
+        action="store_true",
+        help="no cost/rate/billed_seconds on rated calls (a server before time-series 0.5.0)",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--rate-limit", type=_parse_rate_limit, default=(600, 300.0))
     group.add_argument("--no-rate-limit", action="store_true")
@@ -63,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retention_days=args.retention_days,
         host=args.host,
         port=args.port,
+        costs=not args.no_costs,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # raises KeyboardInterrupt
     with sim:
@@ -80,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  admin key:             {ADMIN_KEY}",
             f"  try: curl -H 'Authorization: Bearer {ACCOUNT_KEY}' "
             f"'{sim.base_url}/v1/Accounts/{ACCOUNT_SID}/RecentCalls?page=1&count=5'",
+            f"  alerts: the same with /Alerts?page=1&count=5 (or /v1/ServiceProviders/"
+            f"{SERVICE_PROVIDER_SID}/Alerts with the service provider key)",
         )
         print("\n".join(banner), flush=True)
         try:

@@ -7,6 +7,11 @@
   with roles. Never a real credential.
 - `generate_day` draws one account's UTC day at once into a columnar `_Block`, whose `record(i)`
   makes a row a dict only when it is served (server dialect); `to_docs` gives the docs dialect.
+- Costs (`@jambonz/time-series` 0.5.0): a call over the managed carrier RATED_TRUNK (about a
+  third of calls) carries `cost`, `rate` and `billed_seconds` after the 21 keys, from
+  `call_cost`, a pure function of the call's direction, answer and duration; other calls lack
+  the keys. Off (`costs=False`), the records are those of a server before 0.5.0; on or off, no
+  other field of any call changes.
 
 The same seed always gives the same calls: no I/O, no clock, no state between calls.
 """
@@ -127,6 +132,10 @@ DOCS_KEYS: tuple[str, ...] = (
 UNANSWERED_SENTINEL = "1970-01-01T00:00:00.000Z"  # what the server sends as "never answered"
 TRUNKS: tuple[str, ...] = ("twilio", "voxbone", "telnyx", "user", "sipUri", "Microsoft Teams")
 WORST_TRUNK = "telnyx"  # answers ~40% where the others answer ~75%
+RATED_TRUNK = "twilio"  # the managed carrier jambonz rates: ~35% of calls, both directions
+COST_KEYS: tuple[str, ...] = ("cost", "rate", "billed_seconds")
+# direction -> (rate in currency units a minute, billing increment in seconds)
+_RATES: dict[str, tuple[float, int]] = {"outbound": (0.013, 6), "inbound": (0.0085, 60)}
 TERMINATION_REASONS: tuple[str, ...] = (
     "caller hungup",
     "called party hungup",
@@ -150,6 +159,23 @@ _HOUR_P = _HOUR_W / _HOUR_W.sum()
 
 def _uuid(raw: bytes) -> str:
     return str(uuid.UUID(bytes=raw, version=4))
+
+
+def call_cost(direction: str, answered: bool, duration: int) -> dict[str, Any]:
+    """What the managed carrier billed a call: `cost`, `rate` (a minute), `billed_seconds`.
+
+    billed_seconds: the duration rounded up to the direction's increment (6 s out, 60 s in), 0
+    when unanswered; cost = rate * billed_seconds / 60 to 6 decimals, a whole number (0) sent as
+    one, as JavaScript's JSON does.
+    """
+    rate, step = _RATES[direction]
+    billed = math.ceil(duration / step) * step if answered else 0
+    cost = round(rate * billed / 60, 6)
+    return {
+        "cost": int(cost) if cost.is_integer() else cost,
+        "rate": rate,
+        "billed_seconds": billed,
+    }
 
 
 @dataclass
@@ -181,6 +207,7 @@ class _Block:
     float_dur: np.ndarray  # bool: the server sends duration as a float (752.0)
     extra: np.ndarray  # int8: 0 none, 1 cost, 2 billed_seconds (a field nobody has seen)
     ids: bytes  # 64 random bytes a record: call_sid, sip uuid, parent uuid, trace id
+    costs: bool = True  # calls over RATED_TRUNK carry COST_KEYS (a 0.5.0 server)
 
     def __len__(self) -> int:
         return int(self.attempted_ns.shape[0])
@@ -199,7 +226,8 @@ class _Block:
         return [f for f, _ in ft], [t for _, t in ft], [self.call_sid(i) for i in range(len(self))]
 
     def record(self, i: int) -> dict[str, Any]:
-        """Row i in the server dialect, 21 keys in the server's order (+ a rare new field)."""
+        """Row i in the server dialect, 21 keys in the server's order (+ a rare new field, or
+        the costs of a rated call)."""
         acct = ACCOUNTS[self.acct]
         call_sid = self.call_sid(i)
         base = i * 64
@@ -251,16 +279,24 @@ class _Block:
             rec["cost"] = round(0.0123 * max(1, duration) / 60, 4)
         elif extra == 2:
             rec["billed_seconds"] = math.ceil(duration / 6) * 6
+        elif self.costs and rec["trunk"] == RATED_TRUNK:
+            rec.update(call_cost(rec["direction"], answered, duration))
         return rec
 
 
 def make_block(
-    rng: np.random.Generator, acct: int, attempted_ns: np.ndarray, *, end_cap_ns: int | None = None
+    rng: np.random.Generator,
+    acct: int,
+    attempted_ns: np.ndarray,
+    *,
+    end_cap_ns: int | None = None,
+    costs: bool = True,
 ) -> _Block:
     """Generate calls attempted at the given (ascending) times, all columns at once.
 
     end_cap_ns: calls must have ended by then (used for calls that land 'already ended'); an
-    answered call that would still be running becomes an abandoned attempt.
+    answered call that would still be running becomes an abandoned attempt. costs: whether
+    rated calls carry COST_KEYS (no draw depends on it).
     """
     n = int(attempted_ns.shape[0])
     outbound = rng.random(n) < 0.5
@@ -341,11 +377,15 @@ def make_block(
         float_dur=float_dur,
         extra=extra,
         ids=ids,
+        costs=costs,
     )
 
 
-def generate_day(seed: int, acct: int, day: int, calls_per_day: int) -> _Block:
-    """The calls of account `acct` attempted on UTC day number `day` (days since the epoch)."""
+def generate_day(
+    seed: int, acct: int, day: int, calls_per_day: int, *, costs: bool = True
+) -> _Block:
+    """The calls of account `acct` attempted on UTC day number `day` (days since the epoch);
+    costs: whether rated calls carry COST_KEYS."""
     rng = np.random.default_rng([seed, acct, day])
     n = int(rng.poisson(calls_per_day)) if calls_per_day > 0 else 0
     hours = rng.choice(24, n, p=_HOUR_P).astype(np.int64)
@@ -354,7 +394,7 @@ def generate_day(seed: int, acct: int, day: int, calls_per_day: int) -> _Block:
     sub_ms = np.where(rng.random(n) < 0.05, rng.integers(0, MS, n), 0).astype(np.int64)
     attempted = day * DAY_NS + hours * 3600 * NS + ms_in_hour * MS + sub_ms
     attempted.sort()
-    return make_block(rng, acct, attempted)
+    return make_block(rng, acct, attempted, costs=costs)
 
 
 def to_docs(rec: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""The query engine: which stored calls a RecentCalls query matches, in the order it sends them.
+"""The query engine: which stored calls or alerts a query matches, in the order it sends them.
 
-InfluxDB's side of the server, over the generated days, the calls landed by the landing fault and
-the records a test injects: the clock (a CDR is visible once its call ended plus a write buffer),
-retention, inclusive ns bounds, the filters, attempt-time descending order, and the query string
-read as the server reads it. `_Store` is the half of `Simulator` that holds the calls; `calls()` is
-the ground truth tests compare against. No HTTP, no keys, no fault knobs here.
+InfluxDB's side of the server, over the generated days, the records landed by the landing fault
+and the records a test injects: the clock (a CDR is visible once its call ended plus a write
+buffer, an alert once its time has come), retention, inclusive ns bounds, the filters, time
+descending order (alerts of one instant by series key, descending), and the query string read as
+the server reads it. RecentCalls and Alerts share all of it but what a record is and its filters:
+a `_Query` names its stream, and `_count`, `_land` and `_page` answer for either.
+`_Store` is the half of `Simulator` that holds the records; `calls()` and `alerts()` are the
+ground truth tests compare against. No HTTP, no keys, no fault knobs here.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.jambonz.simulator.alerts import (
+    SP_OWNER,
+    Alert,
+    generate_alerts,
+    random_alerts,
+)
 from pipelines.jambonz.simulator.generator import (
     ACCOUNTS,
     DAY_NS,
@@ -39,18 +48,35 @@ from pipelines.jambonz.simulator.generator import (
 _DIGITS = re.compile(r"[0-9]+")
 _NONE = np.zeros(0, dtype=np.int64)
 _Source = Callable[[int], dict[str, Any]]  # row i of a block or of the injected records
+RECENT_CALLS, ALERTS = "RecentCalls", "Alerts"  # the streams: a route's last segment
 
 
 @dataclass
 class _Query:
-    accounts: tuple[int, ...]
+    accounts: tuple[int, ...]  # whose generated records to look at (indexes into ACCOUNTS)
+    stream: str = RECENT_CALLS
+    kind: str = "account"  # the route: "account" or "service_provider"
+    sid: str = ""  # the route's sid (alerts match it against their tags)
     lo_ns: int | None = None  # inclusive
     hi_ns: int | None = None  # inclusive
     answered: bool | None = None
     direction: str | None = None
     trunk: str | None = None
     regex: re.Pattern[str] | None = None  # the `filter`
+    alert_type: str | None = None  # Alerts: an exact match on the type
     nothing: bool = False  # an unparseable start/end: InfluxDB matches no row
+
+    def owners(self) -> tuple[int, ...]:
+        """Whose generated alerts to look at: the accounts, and the SP's own on its route."""
+        own = self.kind == "service_provider" and self.sid == SERVICE_PROVIDER_SID
+        return self.accounts + ((SP_OWNER,) if own else ())
+
+    def tags_match(self, record: dict[str, Any]) -> bool:
+        """An alert of this route and type: the route matches the tag, not the account's owner."""
+        tag = "service_provider_sid" if self.kind == "service_provider" else "account_sid"
+        return record.get(tag) == self.sid and (
+            self.alert_type is None or record.get("alert_type") == self.alert_type
+        )
 
     def finds(self, frm: object, to: object, call_sid: object) -> bool:
         """The `filter` regex finds from or to, or the filter is exactly the call_sid."""
@@ -96,32 +122,40 @@ def _accounts(route: str, sid: str) -> tuple[int, ...]:
 
 
 def _parse_params(
-    accounts: tuple[int, ...], query: dict[str, list[str]], clock_ns: Callable[[], int]
+    stream: str, route: str, sid: str, query: dict[str, list[str]], clock_ns: Callable[[], int]
 ) -> tuple[_Query, str, str] | _Refusal:
-    """A RecentCalls query string as the server reads it: (query, page, count) or a refusal.
+    """A query string of a stream's route as the server reads it: (query, page, count) or a
+    refusal.
 
     page and count come back as sent (validated digit strings: the server echoes them as text);
-    a bad one is a 400, a `filter` InfluxDB cannot compile a 500, as on the server.
+    a bad one is a 400, a `filter` InfluxDB cannot compile a 500, as on the server. RecentCalls
+    takes count=0 (every row, capture 52); Alerts wants 1..500.
     """
     page_raw = query.get("page", [""])[0]
     if not _DIGITS.fullmatch(page_raw) or int(page_raw) < 1:
         return _Refusal(400, {"msg": 'missing or invalid "page" query arg'})
     counts = query.get("count", [])
     count_raw = counts[0] if counts else ""
+    least = 1 if stream == ALERTS else 0
     # A repeated count reaches the check as an array and slips past it, as on the server.
-    if not _DIGITS.fullmatch(count_raw) or (len(counts) == 1 and int(count_raw) > 500):
+    if not _DIGITS.fullmatch(count_raw) or (
+        len(counts) == 1 and not least <= int(count_raw) <= 500
+    ):
         return _Refusal(400, {"msg": 'missing or invalid "count" query arg'})
 
-    q = _Query(accounts)
-    q.answered = {"true": True, "false": False}.get(query.get("answered", [""])[0])
-    q.direction = query.get("direction", [None])[0]
-    q.trunk = query.get("trunk", [None])[0]
-    filt = query.get("filter", [None])[0]
-    if filt:
-        try:
-            q.regex = re.compile(filt)
-        except re.error as exc:
-            return _Refusal(500, {"msg": _influx_regex_error(filt, exc)})
+    q = _Query(_accounts(route, sid), stream, route, sid)
+    if stream == ALERTS:
+        q.alert_type = query.get("alert_type", [None])[0]
+    else:
+        q.answered = {"true": True, "false": False}.get(query.get("answered", [""])[0])
+        q.direction = query.get("direction", [None])[0]
+        q.trunk = query.get("trunk", [None])[0]
+        filt = query.get("filter", [None])[0]
+        if filt:
+            try:
+                q.regex = re.compile(filt)
+            except re.error as exc:
+                return _Refusal(500, {"msg": _influx_regex_error(filt, exc)})
     days_raw = query.get("days", [""])[0]
     if _DIGITS.fullmatch(days_raw) and int(days_raw) > 0:
         # `time > now() - Nd`: exclusive, so the inclusive lower bound is one ns later.
@@ -136,18 +170,25 @@ def _parse_params(
 
 
 class _Store:
-    """The calls a `Simulator` holds and its clock; `Simulator` adds the API and the HTTP side.
+    """The calls and alerts a `Simulator` holds and its clock; `Simulator` adds the API and HTTP.
 
     One `_lock` (reentrant) guards the clock and every store; the server takes it too.
     """
 
     def __init__(
-        self, seed: int, calls_per_day: int, dialect: Dialect, now: datetime | None, retention: int
+        self,
+        seed: int,
+        calls_per_day: int,
+        dialect: Dialect,
+        now: datetime | None,
+        retention: int,
+        costs: bool = True,
     ) -> None:
         if dialect not in ("server", "docs"):
             raise ValueError(f"unknown dialect {dialect!r}")
         self.seed = seed
         self.calls_per_day = calls_per_day
+        self.costs = costs
         self.dialect: Dialect = dialect
         self.retention_days = retention
         self._lock = threading.RLock()
@@ -155,6 +196,10 @@ class _Store:
         self._landed: list[_Block] = []
         self._raw: list[_Raw] = []
         self._landings = 0
+        self._alert_days: dict[tuple[int, int], list[Alert]] = {}
+        self._landed_alerts: list[Alert] = []
+        self._raw_alerts: list[Alert] = []
+        self._alert_landings = 0
         # The CDR clock: base_ns, advanced by the monotonic clock unless frozen (anchor None).
         self._clock_base_ns = time.time_ns() if now is None else to_ns(now)
         self._clock_anchor = time.monotonic_ns() if now is None else None
@@ -214,9 +259,67 @@ class _Store:
         with self._lock:
             return self._serve(self._select(q), 0, None)
 
+    def add_alerts(self, records: list[dict[str, Any]]) -> None:
+        """Inject alert records as stored (the server's shape, `time` as RFC 3339 text).
+
+        Served verbatim, in the route whose tag they carry (account_sid, service_provider_sid):
+        malformed ones too. A record whose `time` is missing or junk needs the private key `_at`
+        (a datetime, or ns since the epoch) to be placed; private `_` keys are stripped when
+        served. As InfluxDB does, an alert with the time and tags of one already stored
+        replaces it (last write wins). Visible once the clock reaches their time, as any alert.
+        """
+        with self._lock:
+            for rec in records:
+                at = rec.get("_at")
+                at_ns = _ns(at) if isinstance(at, (datetime, int)) else None
+                if at_ns is None and isinstance(rec.get("time"), str):
+                    at_ns = parse_time_param(rec["time"])
+                if at_ns is None:
+                    raise ValueError("an injected alert needs a parseable `time` or `_at`")
+                self._raw_alerts.append(Alert.of(at_ns, dict(rec)))
+
+    def alerts(
+        self,
+        sid: str,
+        start: datetime | int | None = None,
+        end: datetime | int | None = None,
+        *,
+        route: str = "account",
+        alert_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every alert visible now with start <= time < end, as the API would send them: newest
+        first, ties by tag set. start/end: datetimes or ns since the epoch; None is unbounded
+        (back to retention; up to the clock).
+
+        route: "account" (sid = account sid: alerts whose account_sid tag is it) or
+        "service_provider" (alerts whose service_provider_sid tag is it).
+        """
+        if route not in ("account", "service_provider"):
+            raise ValueError(f"unknown route {route!r}")
+        q = _Query(_accounts(route, sid), ALERTS, route, sid, alert_type=alert_type)
+        q.lo_ns = None if start is None else _ns(start)
+        q.hi_ns = None if end is None else _ns(end) - 1
+        with self._lock:
+            return [a.served() for a in self._alert_hits(q)]
+
+    def _count(self, q: _Query) -> int:
+        """What the server's count query answers: the matching records, visible now."""
+        if q.stream == ALERTS:
+            return len(self._alert_hits(q))
+        return len(self._select(q, ordered=False))
+
+    def _page(self, q: _Query, offset: int, count: int, *, short: bool) -> list[dict[str, Any]]:
+        """The page query: `count` records from `offset` (count 0: all), one fewer if `short`."""
+        hits: _Hits | list[Alert] = self._alert_hits(q) if q.stream == ALERTS else self._select(q)
+        stop = len(hits) if count == 0 else min(len(hits), offset + count)
+        stop = max(offset, stop - 1) if short else stop
+        if isinstance(hits, list):
+            return [a.served() for a in hits[offset:stop]]
+        return self._serve(hits, offset, stop)
+
     def _span(self, q: _Query) -> tuple[int, int, int] | None:
-        """(lo, hi, clock): the attempt times worth looking at, inside retention and the clock."""
-        if q.nothing or not q.accounts:
+        """(lo, hi, clock): the times worth looking at, inside retention and the clock."""
+        if q.nothing or (q.stream == RECENT_CALLS and not q.accounts):
             return None
         clock = self.clock_ns()
         lo = clock - self.retention_days * DAY_NS
@@ -259,7 +362,8 @@ class _Store:
     def _day(self, acct: int, day: int) -> _Block:
         block = self._days.get((acct, day))
         if block is None:
-            block = self._days[acct, day] = generate_day(self.seed, acct, day, self.calls_per_day)
+            block = generate_day(self.seed, acct, day, self.calls_per_day, costs=self.costs)
+            self._days[acct, day] = block
         return block
 
     def _injected(self, i: int) -> dict[str, Any]:
@@ -271,8 +375,37 @@ class _Store:
         records = [hits.sources[s](r) for s, r in refs]
         return [to_docs(r) for r in records] if self.dialect == "docs" else records
 
+    def _alert_hits(self, q: _Query) -> list[Alert]:
+        """Matching visible alerts, newest first, ties by series key descending.
+
+        Generated, landed and injected alerts in the order they were written, so that one with
+        the time and tags of an earlier one replaces it, as a point does in InfluxDB.
+        """
+        span = self._span(q)
+        if span is None:
+            return []
+        lo, hi, _ = span
+        days = range(lo // DAY_NS, hi // DAY_NS + 1)
+        written = [a for o in q.owners() for d in days for a in self._alert_day(o, d)]
+        latest: dict[tuple[int, str], Alert] = {}
+        for a in [*written, *self._landed_alerts, *self._raw_alerts]:
+            if lo <= a.at_ns <= hi and q.tags_match(a.record):
+                latest[a.order] = a
+        return sorted(latest.values(), key=lambda a: a.order, reverse=True)
+
+    def _alert_day(self, owner: int, day: int) -> list[Alert]:
+        alerts = self._alert_days.get((owner, day))
+        if alerts is None:
+            alerts = generate_alerts(self.seed, owner, day, self.calls_per_day)
+            self._alert_days[owner, day] = alerts
+        return alerts
+
     def _land(self, q: _Query, n: int) -> None:
-        """n calls land inside the queried range, already ended (the landing fault)."""
+        """n records land inside the queried range (the landing fault): calls already ended,
+        or alerts of the route's accounts (and on its own route, the service provider's)."""
+        if q.stream == ALERTS:
+            self._land_alerts(q, n)
+            return
         span = self._span(q)
         if span is None or n <= 0:
             return
@@ -282,9 +415,30 @@ class _Store:
         attempted = np.sort(rng.integers(lo, hi + 1, n, dtype=np.int64))
         accts = rng.choice(np.array(q.accounts, dtype=np.int64), n)
         self._landed += [
-            make_block(rng, int(a), attempted[accts == a], end_cap_ns=clock)
+            make_block(rng, int(a), attempted[accts == a], end_cap_ns=clock, costs=self.costs)
             for a in np.unique(accts)
         ]
+
+    def _land_alerts(self, q: _Query, n: int) -> None:
+        span = self._span(q)
+        if span is None or n <= 0 or not q.owners():
+            return
+        lo, hi, _ = span
+        self._alert_landings += 1
+        rng = np.random.default_rng([self.seed, 0xA1E7, 0x1A4D, self._alert_landings])
+        times = rng.integers(lo, hi + 1, n, dtype=np.int64)
+        owners = rng.choice(np.array(q.owners(), dtype=np.int64), n)
+        # alerts the query shows: of its type, and on the SP's route with the SP's sid
+        no_sp = 0.0 if q.kind == "service_provider" else 0.02
+        for owner in np.unique(owners):
+            at = times[owners == owner]
+            self._landed_alerts += random_alerts(
+                rng, int(owner), at, alert_type=q.alert_type, no_sp_share=no_sp
+            )
+
+
+def _ns(at: datetime | int) -> int:
+    return at if isinstance(at, int) else to_ns(at)
 
 
 def _block_hits(block: _Block, q: _Query, lo: int, hi: int, clock: int) -> np.ndarray:

@@ -1,11 +1,13 @@
 """HTTP and `Simulator`, the object tests drive: the query engine's `_Store` plus the API.
 
-`Simulator.handle(path, auth)` answers one GET in the server's order: the rate-limit bucket, the
-`Faults` that stand for the infrastructure in front of the API, the route and Bearer key (scoped
-by role), the query string, then a count and a page that are not atomic, with the captures' error
-shapes and headers (tests override `handle` to watch or hold requests). `_Handler` writes each
-`_Response` byte by byte in the captures' header order, or half of it, or an RST. It never logs a
-key, only the key's role.
+`Simulator.handle(path, auth)` answers one GET of RecentCalls or Alerts, on the account's or the
+service provider's route, in the server's order: the rate-limit bucket (one, shared by every
+request), the `Faults` that stand for the infrastructure in front of the API, the route and
+Bearer key (scoped by role), the query string, then a count and a page that are not atomic, with
+the captures' error shapes and headers (tests override `handle` to watch or hold requests). Both
+streams go through the same steps; only the query engine knows what their records are.
+`_Handler` writes each `_Response` byte by byte in the captures' header order, or half of it, or
+an RST. It never logs a key, only the key's role.
 """
 
 from __future__ import annotations
@@ -31,14 +33,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pipelines.jambonz.simulator.generator import KEYS, Dialect
-from pipelines.jambonz.simulator.query import _accounts, _parse_params, _Refusal, _Store
+from pipelines.jambonz.simulator.query import _parse_params, _Refusal, _Store
 
 log = logging.getLogger(__package__)  # the package's one logger
 
 
 @dataclass
 class Faults:
-    """Knobs a test turns on. Counters count down per affected RecentCalls request (any route)."""
+    """Knobs a test turns on. Counters count down per affected request of either stream
+    (RecentCalls, Alerts) on either route, unless `stream` names the one they apply to."""
+
+    stream: str | None = None  # "RecentCalls" or "Alerts": faults for that stream's requests only
 
     server_errors: int = 0  # next N requests answer 5xx
     server_error_status: int = 503
@@ -54,8 +59,8 @@ class Faults:
     truncated_bodies: int = 0  # next N 200 answers send half the body and close
     non_json_bodies: int = 0  # next N 200 answers send an HTML page with status 200
     reset_connections: int = 0  # next N requests: the socket is closed without an answer
-    # Not a countdown: while > 0, every RecentCalls request lands N new (already ended) CDRs
-    # inside its queried range, after its count and before its data query.
+    # Not a countdown: while > 0, every request lands N new records inside its queried range
+    # (already ended CDRs; alerts of its type and route), after its count, before its page.
     landing_per_request: int = 0
     repeat_previous_page: int = 0  # next N pages > 1 repeat the records of the previous page
     short_pages: int = 0  # next N pages > 1 drop their last record (short page before the end)
@@ -157,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
-_ROUTE_RE = re.compile(r"^/v1/(Accounts|ServiceProviders)/([^/]+)/RecentCalls/?$")
+_ROUTE_RE = re.compile(r"^/v1/(Accounts|ServiceProviders)/([^/]+)/(RecentCalls|Alerts)/?$")
 
 _HELMET_HEADERS: tuple[tuple[str, str], ...] = (
     (
@@ -206,17 +211,22 @@ def _too_many(headers: list[tuple[str, str]], *, express: bool) -> _Response:
 
 
 class Simulator(_Store):
-    """A RecentCalls server on 127.0.0.1 (a free port unless `port` is given).
+    """A RecentCalls and Alerts server on 127.0.0.1 (a free port unless `port` is given).
 
     Args:
-        seed: makes every generated CDR deterministic.
-        calls_per_day: average attempts per account per UTC day (a daily curve shapes the hours).
-        dialect: "server" (what jambonz sends) or "docs" (what its docs page shows).
+        seed: makes every generated CDR and alert deterministic.
+        calls_per_day: average attempts per account per UTC day (a daily curve shapes the hours);
+            an account-day also has ~1.5% as many alerts plus 8 planted edge cases (none at 0).
+        dialect: "server" (what jambonz sends) or "docs" (what its docs page shows: the envelope
+            `total`/`batch`/`page`, the calls' docs keys; alerts keep the server's records).
         rate_limit: (limit, window_seconds) of the one shared bucket; None sends no RateLimit
             headers and never answers 429 (a self-hosted server without a limiter).
         now: the simulator clock's start; None = the machine's clock, running. A CDR is visible
-            once its call ended (terminated_at + buffer <= clock).
-        retention_days: calls attempted before clock - retention are gone from the API.
+            once its call ended (terminated_at + buffer <= clock), an alert once time <= clock.
+        retention_days: calls attempted (alerts written) before clock - retention are gone.
+        costs: calls over the managed carrier (trunk "twilio", ~35% of calls) carry `cost`,
+            `rate` and `billed_seconds` after the 21 keys, as since @jambonz/time-series 0.5.0;
+            False serves the records of an older server. No other field depends on it.
         host, port: where to listen; host defaults to 127.0.0.1.
     """
 
@@ -231,8 +241,9 @@ class Simulator(_Store):
         retention_days: int = 30,
         host: str = "127.0.0.1",
         port: int = 0,
+        costs: bool = True,
     ) -> None:
-        super().__init__(seed, calls_per_day, dialect, now, retention_days)
+        super().__init__(seed, calls_per_day, dialect, now, retention_days, costs)
         self.host = host
         self.port = port
         self.faults = Faults()
@@ -309,9 +320,9 @@ class Simulator(_Store):
 
     @property
     def request_log(self) -> list[dict[str, Any]]:
-        """One entry per RecentCalls request: path, params, status, remaining, role (of the key,
-        never the key), fault (the one that answered, if any), `at` (time.monotonic() when it
-        arrived) and, for a 200, total/returned.
+        """One entry per RecentCalls or Alerts request: path, params, status, remaining, role (of
+        the key, never the key), fault (the one that answered, if any), `at` (time.monotonic()
+        when it arrived) and, for a 200, total/returned.
         """
         with self._lock:
             return [dict(e) for e in self._log]
@@ -320,7 +331,9 @@ class Simulator(_Store):
         with self._lock:
             self.connections += 1
 
-    def _take_fault(self, name: str) -> bool:
+    def _take_fault(self, name: str, stream: str) -> bool:
+        if self.faults.stream not in (None, stream):
+            return False
         left: int = getattr(self.faults, name)
         if left > 0:
             setattr(self.faults, name, left - 1)
@@ -358,10 +371,11 @@ class Simulator(_Store):
             return _page(404, rl_headers, HTML_TYPE, body)
 
         # Faults stand in for the infrastructure in front of the API, so they come before auth.
+        stream = route[3]
         with self._lock:
-            reset_conn = self._take_fault("reset_connections")
+            reset_conn = self._take_fault("reset_connections", stream)
             slow = 0.0
-            if not reset_conn and self._take_fault("slow_responses"):
+            if not reset_conn and self._take_fault("slow_responses", stream):
                 slow = self.faults.slow_seconds
         if reset_conn:
             entry["fault"] = "reset_connections"
@@ -375,7 +389,7 @@ class Simulator(_Store):
             while not gate.wait(0.05) and not self._stopping.is_set():
                 pass
         with self._lock:
-            if self._take_fault("storm_429"):
+            if self._take_fault("storm_429", stream):
                 entry["fault"] = "storm_429"
                 headers = list(rl_headers)
                 if self.faults.storm_429_reset_s is not None:
@@ -390,17 +404,17 @@ class Simulator(_Store):
                     text = str(int(after)) if float(after).is_integer() else f"{after:g}"
                     headers.append(("Retry-After", text))
                 return self._finish(entry, _too_many(headers, express=False))
-            if self._take_fault("server_errors"):
+            if self._take_fault("server_errors", stream):
                 entry["fault"] = "server_errors"
                 return self._finish(entry, self._server_error(rl_headers))
 
         response = self._api(route, query, auth, entry, rl_headers)
         if response.status == 200:
             with self._lock:
-                if self._take_fault("truncated_bodies"):
+                if self._take_fault("truncated_bodies", stream):
                     entry["fault"] = "truncated_bodies"
                     response.truncate = True
-                elif self._take_fault("non_json_bodies"):
+                elif self._take_fault("non_json_bodies", stream):
                     entry["fault"] = "non_json_bodies"
                     response = _page(200, rl_headers, HTML_TYPE, NON_JSON_PAGE)
         return self._finish(entry, response)
@@ -411,7 +425,7 @@ class Simulator(_Store):
             if response.status == 429:
                 self.count_429 += 1
         log.debug(
-            "RecentCalls %s role=%s -> %s%s",
+            "%s role=%s -> %s%s",
             entry["path"],
             entry["role"],
             response.status,
@@ -439,7 +453,7 @@ class Simulator(_Store):
         entry: dict[str, Any],
         rl_headers: list[tuple[str, str]],
     ) -> _Response:
-        kind, sid = route.groups()
+        kind, sid, stream = route.groups()
         scheme, _, token = (auth or "").strip().partition(" ")
         identity = KEYS.get(token.strip()) if scheme.lower() == "bearer" else None
         if identity is None:
@@ -463,8 +477,8 @@ class Simulator(_Store):
         elif role == "account" and sid != scope:
             return _json(403, rl_headers, forbidden)
 
-        accounts = _accounts("service_provider" if kind == "ServiceProviders" else "account", sid)
-        parsed = _parse_params(accounts, query, self.clock_ns)
+        route_kind = "service_provider" if kind == "ServiceProviders" else "account"
+        parsed = _parse_params(stream, route_kind, sid, query, self.clock_ns)
         if isinstance(parsed, _Refusal):
             return _json(parsed.status, rl_headers, parsed.body)
         q, page_raw, count_raw = parsed
@@ -472,21 +486,20 @@ class Simulator(_Store):
 
         with self._lock:
             # The server counts first, then reads the page: the two are not atomic.
-            total = len(self._select(q, ordered=False))
-            self._land(q, self.faults.landing_per_request)
-            if self.faults.landing_per_request > 0:
+            total = self._count(q)
+            landing = self.faults.landing_per_request
+            if landing > 0 and self.faults.stream in (None, stream):
+                self._land(q, landing)
                 entry["fault"] = "landing_per_request"
             offset = (page - 1) * count
             short = False
-            if page > 1 and self._take_fault("repeat_previous_page"):
+            if page > 1 and self._take_fault("repeat_previous_page", stream):
                 entry["fault"] = "repeat_previous_page"
                 offset -= count
-            elif page > 1 and self._take_fault("short_pages"):
+            elif page > 1 and self._take_fault("short_pages", stream):
                 entry["fault"] = "short_pages"
                 short = True
-            hits = self._select(q)
-            stop = len(hits) if count == 0 else min(len(hits), offset + count)
-            data = self._serve(hits, offset, max(offset, stop - 1) if short else stop)
+            data = self._page(q, offset, count, short=short)
             entry["total"] = total
             entry["returned"] = len(data)
         if self.dialect == "docs":
