@@ -7,7 +7,8 @@ shows them only while it keeps them; here each daily partition syncs the window 
 midnight, next local midnight) of the Alerts route (account or service provider, the scope
 `calls` uses) into the table `alerts`: the same pager (pacing in the run's one bucket, retries,
 completeness against `total`, repair), normalizer and loader as calls, the stream's spec
-being `streams.ALERTS`. Its blocking checks: complete against `total`, key unique.
+being `streams.ALERTS`. Its blocking checks: complete against `total`, key unique. In a run it
+comes after `calls` (a dependency of order: see the spec's deps).
 """
 
 from collections.abc import Iterator
@@ -76,6 +77,10 @@ def build_alerts_asset(
                     "'The alerts table'."
                 ),
                 partitions_def=partitions,
+                # an order, not data: in a run, calls go first and alerts only after them, so
+                # a refused key or a server down fails once (not once per stream) and the
+                # shared bucket is spent on calls first
+                deps=["calls"],
             )
         ],
         name="alerts",

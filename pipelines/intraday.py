@@ -4,9 +4,9 @@ jambonz writes a call when it ends, so today's window fills all day. Every `SYNC
 (default 15; 0 turns the sensor off) the `intraday_calls_sync` sensor asks for one run of
 `calls_today`, which syncs today's window with the same upsert as a day of `calls` (calls that
 ended since the last tick arrive; nothing is doubled), records the sync in `calls_day_syncs` as
-provisional (the view `calls_days`), and rebuilds today's rows of every model, whose `complete`
-column then says false. The daily schedule's run of the day, SYNC_SETTLE_MINUTES after it ended,
-makes it final.
+provisional (the view `calls_days`), and rebuilds today's rows of every model of calls, whose
+`complete` column then says false. The daily schedule's run of the day, SYNC_SETTLE_MINUTES
+after it ended, makes it final.
 
 Why an asset of its own rather than today's partition of `calls`: a day's partition of `calls`
 is materialized only by a sync of the whole day, so the freshness check ("yesterday's partition
@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from pipelines.calls import BLOCKING, sync_day
-from pipelines.models import MODELS, rebuild_day
+from pipelines.models import CALL_MODELS, rebuild_day
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.settings import Settings
 
@@ -90,7 +90,7 @@ def build_calls_today(settings: Settings) -> dg.AssetsDefinition:
                 + "; ".join(f"{o.name}: {o.violations} violations {o.sample}" for o in failed),
                 metadata=metadata,
             )
-        models = {name: rebuild_day(name, settings, warehouse, day)[0] for name in MODELS}
+        models = {name: rebuild_day(name, settings, warehouse, day)[0] for name in CALL_MODELS}
         yield dg.MaterializeResult(
             metadata={
                 "day": day.isoformat(),

@@ -52,6 +52,7 @@ MODELS: dict[str, str] = {
 }
 # the asset each model reads (the rest read `calls`)
 UPSTREAM: dict[str, str] = {"alerts_daily": "alerts"}
+CALL_MODELS = tuple(name for name in MODELS if name not in UPSTREAM)  # those of `calls`
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
     "answer_rates_daily": (

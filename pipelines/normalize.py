@@ -337,7 +337,7 @@ def normalize(
         cols[rule.column] = _column(rule, values, reasons)
         # the integer fields, as the integers they were checked to be (an optional one's JSON
         # column keeps its own text: its explicit nulls are not absent keys)
-        whole_ints = rule.keys[0] in required or isinstance(values, _ARROW)
+        whole_ints = rule.keys[0] in records.nulls(required) or isinstance(values, _ARROW)
         if rule.kind in (INT32, INT64) and len(rule.keys) == 1 and whole_ints:
             checked[rule.keys[0]] = cols[rule.column]
     for i in unread:
@@ -369,7 +369,7 @@ def normalize(
     rows = order if rows is None else rows.take(order)
     payloads = _payloads(
         records.table.take(rows),
-        required,
+        records.nulls(required),
         {k: c.take(rows) for k, c in checked.items()},
         records.escapes,
     )

@@ -32,7 +32,6 @@ from warehouse.lake import maintain as lake_maintain
 from warehouse.load import LOAD_MEMORY_LIMIT, WarehouseConflictError, WindowLoad, _is_conflict
 from warehouse.sql_files import attach as attach_sql
 from warehouse.sql_files import migrations, model_names, sql
-from warehouse.tables import SCHEMAS
 
 # DuckDB's own default is 80% of RAM, which it then keeps: a 1M-call day peaked at 1.5 GB with it.
 # The run's queries (models, checks, reads) run at WAREHOUSE_MEMORY_LIMIT; a window's load at
@@ -190,6 +189,10 @@ def _attach_lake_database(
 # the file between two opens).
 _MIGRATED: set[tuple[str, str, tuple[int, ...]]] = set()
 _migrated_lock = threading.Lock()
+
+
+# each stream's table -> the file counting its rows of a window (warehouse/sql/<table>_count.sql)
+COUNT_FILES = {"calls": "calls_count", "alerts": "alerts_count"}
 
 
 class Warehouse:
@@ -450,10 +453,8 @@ class Warehouse:
     ) -> int:
         """Calls attempted in [window_start, window_end) (rows of a stream's `table` in it), of
         one account when given."""
-        if table not in SCHEMAS:  # a stream's table (an identifier), never a value
-            raise KeyError(table)
         rows = self.query(
-            f"{table}_count",
+            COUNT_FILES[table],
             {"window_start": window_start, "window_end": window_end, "account_sid": account_sid},
         )
         return int(rows[0][0])
@@ -521,36 +522,34 @@ class Warehouse:
         con = self.con
         for table_name, table in (tables or {}).items():
             con.register(table_name, table)
+        row = None
         try:
-            return self._rebuild(name, select, params)
-        finally:
+            for attempt in range(CONFLICT_RETRIES + 1):
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    # the day's status (calls_day_syncs) as the rows' `complete`; a day synced
+                    # before calls_day_syncs existed has no row and counts as complete
+                    status = con.execute(sql("calls_day_syncs_complete"), {"day": day})
+                    done = status.fetchone()
+                    params["complete"] = done is None or done[0] is None or bool(done[0])
+                    delete = f'DELETE FROM "{name}" WHERE day = $day'  # noqa: S608
+                    con.execute(delete, {"day": day})
+                    row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
+                    con.execute("COMMIT")
+                    break
+                except duckdb.TransactionException as exc:
+                    with contextlib.suppress(duckdb.TransactionException):
+                        con.execute("ROLLBACK")
+                    # a DuckLake run rebuilt the same table meanwhile: the day is redone on the
+                    # new snapshot (DuckLake does not retry a delete that raced an insert)
+                    if not _is_conflict(exc) or attempt == CONFLICT_RETRIES:
+                        raise
+                    time.sleep(min(0.2 * 2**attempt, 10.0))  # backoff between attempts
+                except BaseException:
+                    with contextlib.suppress(duckdb.TransactionException):
+                        con.execute("ROLLBACK")
+                    raise
+        finally:  # the tables were the rebuild's only
             for table_name in tables or {}:
                 con.unregister(table_name)
-
-    def _rebuild(self, name: str, select: str, params: dict[str, Any]) -> int:
-        con, day = self.con, params["day"]
-        row = None
-        for attempt in range(CONFLICT_RETRIES + 1):
-            con.execute("BEGIN TRANSACTION")
-            try:
-                # the day's status (calls_day_syncs) as the rows' `complete`; a day synced
-                # before calls_day_syncs existed has no row and counts as complete
-                status = con.execute(sql("calls_day_syncs_complete"), {"day": day}).fetchone()
-                params["complete"] = status is None or status[0] is None or bool(status[0])
-                con.execute(f'DELETE FROM "{name}" WHERE day = $day', {"day": day})  # noqa: S608
-                row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
-                con.execute("COMMIT")
-                break
-            except duckdb.TransactionException as exc:
-                with contextlib.suppress(duckdb.TransactionException):
-                    con.execute("ROLLBACK")
-                # a DuckLake run rebuilt the same table meanwhile: the day is redone on the new
-                # snapshot (DuckLake does not retry a delete that raced an insert)
-                if not _is_conflict(exc) or attempt == CONFLICT_RETRIES:
-                    raise
-                time.sleep(min(0.2 * 2**attempt, 10.0))  # backoff between attempts
-            except BaseException:
-                with contextlib.suppress(duckdb.TransactionException):
-                    con.execute("ROLLBACK")
-                raise
         return int(row[0]) if row else 0

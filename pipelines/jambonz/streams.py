@@ -70,8 +70,9 @@ class Field:
     kind: Kind
     column: str
     aliases: tuple[str, ...] = ()  # the docs page's names for the same key
-    # a key only some records carry (RecentCalls' `cost` on newer servers): absent elsewhere,
-    # and read like an unknown key (absent is not null); every other key is on every record
+    # a key a server may send or not (RecentCalls' `cost` on newer servers): on every record of
+    # a page (null where none), on some only (absent elsewhere), or on none; every other key is
+    # on every record
     optional: bool = False
 
 
@@ -275,6 +276,8 @@ class Records:
     # whether a text may hold a character JSON escapes (`"`, `\`, a control character): False
     # when the page had no backslash at all, which spares the payloads their escaping
     escapes: bool = True
+    # the optional fields every record carries: a null there is a JSON null, not an absent key
+    present: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -284,11 +287,16 @@ class Records:
             return self
         table = self.table.take(pa.array(rows, pa.int64()))
         keys, instants = [self.keys[i] for i in rows], [self.instants[i] for i in rows]
-        return Records(table, keys, instants, self.escapes)
+        return Records(table, keys, instants, self.escapes, self.present)
+
+    def nulls(self, known: frozenset[str]) -> frozenset[str]:
+        """The keys whose null is a JSON null: `known` (Stream.required_keys) and `present`."""
+        return known | self.present if self.present else known
 
     def record(self, i: int, known: frozenset[str]) -> dict[str, Any]:
         """Record i as json.loads would give it (its keys in column order). known: the keys
         every record carries (Stream.required_keys): a null there is a JSON null."""
+        known = self.nulls(known)
         out: dict[str, Any] = {}
         for name, column in zip(self.table.column_names, self.table.columns, strict=True):
             if column.type == JSON:
@@ -312,13 +320,16 @@ def join(parts: list[Records], known: frozenset[str]) -> list[Records]:
     fields = [f for f in head if f.name in known]
     if any([f for f in p.table.schema if f.name in known] != fields for p in parts[1:]):
         return parts
+    if any(p.present != parts[0].present for p in parts[1:]):
+        return parts  # a null means another thing in each
     try:
         table = pa.concat_tables([p.table for p in parts], promote_options="default")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return parts
     keys = [k for p in parts for k in p.keys]
     instants = [t for p in parts for t in p.instants]
-    return [Records(table, keys, instants, any(p.escapes for p in parts))]
+    escapes = any(p.escapes for p in parts)
+    return [Records(table, keys, instants, escapes, parts[0].present)]
 
 
 @dataclass(frozen=True)
@@ -387,7 +398,8 @@ def _read_columnar(stream: Stream, body: bytes) -> Page | None:
     if not all(v is None or (v.isascii() and v.isdigit()) for v in (page, size)):
         return None
     table = pa.Table.from_struct_array(data.values)
-    if not _exact(stream, table, body, sum(v is not None for v in env.values()) + 1):
+    present = _exact(stream, table, body, sum(v is not None for v in env.values()) + 1)
+    if present is None:
         return None
     instants = _instants(table.column(stream.time_key).combine_chunks())
     keys = stream.table_identities(table, instants)
@@ -397,31 +409,47 @@ def _read_columnar(stream: Stream, body: bytes) -> Page | None:
         total=int(total),
         page=int(page) if page is not None else None,
         page_size=int(size) if size is not None else None,
-        records=Records(table, keys, instants, b"\\" in body),  # type: ignore[arg-type]
+        records=Records(table, keys, instants, b"\\" in body, present),  # type: ignore[arg-type]
         columnar=True,
     )
 
 
-def _exact(stream: Stream, table: pa.Table, body: bytes, envelope_keys: int) -> bool:
-    """Whether the Arrow reading is the JSON exactly (see _read_columnar)."""
+def _exact(
+    stream: Stream, table: pa.Table, body: bytes, envelope_keys: int
+) -> frozenset[str] | None:
+    """Whether the Arrow reading is the JSON exactly (see _read_columnar): None when not, else
+    the optional fields every record carries (Records.present)."""
     n, fields = table.num_rows, stream.required
     extras = table.column_names[len(fields) :]  # unknown keys, and optional fields
     aliases = stream.required_keys
+    optional = {f.key: f for f in stream.fields if f.optional}
     if any(k in aliases or table.schema.field(k).type not in _EXTRA_TYPES for k in extras):
-        return False  # the docs dialect's alias, or a value Arrow reads otherwise
+        return None  # the docs dialect's alias, or a value Arrow reads otherwise
+    whole_kinds = ("int32", "int64")
+    ints = [f.key for f in fields if f.kind in whole_kinds]
     for k in extras:
         col = table.column(k)
-        if col.type == pa.float64() and pc.any(pc.equal(pc.trunc(col), col)).as_py():
-            return False  # `1` and `1.0` both read as 1.0: json.loads tells them apart
-    for f in fields:
-        if f.kind in ("int32", "int64"):
-            span = pc.min_max(pc.abs(table.column(f.key)))
-            if span["max"].as_py() is not None and span["max"].as_py() > _EXACT:
-                return False
+        if col.type != pa.float64():
+            continue
+        if k in optional:  # a field: its column is typed by its kind, `0` and `0.0` alike
+            ints += [k] if optional[k].kind in whole_kinds else []
+        elif pc.any(pc.equal(pc.trunc(col), col)).as_py():
+            return None  # `1` and `1.0` both read as 1.0: json.loads tells them apart
+    for k in ints:
+        span = pc.min_max(pc.abs(table.column(k)))
+        if span["max"].as_py() is not None and span["max"].as_py() > _EXACT:
+            return None
     keys_explained = envelope_keys + n * len(fields)
-    keys_explained += sum(n - table.column(k).null_count for k in extras)
+    present = set()
+    for k in extras:
+        nulls = table.column(k).null_count
+        if k in optional and nulls and body.count(b'"' + k.encode() + b'":') == n:
+            present.add(k)  # on every record, null where none
+            keys_explained += n
+        else:
+            keys_explained += n - nulls
     # a key missing, repeated, null where unknown, or `":` inside a string: read by json.loads
-    return bool(body.count(b'":') == keys_explained)
+    return frozenset(present) if body.count(b'":') == keys_explained else None
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -484,14 +512,18 @@ def from_dicts(stream: Stream, data: list[dict[str, Any]]) -> Records:
     keys = [stream.identity(r, ns) for r, ns in zip(data, instants, strict=True)]
     names = list(dict.fromkeys(k for r in data for k in r))
     required = stream.required_keys
+    optional = {f.key for f in stream.fields if f.optional}
     missing = object()
     columns = []
+    present = set()
     for name in names:
         values = [r.get(name, missing) for r in data]
-        columns.append(_column(values, missing, name in required))
+        if name in optional and all(v is not missing for v in values):
+            present.add(name)  # on every record: a null is a JSON null
+        columns.append(_column(values, missing, name in required or name in present))
     # a page of empty objects still has its rows
     table = pa.Table.from_arrays([*columns, pa.nulls(len(data))], [*names, ""]).drop_columns([""])
-    return Records(table, keys, instants)
+    return Records(table, keys, instants, present=frozenset(present))
 
 
 _TYPED = {str: pa.string(), bool: pa.bool_(), float: pa.float64(), int: pa.int64()}

@@ -32,7 +32,7 @@ from warehouse.database import Warehouse
 from warehouse.load import WarehouseConflictError, WindowLoad
 
 DAYS = [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
-ASSETS = ("calls", *MODELS)
+ASSETS = ("calls", "alerts", *MODELS)
 
 # another process opening the file for writing, at once (no wait for a lock): exit 0 when it could
 WRITER = """
@@ -116,9 +116,11 @@ def test_a_days_run_opens_the_warehouse_once(
     first = pipeline.run_day(DAYS[0])
     assert first.success
     assert _materialized(first) == set(ASSETS)
-    # one connection for the load, its checks and the four models; the first open migrates
-    assert opens.opened == ["write"]
-    assert (opens.migration_checks, opens.schema_checks) == (1, 0)
+    # a lake: one connection for both loads, their checks and the models; the first open
+    # migrates. A file: let go before the alerts' fetch, so one connection for the calls' load
+    # and checks, then one for the alerts' and the models
+    assert opens.opened == (["write"] if on_lake else ["write", "write"])
+    assert (opens.migration_checks, opens.schema_checks) == (1 if on_lake else 2, 0)
 
     # the next run (in this process, as a test or a benchmark runs them; a deployment's run is
     # a process of its own, whose first open is as the one above)
@@ -133,9 +135,10 @@ def test_a_days_run_opens_the_warehouse_once(
         assert (opens.migration_checks, opens.schema_checks) == (0, 1)
     else:
         # the look at the file's schema before any request (read-only, closed before the first
-        # request), then one connection for writing from the first chunk to the run's end
-        assert opens.opened == ["read", "write"]
-        assert (opens.migration_checks, opens.schema_checks) == (1, 1)
+        # request), then one connection for writing from each stream's first chunk on (let go
+        # before the next stream's fetch), the last one to the run's end
+        assert opens.opened == ["read", "write", "write"]
+        assert (opens.migration_checks, opens.schema_checks) == (2, 1)
     for day in DAYS[:2]:
         assert assert_window_exact(pipeline, day) > 0
 
@@ -182,10 +185,10 @@ def test_a_range_lets_go_of_the_file_before_each_fetch(
     opens.reset()
     result = pipeline.run_range(DAYS[1], DAYS[2])
     assert result.success
-    assert free_at_fetch == [True, True]
-    # the look before the first day's fetch; one connection a day for its load (the second
-    # day's taken again after its fetch), the last kept for the models of both days
-    assert opens.opened == ["read", "write", "write"]
+    assert free_at_fetch == [True] * 4  # each day's calls, then each day's alerts
+    # the look before the first day's fetch; one connection a day and stream for its load (each
+    # taken again after its fetch), the last kept for the models of both days
+    assert opens.opened == ["read", "write", "write", "write", "write"]
     assert writable_elsewhere(pipeline.warehouse)
 
 
@@ -217,5 +220,6 @@ def test_a_failed_load_is_rolled_back_and_the_retry_opens_a_new_connection(
         assert "lost a race: injected" in str(retried[0].event_specific_data)
         assert adds > 3  # the retry loaded every chunk again
         assert _materialized(result) == set(ASSETS)
-        assert opens.opened.count("write") == 2  # the failed attempt's, then the retry's
+        # the failed attempt's, then the retry's; then the alerts' (a file is let go before it)
+        assert opens.opened.count("write") == (2 if pipeline.lake is not None else 3)
         assert assert_window_exact(pipeline, DAYS[0]) > 1_000

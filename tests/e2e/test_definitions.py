@@ -20,8 +20,15 @@ def test_definitions_load_with_nothing_set(clean_env: None) -> None:
     settings = load_settings({}, today=today)
     defs = build_definitions(settings)
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    models = {"call_durations_daily", "answer_rates_daily", "trunk_kpis_daily", "calls_hourly"}
-    assert keys == {"calls", "calls_today", *models}
+    models = {
+        "call_durations_daily",
+        "answer_rates_daily",
+        "trunk_kpis_daily",
+        "calls_hourly",
+        "alerts_daily",
+        "destinations_daily",
+    }
+    assert keys == {"calls", "alerts", "calls_today", *models}
     calls = defs.resolve_assets_def("calls")
     partitions = calls.partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
@@ -40,13 +47,19 @@ def test_blocking_checks_are_completeness_and_uniqueness(clean_env: None) -> Non
     calls = defs.resolve_assets_def("calls")
     blocking = {spec.name for spec in calls.check_specs if spec.blocking}
     assert blocking == {"calls_complete", "call_key_unique"}
+    alerts = defs.resolve_assets_def("alerts")
+    assert {(s.name, s.blocking) for s in alerts.check_specs} == {
+        ("alerts_complete", True),
+        ("alert_key_unique", True),
+    }
 
 
 def test_models_follow_calls_and_wait_for_blocking_checks(clean_env: None) -> None:
     defs = build_definitions(load_settings({}))
     for name in MODELS:
         model = defs.resolve_assets_def(name)
-        assert dg.AssetKey("calls") in model.dependency_keys
+        upstream = "alerts" if name == "alerts_daily" else "calls"
+        assert model.dependency_keys == {dg.AssetKey(upstream)}
         condition = model.automation_conditions_by_key[dg.AssetKey(name)]
         assert condition == (
             dg.AutomationCondition.eager()
@@ -155,7 +168,7 @@ def test_the_watchers_run_by_default_and_no_pool_holds_the_file(clean_env: None)
     sensors = {s.name: s for s in repo.sensor_defs}
     for name in ("dead_runs", "calls_freshness", "models_follow_calls"):
         assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING, name
-    for name in ("calls", *MODELS):
+    for name in ("calls", "alerts", *MODELS):
         assert defs.resolve_assets_def(name).node_def.pool is None
     # yesterday must be in by 90 + 45 minutes after local midnight; the job leaves that check to
     # its sensor

@@ -24,7 +24,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from pipelines.definitions import build_definitions
 from pipelines.intraday import JOB, SENSOR, tick
 from pipelines.jambonz.simulator import Simulator
-from pipelines.models import MODELS
+from pipelines.models import CALL_MODELS
 from pipelines.settings import load_settings
 from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake
 from tests.e2e.conftest import BIN, Pipeline, cli_env, running_daemon
@@ -71,7 +71,7 @@ def _complete(pipeline: Pipeline, day: date) -> dict[str, set[bool]]:
                 ).fetchall()
             }
         }
-        for name in MODELS:
+        for name in CALL_MODELS:
             rows = con.execute(
                 f"SELECT DISTINCT complete FROM {name} WHERE day = $day",  # noqa: S608
                 {"day": day},
@@ -169,7 +169,7 @@ def _day_rows(pipeline: Pipeline, day: date) -> dict[str, list[tuple[Any, ...]]]
         "calls_quarantine": "SELECT * EXCLUDE (quarantined_at, payload) FROM calls_quarantine",
         # the day's status; not how many syncs brought it something, nor when the last one ran
         "calls_days": "SELECT * EXCLUDE (changes, last_change_at) FROM calls_days WHERE day = $day",
-        **{name: f"SELECT * FROM {name} WHERE day = $day" for name in MODELS},  # noqa: S608
+        **{name: f"SELECT * FROM {name} WHERE day = $day" for name in CALL_MODELS},  # noqa: S608
     }
     params = {"start": start, "end": end, "day": day}
     with pipeline.connect(read_only=True) as con:
@@ -207,8 +207,8 @@ def test_the_models_of_the_open_day_say_provisional_then_complete(pipeline: Pipe
     sim.set_clock(at(12))
     result = pipeline.run_today(D)
     meta = _metadata(result, "calls_today")
-    assert all(meta[f"{name}_rows"] > 0 for name in MODELS)
-    assert _complete(pipeline, D) == {"calls_days": {False}, **{n: {False} for n in MODELS}}
+    assert all(meta[f"{name}_rows"] > 0 for name in CALL_MODELS)
+    assert _complete(pipeline, D) == {"calls_days": {False}, **{n: {False} for n in CALL_MODELS}}
 
     # an hour after midnight is the settle delay (SYNC_SETTLE_MINUTES=60): not a second before
     sim.set_clock(at(0, 59, day=D + timedelta(days=1)))
@@ -219,8 +219,8 @@ def test_the_models_of_the_open_day_say_provisional_then_complete(pipeline: Pipe
     sim.set_clock(at(1, day=D + timedelta(days=1)))
     final = pipeline.run_day(D)
     assert _metadata(final, "calls")["provisional"] is False
-    assert all(_metadata(final, name)["complete"] is True for name in MODELS)
-    assert _complete(pipeline, D) == {"calls_days": {True}, **{n: {True} for n in MODELS}}
+    assert all(_metadata(final, name)["complete"] is True for name in CALL_MODELS)
+    assert _complete(pipeline, D) == {"calls_days": {True}, **{n: {True} for n in CALL_MODELS}}
 
 
 def test_a_day_that_is_not_a_date_is_refused_before_any_request(pipeline: Pipeline) -> None:

@@ -58,7 +58,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
 
 # (name, overrides, column, the value it must hold)
 ODD_BUT_GOOD: list[tuple[str, dict[str, Any], str, Any]] = [
-    ("unknown keys", {"cost": 0.0123, "carrier_meta": {"a": [1, 2]}}, "extra", None),
+    ("unknown keys", {"plan": 0.0123, "carrier_meta": {"a": [1, 2]}}, "extra", None),
     ("very long from", {"from": "+1" + LONG}, "from_number", "+1" + LONG),
     ("very long reason", {"termination_reason": "x" * 50_000}, "termination_reason", "x" * 50_000),
     (
@@ -130,7 +130,7 @@ def test_odd_but_valid_records_load_verbatim(loaded: dict[str, Any]) -> None:
             assert len(rows) == 1, name
             got, extra = rows[0]
             if column == "extra":
-                assert extra == '{"carrier_meta":{"a":[1,2]},"cost":0.0123}', name
+                assert extra == '{"carrier_meta":{"a":[1,2]},"plan":0.0123}', name
             elif isinstance(value, str):
                 assert got == value.replace("{n}", str(n)), name
             else:

@@ -173,11 +173,22 @@ def test_call_costs_on_some_records_fill_their_columns_and_leave_extra() -> None
     assert json.loads(payloads["a-1"])["cost"] == 0.0123
 
 
-def test_the_common_page_with_costs_is_read_by_arrow() -> None:
+@pytest.mark.parametrize("unrated", ["absent", "null"])
+def test_the_common_page_with_costs_is_read_by_arrow(unrated: str) -> None:
+    """Rated calls beside unrated ones, whose keys are absent (a server that adds them) or null
+    on every record (one whose `SELECT *` returns every key); a whole `0` cost among them."""
     records = [cdr(f"c-{i}", AT, cost=0.25 + i, rate=0.5, billed_seconds=60) for i in range(3)]
-    records.append(cdr("c-9", AT))
-    _, _, columnar = both(RECENT_CALLS, envelope(records))
+    records.append(cdr("c-8", AT, cost=0, rate=0.5, billed_seconds=0))
+    nulls = {"cost": None, "rate": None, "billed_seconds": None} if unrated == "null" else {}
+    records.append(cdr("c-9", AT, **nulls))
+    body = envelope(records)
+    fast, slow, columnar = both(RECENT_CALLS, body)
     assert columnar
+    assert_alike(fast, slow)
+    payloads = fast.raw.column("payload").to_pylist()
+    assert [json.loads(p) for p in payloads] == records  # null where sent, absent where not
+    got = rows(fast.calls, "call_key")
+    assert (got["c-8"]["cost"], got["c-9"]["cost"]) == (0.0, None)
 
 
 @pytest.mark.parametrize(

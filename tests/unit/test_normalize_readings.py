@@ -234,7 +234,7 @@ REFUSED: dict[str, list[dict[str, Any]]] = {
     "no call_sid and no sip_callid": [cdr(None, AT, sip_callid=None)],
     "the docs' sip_call_id": [cdr("r-1", AT, sip_call_id="x@h")],
     "an unknown key that is null": [cdr("r-1", AT, cost=None)],
-    "an unknown whole float": [cdr("r-1", AT, cost=1.0), cdr("r-2", AT, cost=0.5)],
+    "an unknown whole float": [cdr("r-1", AT, plan=1.0), cdr("r-2", AT, plan=0.5)],
     "an unknown object": [cdr("r-1", AT, tags={"a": 1})],
     "an unknown list": [cdr("r-1", AT, tags=[1, 2])],
 }

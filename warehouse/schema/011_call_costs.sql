@@ -33,18 +33,19 @@ WHERE extra IS NOT NULL
       OR json_exists(extra, '$.billed_seconds')
   );
 
+-- each moved key removed from `extra` (a merge patch's null deletes it), NULL when none is left
 UPDATE calls SET
     extra = nullif(
         CAST(json_merge_patch(
             extra,
-            '{' || concat_ws(
-                ',',
-                CASE WHEN cost IS NOT NULL THEN '"cost":null' END,
-                CASE WHEN rate IS NOT NULL THEN '"rate":null' END,
-                CASE WHEN billed_seconds IS NOT NULL THEN '"billed_seconds":null' END
-            ) || '}'
+            json_object(
+                'cost', CASE WHEN cost IS NULL THEN extra -> '$.cost' END,
+                'rate', CASE WHEN rate IS NULL THEN extra -> '$.rate' END,
+                'billed_seconds',
+                CASE WHEN billed_seconds IS NULL THEN extra -> '$.billed_seconds' END
+            )
         ) AS VARCHAR),
-        '{}'
+        CAST(json_object() AS VARCHAR)
     )
 WHERE cost IS NOT NULL OR rate IS NOT NULL OR billed_seconds IS NOT NULL;
 

@@ -205,7 +205,7 @@ class _Block:
     to_num: np.ndarray  # int64
     plus: np.ndarray  # bool: inbound from arrives with its leading +
     float_dur: np.ndarray  # bool: the server sends duration as a float (752.0)
-    extra: np.ndarray  # int8: 0 none, 1 cost, 2 billed_seconds (a field nobody has seen)
+    extra: np.ndarray  # int8: 0 none, 1 queue_seconds, 2 carrier_ref (keys nobody has seen)
     ids: bytes  # 64 random bytes a record: call_sid, sip uuid, parent uuid, trace id
     costs: bool = True  # calls over RATED_TRUNK carry COST_KEYS (a 0.5.0 server)
 
@@ -274,13 +274,13 @@ class _Block:
             else ("0" * 32 if trace == 0 else self.ids[base + 48 : base + 64].hex()),
             "trunk": TRUNKS[int(self.trunk[i])],
         }
-        extra = int(self.extra[i])
-        if extra == 1:
-            rec["cost"] = round(0.0123 * max(1, duration) / 60, 4)
-        elif extra == 2:
-            rec["billed_seconds"] = math.ceil(duration / 6) * 6
-        elif self.costs and rec["trunk"] == RATED_TRUNK:
+        if self.costs and rec["trunk"] == RATED_TRUNK:
             rec.update(call_cost(rec["direction"], answered, duration))
+        extra = int(self.extra[i])
+        if extra == 1:  # keys nobody has seen yet (the warehouse keeps them in `extra`)
+            rec["queue_seconds"] = math.ceil(duration / 6) * 6
+        elif extra == 2:
+            rec["carrier_ref"] = f"ref-{duration}"
         return rec
 
 
