@@ -143,8 +143,9 @@ def assert_failed_cleanly(
     return message
 
 
-def assert_window_exact(pipeline: Pipeline, day: date) -> int:
-    """Every call of the window once, with the right values; its bad records quarantined.
+def assert_window_exact(pipeline: Pipeline, day: date, *, alerts: bool = True) -> int:
+    """Every call of the window once, with the right values; its bad records quarantined; and
+    (alerts=True) every alert of it likewise (assert_alerts_exact).
 
     The right values come from tests/oracle.py, docs/models.md's rules written again from the
     simulator's own records (`Simulator.calls`), so a bug of the normalizer cannot pass. Returns
@@ -190,6 +191,47 @@ def assert_window_exact(pipeline: Pipeline, day: date) -> int:
     assert wrong == [], f"calls with other values (call, column, held, expected): {wrong[:5]}"
     assert raw == len(want.rows), "one raw payload a call"
     assert quarantined == want.refused, "every refused record quarantined, once"
+    if alerts:
+        assert_alerts_exact(pipeline, day)
+    return len(want.rows)
+
+
+def assert_alerts_exact(pipeline: Pipeline, day: date) -> int:
+    """Every alert of the window once, with the values tests/oracle.py gives the simulator's
+    own alerts (`Simulator.alerts`); its bad records quarantined. Returns the alerts' number."""
+    window = day_window(day, pipeline.settings.partitions_timezone)
+    want = oracle.expected_alerts(pipeline.sim.alerts(simmod.ACCOUNT_SID, window.start, window.end))
+    bounds = {"s": window.start, "e": window.end}
+    with pipeline.connect(read_only=True) as con:
+        cur = con.execute(
+            "SELECT * EXCLUDE (synced_at) FROM alerts WHERE alerted_at >= $s AND alerted_at < $e",
+            bounds,
+        )
+        names = [d[0] for d in cur.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        (raw,), (quarantined,) = (
+            con.execute(
+                "SELECT count(*) FROM alerts_raw WHERE alerted_at >= $s AND alerted_at < $e",
+                bounds,
+            ).fetchall()[0],
+            con.execute(
+                "SELECT count(*) FROM alerts_quarantine"
+                " WHERE window_start = $s AND window_end = $e",
+                bounds,
+            ).fetchall()[0],
+        )
+    keys = [r["alert_key"] for r in rows]
+    assert len(keys) == len(set(keys)), "alerts held more than once"
+    got = {}
+    for row in rows:
+        row["extra"] = json.loads(row["extra"]) if row["extra"] is not None else None
+        got[row["alert_key"]] = row
+    assert sorted(want.rows.keys() - got.keys()) == [], "alerts of the window not in alerts"
+    assert sorted(got.keys() - want.rows.keys()) == [], "rows in alerts the API did not send"
+    wrong = [(k, got[k], row) for k, row in want.rows.items() if got[k] != row]
+    assert wrong == [], f"alerts with other values (held, expected): {wrong[:3]}"
+    assert raw == len(want.rows), "one raw payload an alert"
+    assert quarantined == want.refused, "every refused alert quarantined, once"
     return len(want.rows)
 
 

@@ -50,7 +50,8 @@ SELECT
     coalesce(sum(d.duration) FILTER (WHERE d.answered), 0) AS talk_seconds,
     avg(d.duration) FILTER (WHERE d.answered) AS acd_s,
     count(*) FILTER (WHERE d.answered AND d.duration < 6) AS short_calls,
-    sum(d.cost) AS cost,
+    -- summed as decimals: the same total whatever order the rows come in (a lake's may vary)
+    CAST(sum(CAST(d.cost AS DECIMAL(38, 12))) AS DOUBLE) AS cost,
     $complete AS complete
 FROM day_calls AS d
 LEFT JOIN far_end_countries AS n ON n.number = d.far_end

@@ -88,7 +88,8 @@ totals AS (
         quantile_cont(
             (epoch_ms(answered_at) - epoch_ms(attempted_at)) / 1000.0, 0.9
         ) FILTER (WHERE answered AND answered_at IS NOT NULL) AS answer_delay_p90_s,
-        sum(cost) AS cost,
+        -- summed as decimals: the same total whatever order the rows come in (a lake's may vary)
+        CAST(sum(CAST(cost AS DECIMAL(38, 12))) AS DOUBLE) AS cost,
         sum(billed_seconds) AS billed_seconds
     FROM day_calls
     GROUP BY ALL
