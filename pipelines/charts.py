@@ -1,11 +1,14 @@
-"""Line charts as self-contained SVG text: no library, no font or script fetched, no network.
+"""Line and bar charts as self-contained SVG text: no library, no font or script fetched, no
+network.
 
 A chart is drawn once per model materialization (Dagster shows it in the asset's metadata, as a
 markdown image with the SVG inlined as a data URI) and, later, in the HTML report. Each series is
 one <polyline> with its name in a <title> and a legend entry, so a test (or a person) can count
 what was drawn. Missing values (None) break a line instead of pretending a zero. A chart of
 quantities of different size (attempts and concurrent calls) is panels one above the other, each
-a <g class="panel"> with its own y axis, not two scales on one axis.
+a <g class="panel"> with its own y axis, not two scales on one axis. A bar chart is horizontal
+(its labels are read as written, however long): one <g class="bar"> a bar, its first part (the
+answered calls of the attempts) filled darker, its figures written after its end.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 from typing import Any
@@ -23,6 +27,7 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 150, 34, 46  # margins: axis labels left and belo
 ONE_HOUR, ONE_DAY = timedelta(hours=1), timedelta(days=1)
 DOTS_UP_TO = 62  # x positions: beyond, only a lone value gets a dot
 TICK_ROOM = 40  # px per x label, at least
+PALE = "#bfdbfe"  # the rest of a bar whose part is COLORS[0]
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4d7c0f", "#be185d")
 
 
@@ -215,12 +220,100 @@ def calls_per_hour(
     )
 
 
+@dataclass(frozen=True)
+class Bar:
+    """One bar of `bar_chart`: `value` long, its first `part` of it filled darker, `note` written
+    after its end."""
+
+    label: str
+    value: float
+    part: float = 0.0
+    note: str = ""
+
+
+BAR_ROW, BAR_HEIGHT = 26, 18  # px: a bar's row, and the bar in it
+BAR_LABELS, BAR_NOTES = 110, 200  # px: the labels left of the bars, the notes after the longest
+
+
+def bar_chart(
+    title: str,
+    bars: Sequence[Bar],
+    *,
+    names: tuple[str, str] = ("answered", "not answered"),
+    width: int = WIDTH,
+) -> str:
+    """Horizontal bars in the given order (the first at the top) on an axis of counts from 0,
+    each a <g class="bar"> named by its label; `names` are the legend's words for a bar's part
+    and for the rest of it."""
+    top, step = _counts(max((b.value for b in bars), default=0))
+    plot_w = width - BAR_LABELS - BAR_NOTES
+    axis = TOP + BAR_ROW * max(len(bars), 1)
+    out = [f'<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>']
+    for n, (name, color) in enumerate(zip(names, (COLORS[0], PALE), strict=True)):
+        at = width - BAR_NOTES + 20 + 80 * n
+        out.append(
+            f'<rect x="{at}" y="11" width="10" height="10" fill="{color}"/>'
+            f'<text x="{at + 14}" y="20">{escape(name)}</text>'
+        )
+    for k in range(round(top / step) + 1):  # vertical grid and x labels
+        x = BAR_LABELS + plot_w * k * step / top
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{axis}" stroke="#ddd"/>')
+        out.append(
+            f'<text class="x" x="{x:.1f}" y="{axis + 16}" text-anchor="middle">'
+            f"{k * step:,.0f}</text>"
+        )
+    if not bars:
+        out.append(f'<text x="{BAR_LABELS + 8}" y="{TOP + 17}" fill="#555">no data</text>')
+    for i, bar in enumerate(bars):
+        y = TOP + i * BAR_ROW + (BAR_ROW - BAR_HEIGHT) / 2
+        whole, part = plot_w * bar.value / top, plot_w * min(bar.part, bar.value) / top
+        label, note = escape(bar.label[:18]), escape(bar.note)
+        out += [
+            f'<g class="bar" data-name="{escape(bar.label)}"><title>{label}: {note}</title>',
+            f'<text class="label" x="{BAR_LABELS - 8}" y="{y + 13:.1f}" text-anchor="end">'
+            f"{label}</text>",
+            f'<rect class="part" x="{BAR_LABELS}" y="{y:.1f}" width="{part:.1f}" '
+            f'height="{BAR_HEIGHT}" fill="{COLORS[0]}"/>',
+            f'<rect class="rest" x="{BAR_LABELS + part:.1f}" y="{y:.1f}" '
+            f'width="{whole - part:.1f}" height="{BAR_HEIGHT}" fill="{PALE}"/>',
+            f'<text class="note" x="{BAR_LABELS + whole + 6:.1f}" y="{y + 13:.1f}">{note}</text>',
+            "</g>",
+        ]
+    return _svg(width, axis + 28, out)
+
+
+def busiest_countries(title: str, rows: Sequence[tuple[Any, ...]], *, width: int = WIDTH) -> str:
+    """Attempts per far-end country, the answered ones darker, attempts and ASR written after each
+    bar, from rows (country, attempts, answered, ...) in their order, the busiest first
+    (reports/destinations_busiest.sql)."""
+    return bar_chart(
+        title,
+        [
+            Bar(
+                str(country),
+                attempts,
+                answered,
+                f"{attempts:,} attempts, ASR {answered / attempts:.1%}",
+            )
+            for country, attempts, answered, *_ in rows
+        ],
+        width=width,
+    )
+
+
 def _nice(value: float) -> float:
     """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value: round grid lines."""
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
     return next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if value <= m * power)
+
+
+def _counts(value: float) -> tuple[float, float]:
+    """An axis of counts up to `value`: (its top, its step), the step 1, 2 or 5 times a power of
+    ten, the finest that needs at most 6 of them (11,091 attempts: up to 12,000 by 2,000)."""
+    step = next(m * 10**e for e in range(18) for m in (1, 2, 5) if 6 * m * 10**e >= value)
+    return float(max(1, math.ceil(value / step)) * step), float(step)
 
 
 def _whole(value: float) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from pipelines.charts import asr_per_trunk, calls_per_hour, markdown_image
+from pipelines.charts import asr_per_trunk, busiest_countries, calls_per_hour, markdown_image
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
 from pipelines.jambonz.streams import Window
 from pipelines.numbers import countries
@@ -53,6 +53,12 @@ MODELS: dict[str, str] = {
 # the asset each model reads (the rest read `calls`)
 UPSTREAM: dict[str, str] = {"alerts_daily": "alerts"}
 CALL_MODELS = tuple(name for name in MODELS if name not in UPSTREAM)  # those of `calls`
+# Models whose metadata reads another model of the day, so a run (daily_sync, a range) steps them
+# after the others that are ready: alerts_daily's numbers set the calls refused at the call
+# limit beside trunk_kpis_daily's attempts (warehouse/sql/alerts_daily_summary.sql), which the
+# in-process executor would otherwise step before trunk_kpis_daily (ready steps go by priority,
+# then in name order), leaving the day's first materialization with 0 attempts.
+STEP_LAST = ("alerts_daily",)
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
     "answer_rates_daily": (
@@ -71,7 +77,8 @@ MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
 # models whose day is also summed up in numbers (warehouse/sql/<model>_summary.sql): Dagster
 # plots numeric metadata across partitions
 SUMMARIES = ("trunk_kpis_daily", "calls_hourly", "alerts_daily", "destinations_daily")
-# the table a person reads in the UI, of the day (warehouse/reports/<name>.sql)
+# the table a person reads in the UI, of the day (warehouse/reports/<name>.sql, $first = $last =
+# the day): the HTML report's, over its days
 TABLES = {"alerts_daily": "alerts_by_type", "destinations_daily": "destinations_busiest"}
 WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong with the data
 
@@ -88,6 +95,12 @@ def _chart(name: str, wh: Warehouse, day: date, tz: str) -> str | None:
         rows = wh.query("calls_hourly_by_hour", {"first": day, "last": day, "tz": tz})
         svg = calls_per_hour(f"Calls per hour, {day} ({tz})", rows, [day], tz)
         return markdown_image(svg, "attempts and peak concurrency per hour")
+    if name == "destinations_daily":  # the report's chart, of the day
+        _, rows = wh.report("destinations_busiest", {"first": day, "last": day})
+        if not rows:
+            return None
+        svg = busiest_countries(f"The ten busiest countries, {day}", rows)
+        return markdown_image(svg, "attempts and ASR of the ten busiest countries")
     return None
 
 
@@ -110,7 +123,7 @@ def rebuild_day(
             name, day=day, tz=tz, window_start=window.start, window_end=window.end, tables=tables
         )
         if name in TABLES:
-            columns, report = wh.report(TABLES[name], {"day": day})
+            columns, report = wh.report(TABLES[name], {"first": day, "last": day})
         else:  # the day's calls by trunk
             columns, report = wh.report("by_trunk", {"start": window.start, "end": window.end})
         outcomes = [
@@ -177,6 +190,7 @@ def build_model_asset(
         ],
         name=name,
         partitions_def=partitions,
+        op_tags={"dagster/priority": "-1"} if name in STEP_LAST else None,
         backfill_policy=BACKFILL_POLICY,
         check_specs=specs,
         can_subset=True,

@@ -6,10 +6,14 @@ days without data named (never synced, synced without calls, or not modeled), th
 the previous period of the same length, an overview per trunk and direction with a totals row,
 attempts and peak concurrency per hour (each on its own axis) and the ASR per trunk per day as
 charts (inline SVG, from pipelines.charts, the same as in Dagster's metadata), the unanswered calls
-by SIP status class and by termination reason, and a table of every model row per trunk. Its SQL
-is warehouse/reports/*.sql. The file has no script, stylesheet, font or image to fetch: it opens
-offline, mailed or archived. Without --from/--to it covers the 14 local days
-(PARTITIONS_TIMEZONE) ending yesterday, the last day the daily schedule has synced.
+by SIP status class and by termination reason, the calls refused at the call limit beside each
+day's attempts and jambonz's alerts per type and day, the ten busiest far-end countries (attempts
+and ASR, as a chart and a table), and a table of every model row per trunk. Its SQL is
+warehouse/reports/*.sql; the alerts and destinations tables are those of alerts_daily's and
+destinations_daily's Dagster metadata, over the report's days. The file has no script,
+stylesheet, font or image to fetch: it opens offline, mailed or archived. Without --from/--to it
+covers the 14 local days (PARTITIONS_TIMEZONE) ending yesterday, the last day the daily schedule
+has synced.
 """
 
 from __future__ import annotations
@@ -25,15 +29,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipelines.charts import asr_per_trunk, calls_per_hour
+from pipelines.charts import asr_per_trunk, busiest_countries, calls_per_hour
 from pipelines.settings import REPO_ROOT, SettingsError, load_settings
 from warehouse.database import Warehouse, WarehouseLockedError, WarehouseUnopenableError
 
 DEFAULT_DAYS = 14
 DEFAULT_FOLDER = REPO_ROOT / "var" / "report"
 WIDE_CHART = 1360  # px: the hourly chart spans the page (it scales down in a narrower one)
-RATIOS = {"asr", "ser", "seer", "isa", "short_call_ratio", "share"}  # shown as percentages
-SECONDS = {"acd_s", "answer_delay_p50_s", "answer_delay_p90_s"}
+RATIOS = {"asr", "answer_rate", "ser", "seer", "isa", "short_call_ratio", "share"}  # percentages
+SMALL_RATIOS = {"refused_share"}  # percentages to two decimals
+SECONDS = {"acd_s", "answer_delay_p50_s", "answer_delay_p90_s", "talk_minutes"}  # 1 decimal
+MONEY = {"cost"}  # 2 decimals, in the carrier's currency
 
 STYLE = """
 body { font: 13px/1.4 system-ui, sans-serif; margin: 24px auto; max-width: 1480px;
@@ -139,6 +145,10 @@ def render(wh: Warehouse, period: Period, *, source: str, generated: datetime) -
         '<p class="note">Every call of the days that was not answered, from the calls table; '
         "share: of all of them.</p>",
         "</div></div>",
+        "<h2>Alerts and calls refused at the call limit</h2>",
+        *_alerts(wh, period, one_account=len(accounts) == 1),
+        "<h2>Destinations</h2>",
+        *_destinations(wh, period),
     ]
     for trunk, group in groupby(rows, key=lambda r: r[0]):
         out.append(f'<h2 class="trunk">Trunk {escape(str(trunk))}</h2>')
@@ -171,6 +181,65 @@ def _missing_days(period: Period, missing: Sequence[tuple[Any, ...]]) -> list[st
     if len(missing) == len(period.days):
         out.append('<p class="note">No trunk_kpis_daily rows in these days.</p>')
     return out
+
+
+def _alerts(wh: Warehouse, period: Period, *, one_account: bool) -> list[str]:
+    """The calls refused at the call limit beside each day's attempts, and the alerts per type
+    over the days and on each (the days with calls or alerts); a note instead when no alert was
+    synced for the days."""
+    span = {"first": period.first, "last": period.last}
+    columns, days = wh.report("alerts_daily_refused", span)
+    refused = columns.index("refused_at_call_limit")
+    if all(r[refused] is None for r in days):
+        return [
+            '<p class="note" id="no-alerts">No alerts synced for these days (no alerts_daily '
+            "rows: a warehouse synced before the alerts stream existed has none; materialize "
+            "<code>alerts</code> and <code>alerts_daily</code> for these days to load them).</p>"
+        ]
+    # alerts_daily's table in the Dagster UI, over the days, then for each day a column of it
+    heads, types = wh.report("alerts_by_type", span)
+    on_day = {
+        r[0]: {t: n for t, n, _ in wh.report("alerts_by_type", {"first": r[0], "last": r[0]})[1]}
+        for r in days
+    }
+    keep = [i for i, c in enumerate(heads) if not (one_account and c == "accounts")]
+    table = [
+        (*(t[i] for i in keep), *(on_day[d].get(t[0], "") for d in on_day))  # "": none that day
+        for t in types
+    ]
+    return [
+        '<div class="pair">',
+        '<div id="refused-per-day"><h3>Calls refused at the call limit, per day</h3>'
+        f"{_table(columns, days)}"
+        '<p class="note">refused: alerts of type account-call-limit or '
+        "service-provider-call-limit, calls jambonz refused<br>at the account's or service "
+        "provider's limit (they never became call records); refused_share:<br>refused / "
+        "(attempts + refused). attempts, answered: trunk_kpis_daily's.</p></div>",
+        '<div id="alerts-by-type"><h3>Alerts per type and day</h3>'
+        f"{_table([heads[i] for i in keep] + [f'{d:%m-%d}' for d in on_day], table)}</div>",
+        "</div>",
+    ]
+
+
+def _destinations(wh: Warehouse, period: Period) -> list[str]:
+    """The ten busiest far-end countries of the days: attempts and ASR as bars, and the table of
+    destinations_daily's metadata; a note instead when the days have no destinations_daily rows."""
+    columns, rows = wh.report("destinations_busiest", {"first": period.first, "last": period.last})
+    if not rows:
+        return [
+            '<p class="note" id="no-destinations">No destinations_daily rows for these days '
+            "(days modeled before destinations_daily existed have none: materialize the models "
+            "for them).</p>"
+        ]
+    chart = busiest_countries(f"The ten busiest countries, {period.first} to {period.last}", rows)
+    return [
+        f'<div class="pair"><figure id="busiest-countries">{chart}</figure>',
+        f'<div id="destinations"><h3>The ten busiest countries</h3>{_table(columns, rows)}',
+        '<p class="note">The far end: the number called (outbound calls) or calling (inbound); '
+        "its country<br>by libphonenumber, ISO 3166-1 (001: non-geographic; no country: no valid "
+        "number).<br>Every account, direction and trunk together; asr: answered / attempts.</p>",
+        "</div></div>",
+    ]
 
 
 def _ranges(days: Sequence[date]) -> str:
@@ -249,8 +318,12 @@ def _cell(column: str, value: Any, right: bool = False) -> str:
         return '<td class="n">&ndash;</td>'
     if column in RATIOS:
         return f'<td class="n">{value:.1%}</td>'
+    if column in SMALL_RATIOS:
+        return f'<td class="n">{value:.2%}</td>'
     if column in SECONDS:
         return f'<td class="n">{value:,.1f}</td>'
+    if column in MONEY:
+        return f'<td class="n">{value:,.2f}</td>'
     if isinstance(value, int):
         return f'<td class="n">{value:,}</td>'
     return f'<td class="n">{escape(str(value))}</td>' if right else f"<td>{escape(str(value))}</td>"

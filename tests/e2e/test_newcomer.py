@@ -74,7 +74,8 @@ def test_make_help_lists_targets_that_each_do_something() -> None:
 
 def test_a_newcomer_follows_the_readme_and_every_printed_command_works(tmp_path: Path) -> None:
     """`make demo` as typed, in a process of its own (the Makefile, the venv, the demo's own
-    DAGSTER_HOME): its table adds up to the calls it wrote, the README's SQL recipes run on them;
+    DAGSTER_HOME): its tables add up to the calls and the refused calls (alerts) it wrote, the
+    README's SQL recipes run on them;
     every command it prints, pasted into a shell in the repository's folder; the README's lines
     for querying a warehouse, pasted in a folder laid out as the repository is
     (var/warehouse.duckdb a copy of the demo's). A process: the shell a person pastes into."""
@@ -84,7 +85,7 @@ def test_a_newcomer_follows_the_readme_and_every_printed_command_works(tmp_path:
     demo = paste("make --no-print-directory demo", REPO_ROOT, env)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
-    assert out.count(": ok ") == 8, out  # the seven days, and today so far
+    assert out.count(": ok ") == 8, out  # the seven days (one run), and today so far
     (today,) = [line for line in out.splitlines() if " so far: ok " in line]
     assert today.endswith("provisional=True")
     table = out.split("per trunk")[1]
@@ -100,24 +101,53 @@ def test_a_newcomer_follows_the_readme_and_every_printed_command_works(tmp_path:
     assert "var/demo.duckdb" in hints[0]
     midnight = datetime.combine(datetime.now(UTC).date(), clock(0), tzinfo=UTC)
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        days = {"first": midnight - timedelta(days=7), "midnight": midnight}
         ((attempts,),) = con.execute(  # the demo's seven days, not today's calls so far
             "SELECT count(*) FROM calls WHERE attempted_at >= $first AND attempted_at < $midnight",
-            {"first": midnight - timedelta(days=7), "midnight": midnight},
+            days,
         ).fetchall()
-        # every SQL recipe of the README runs, unchanged; those on the hourly and trunk models
-        # find yesterday's rows (the demo's days end yesterday)
+        refused = con.execute(  # the calls refused at the call limit, per day of the seven
+            "SELECT CAST(timezone('UTC', alerted_at) AS DATE) AS day, count(*) FROM alerts "
+            "WHERE alerted_at >= $first AND alerted_at < $midnight AND alert_type IN "
+            "('account-call-limit', 'service-provider-call-limit') GROUP BY day",
+            days,
+        ).fetchall()
+        # every SQL recipe of the README runs, unchanged; those on the models find rows (the
+        # demo's days end yesterday)
         con.execute("SET TimeZone = 'UTC'")  # the demo's days are UTC days
         statements = readme_sql()
-        assert len(statements) >= 7
+        assert len(statements) >= 10
+        models = ("calls_hourly", "trunk_kpis_daily", "alerts_daily", "destinations_daily")
         for statement in statements:
             rows = con.execute(statement).fetchall()
-            # today's may be empty: right after midnight no call of the day has ended yet
-            today_only = "day = current_date " in statement
-            if ("calls_hourly" in statement or "trunk_kpis_daily" in statement) and not today_only:
+            # today's may be empty: right after midnight no call of the day has ended yet; so
+            # may this month's on its first day
+            today_only = "day = current_date " in statement or (
+                "date_trunc('month', current_date)" in statement and midnight.day == 1
+            )
+            if any(model in statement for model in models) and not today_only:
                 assert rows, statement
     # the table's rows: between its header and the blank line; attempts 4th field from the right
     rows = table.split("\n\n")[0].splitlines()[2:]
     assert sum(int(row.split()[-4]) for row in rows) == attempts
+    # per day: the day's attempts beside the calls refused at the call limit
+    per_day = out.split("calls refused at the call limit")[1].split("\n\n")[0].splitlines()
+    assert per_day[1].split() == [
+        "day",
+        "attempts",
+        "answered",
+        "answer_rate",
+        "refused_at_call_limit",
+        "refused_share",
+        "alerts",
+    ]
+    shown = {row.split()[0]: row.split() for row in per_day[2:]}
+    assert len(shown) == 7
+    assert sum(int(row[1]) for row in shown.values()) == attempts
+    assert {day: int(row[4]) for day, row in shown.items() if int(row[4])} == {
+        str(day): n for day, n in refused
+    }
+    assert sum(n for _, n in refused) > 0
     # the DuckDB CLI's hint: each trunk and its calls
     query = paste(hints[0], REPO_ROOT, env)
     assert query.returncode == 0, query.stderr

@@ -3,8 +3,9 @@ headless Chromium (Debian's chromium and chromedriver, which .ci/install-browser
 
 The browser counts what it drew, not what the HTML says: a chart series that Chromium could not
 lay out has no bounding box. The page must fetch nothing and log no console error. Every figure
-a test expects is counted here, from the simulator's calls of the days (`loaded`), never read
-from the code under test.
+a test expects is counted here, from the simulator's calls of the days (`loaded`) or, for the
+alerts and destinations, by brute force from the warehouse's own `alerts` and `calls` rows, never
+read from the code under test.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pipelines.definitions import build_definitions
 from pipelines.jambonz.simulator import ACCOUNT_SID, Simulator
+from pipelines.numbers import country
 from pipelines.report import Period, default_period, render
 from pipelines.settings import load_settings
 from tests.conftest import NOW
@@ -89,12 +91,19 @@ def write_report(env: dict[str, str], out: Path, *args: str) -> subprocess.Compl
 @dataclass
 class Loaded:
     """DAYS synced and modeled through the daily job, their calls as the simulator served them,
-    and the reports written of them (one CLI run per period, on first use)."""
+    each model's metadata of each day (model -> day -> metadata, plain values), and the reports
+    written of them (one CLI run per period, on first use)."""
 
     env: dict[str, str]
     truth: dict[date, list[dict[str, object]]]
     out: Path
+    metadata: dict[str, dict[date, dict[str, object]]]
     written: dict[tuple[date, date], Path] = field(default_factory=dict)
+
+    def rows(self, query: str) -> list[tuple[object, ...]]:
+        """A query's rows on the warehouse the days were loaded into (read-only)."""
+        with duckdb.connect(self.env["WAREHOUSE_PATH"], read_only=True) as con:
+            return con.execute(query).fetchall()
 
     def calls(self, first: date, last: date) -> list[dict[str, object]]:
         return [r for day, rows in self.truth.items() if first <= day <= last for r in rows]
@@ -124,10 +133,17 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
             pipeline = Pipeline(
                 sim, env, warehouse, settings, build_definitions(settings), instance
             )
+            metadata: dict[str, dict[date, dict[str, object]]] = {}
             for day in DAYS:
-                assert pipeline.run_day(day).success
+                result = pipeline.run_day(day)
+                assert result.success
+                for model in ("alerts_daily", "destinations_daily"):
+                    (mat,) = result.asset_materializations_for_node(model)
+                    metadata.setdefault(model, {})[day] = {
+                        k: getattr(v, "value", v) for k, v in mat.metadata.items()
+                    }
             truth = {day: pipeline.truth(day) for day in DAYS}
-    return Loaded(env, truth, tmp / "report")
+    return Loaded(env, truth, tmp / "report", metadata)
 
 
 def table(browser: webdriver.Chrome, css: str) -> tuple[list[str], list[list[str]]]:
@@ -317,6 +333,136 @@ def test_failures_by_sip_status_class_and_termination_reason(
     assert [int(number(r[1])) for r in rows] == sorted(reasons.values(), reverse=True)
 
 
+REFUSED = ("account-call-limit", "service-provider-call-limit")  # calls refused at the limit
+
+
+def alerts_per_day(loaded: Loaded) -> dict[date, Counter[str]]:
+    """Each of DAYS: its alerts per type, counted from the `alerts` table (the days are UTC)."""
+    per_day: dict[date, Counter[str]] = {day: Counter() for day in DAYS}
+    for at, kind in loaded.rows("SELECT alerted_at, alert_type FROM alerts"):
+        per_day.setdefault(at.astimezone(UTC).date(), Counter())[kind] += 1
+    return per_day
+
+
+def calls_per_day(loaded: Loaded) -> dict[date, list[tuple[object, ...]]]:
+    """Each of DAYS: its rows of `calls` as (answered, direction, from_number, to_number)."""
+    per_day: dict[date, list[tuple[object, ...]]] = {day: [] for day in DAYS}
+    query = "SELECT attempted_at, answered, direction, from_number, to_number FROM calls"
+    for at, *row in loaded.rows(query):
+        per_day.setdefault(at.astimezone(UTC).date(), []).append(tuple(row))
+    return per_day
+
+
+def busiest(calls: list[tuple[object, ...]]) -> list[tuple[str, int, int]]:
+    """The ten countries with most attempts, busiest first (no country last among equals), as
+    (country, attempts, answered): the far end `to` of outbound calls, `from` of inbound ones."""
+    counts: dict[str | None, list[int]] = {}
+    for answered, direction, from_number, to_number in calls:
+        far = {"outbound": to_number, "inbound": from_number}.get(str(direction))
+        tally = counts.setdefault(country(str(far) if far is not None else None), [0, 0])
+        tally[0] += 1
+        tally[1] += bool(answered)
+    top = sorted(counts, key=lambda c: (-counts[c][0], c is None, c or ""))[:10]
+    return [(c or "(no country)", counts[c][0], counts[c][1]) for c in top]
+
+
+def markdown_rows(text: object) -> list[list[str]]:
+    """The cells of a markdown table's rows (Dagster metadata), its header left out."""
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in str(text).splitlines()[2:]
+        if line.strip()
+    ]
+
+
+@pytest.mark.process
+def test_calls_refused_at_the_call_limit_beside_each_days_attempts_and_alerts_per_type(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """Per day: the attempts (the day's rows of `calls`) and the calls refused at the call limit
+    (its alerts of those types); per type and day, every alert; as Chromium shows them."""
+    alerts, calls = alerts_per_day(loaded), calls_per_day(loaded)
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+    header, rows = table(browser, "#refused-per-day")
+    assert header == [
+        "day",
+        "attempts",
+        "answered",
+        "answer_rate",
+        "refused_at_call_limit",
+        "refused_share",
+        "alerts",
+    ]
+    assert [r[0] for r in rows] == [str(d) for d in DAYS]
+    for day, row in zip(DAYS, rows, strict=True):
+        cell = dict(zip(header, row, strict=True))
+        attempts, answered = len(calls[day]), sum(bool(c[0]) for c in calls[day])
+        refused = sum(alerts[day][t] for t in REFUSED)
+        assert int(number(cell["attempts"])) == attempts
+        assert int(number(cell["answered"])) == answered
+        assert number(cell["answer_rate"]) == pytest.approx(100 * answered / attempts, abs=0.051)
+        assert int(number(cell["refused_at_call_limit"])) == refused
+        share = 100 * refused / (attempts + refused)
+        assert number(cell["refused_share"]) == pytest.approx(share, abs=0.0051)
+        assert int(number(cell["alerts"])) == sum(alerts[day].values())
+    assert sum(alerts[d][t] for d in DAYS for t in REFUSED) > 0  # the simulator refuses some
+
+    header, rows = table(browser, "#alerts-by-type")
+    assert header == ["alert_type", "alerts", *(f"{d:%m-%d}" for d in DAYS)]  # one account
+    total = sum(alerts.values(), Counter())
+    assert [r[0] for r in rows] == sorted(total, key=lambda t: (-total[t], t))
+    for kind, all_days, *each_day in rows:
+        assert int(number(all_days)) == total[kind]
+        assert [int(number(n or "0")) for n in each_day] == [alerts[d][kind] for d in DAYS]
+
+
+@pytest.mark.process
+def test_the_ten_busiest_countries_as_bars_and_a_table(
+    loaded: Loaded, browser: webdriver.Chrome
+) -> None:
+    """The countries of the days' far ends (libphonenumber's reading, pipelines.numbers), counted
+    from `calls`: the table's figures, and a bar drawn for each with its attempts and ASR."""
+    calls = calls_per_day(loaded)
+    found = busiest([c for day in DAYS for c in calls[day]])
+    assert len(found) >= 2  # the simulator's US numbers, and some that are no valid number
+    browser.get(loaded.report(DAYS[0], LAST).as_uri())
+    header, rows = table(browser, "#destinations")
+    assert header == ["country", "attempts", "answered", "asr", "talk_minutes", "acd_s", "cost"]
+    assert [(r[0], int(number(r[1])), int(number(r[2]))) for r in rows] == found
+    for (_, attempts, answered), row in zip(found, rows, strict=True):
+        assert number(row[3]) == pytest.approx(100 * answered / attempts, abs=0.051)
+    bars = browser.find_elements(By.CSS_SELECTOR, "#busiest-countries g.bar")
+    assert [g.get_attribute("data-name") for g in bars] == [c for c, _, _ in found]
+    widths = [browser.execute_script("return arguments[0].getBBox().width;", g) for g in bars]
+    assert all(w > 50 for w in widths), widths  # laid out and painted, the label and note too
+    notes = [g.find_element(By.CSS_SELECTOR, "text.note").text for g in bars]
+    assert notes == [f"{a:,} attempts, ASR {ok / a:.1%}" for _, a, ok in found]
+
+
+@pytest.mark.process
+def test_the_models_metadata_carries_the_report_sections_numbers(loaded: Loaded) -> None:
+    """alerts_daily's and destinations_daily's metadata of each day (a person's view of the day
+    in Dagster's UI) holds the figures the report shows: the refused calls beside the day's
+    attempts (so alerts_daily steps after trunk_kpis_daily), the alerts per type, the busiest
+    countries as a table and as the report's chart."""
+    alerts, calls = alerts_per_day(loaded), calls_per_day(loaded)
+    for day in DAYS:
+        meta = loaded.metadata["alerts_daily"][day]
+        refused = sum(alerts[day][t] for t in REFUSED)
+        figures = (meta["refused_at_call_limit"], meta["call_attempts"], meta["total_alerts"])
+        assert figures == (refused, len(calls[day]), sum(alerts[day].values())), day
+        per_type = [r[:2] for r in markdown_rows(meta["alerts_by_type"])]
+        order = sorted(alerts[day], key=lambda t: (-alerts[day][t], t))
+        assert per_type == [[t, str(alerts[day][t])] for t in order], day
+        meta = loaded.metadata["destinations_daily"][day]
+        found = busiest(calls[day])
+        table_rows = markdown_rows(meta["destinations_busiest"])
+        assert [(r[0], int(r[1]), int(r[2])) for r in table_rows] == found, day
+        svg = base64.b64decode(str(meta["chart"]).split(",", 1)[1].rstrip(")")).decode()
+        drawn = re.findall(r'<g class="bar" data-name="([^"]*)">', svg)
+        assert drawn == [c for c, _, _ in found], day
+
+
 @pytest.mark.process
 def test_every_table_fits_a_1400_px_window(loaded: Loaded, browser: webdriver.Chrome) -> None:
     """Layout is the browser's. Each table's last column (peak_cps on the per-trunk tables) can
@@ -502,6 +648,9 @@ def test_days_without_models_or_calls_are_named_with_the_reason(pipeline: Pipeli
             "DELETE FROM calls WHERE attempted_at >= $a AND attempted_at < $b",
             {"a": start, "b": end},
         )
+        # and as a warehouse synced and modeled before alerts and destinations existed
+        con.execute("DELETE FROM alerts_daily")
+        con.execute("DELETE FROM destinations_daily")
     calls = len(pipeline.truth(DAYS[1]))
     before = DAYS[0] - timedelta(days=1)
     with Warehouse(pipeline.warehouse, read_only=True) as wh:
@@ -510,6 +659,10 @@ def test_days_without_models_or_calls_are_named_with_the_reason(pipeline: Pipeli
     assert "2 of the 3 days have no calls in the warehouse" in html
     assert f"Never synced (a backfill loads them): {before}." in html
     assert f"Synced, without calls: {DAYS[0]}." in html
+    assert '<p class="note" id="no-alerts">No alerts synced for these days' in html
+    assert 'id="refused-per-day"' not in html
+    assert '<p class="note" id="no-destinations">No destinations_daily rows' in html
+    assert 'id="busiest-countries"' not in html
 
 
 def test_the_default_period_is_the_14_local_days_ending_yesterday() -> None:

@@ -1,5 +1,6 @@
-"""The SVG line charts: one group per series, gaps where a value is missing, valid XML, text
-escaped, nothing fetched; the hourly chart's own axis for peaks and its ticks on round hours."""
+"""The SVG charts: one group per series, gaps where a value is missing, valid XML, text escaped,
+nothing fetched; the hourly chart's own axis for peaks and its ticks on round hours; the bars of
+the busiest countries, their answered part and their figures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.charts import calls_per_hour, line_chart, markdown_image
+from pipelines.charts import (
+    Bar,
+    bar_chart,
+    busiest_countries,
+    calls_per_hour,
+    line_chart,
+    markdown_image,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -156,3 +164,41 @@ def test_a_day_without_rows_is_a_gap_in_its_place() -> None:
     step = (first[-1] - first[0]) / 23
     assert last[0] - first[-1] == pytest.approx(25 * step, abs=1)  # 23:00 to 00:00 two days on
     assert [t for t in _texts(upper, "x") if "-" in t] == ["11-20", "11-21", "11-22"]
+
+
+def test_bars_keep_their_order_and_their_part_is_its_share_of_the_bar() -> None:
+    svg = bar_chart(
+        "Countries <&>",
+        [Bar("US", 11_091, 7_400, "a"), Bar("(no country)", 2_824, 1_873, "b"), Bar("GB", 3, 0)],
+    )
+    root = ET.fromstring(svg)
+    bars = root.findall(f"{SVG}g[@class='bar']")
+    assert [g.get("data-name") for g in bars] == ["US", "(no country)", "GB"]
+    widths = [
+        {r.get("class"): float(r.get("width") or 0) for r in g.iter(f"{SVG}rect")} for g in bars
+    ]
+    us, other, gb = widths
+    assert us["part"] / (us["part"] + us["rest"]) == pytest.approx(7_400 / 11_091, abs=1e-3)
+    assert (other["part"] + other["rest"]) / (us["part"] + us["rest"]) == pytest.approx(
+        2_824 / 11_091, abs=1e-3
+    )
+    assert gb["part"] == 0
+    ys = [float(next(g.iter(f"{SVG}rect")).get("y") or 0) for g in bars]
+    assert ys == sorted(ys)  # the first at the top
+    # an axis of counts from 0, in steps of 2,000 up to the first round number past the largest
+    assert _texts(root, "x") == [f"{k:,}" for k in range(0, 12_001, 2_000)]
+    assert "Countries <&>" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_the_busiest_countries_say_their_attempts_and_asr() -> None:
+    rows = [("US", 11_091, 7_400, 0.667), ("001", 8, 2, 0.25)]
+    root = ET.fromstring(busiest_countries("t", rows))
+    assert _texts(root, "note") == ["11,091 attempts, ASR 66.7%", "8 attempts, ASR 25.0%"]
+    assert _texts(root, "label") == ["US", "001"]
+    assert "href" not in busiest_countries("t", rows)
+
+
+def test_a_bar_chart_without_bars_says_so() -> None:
+    root = ET.fromstring(bar_chart("t", []))
+    assert not root.findall(f"{SVG}g[@class='bar']")
+    assert "no data" in [t.text for t in root.iter(f"{SVG}text")]

@@ -1,8 +1,9 @@
--- The day's ten busiest far-end countries (every account, direction and trunk together; no
--- country: NULL): attempts, ASR, talk minutes, ACD and cost. destinations_daily's table in the
--- Dagster UI, and the report's.
+-- The ten busiest far-end countries of the days $first to $last (every account, direction and
+-- trunk together; `(no country)`: a far end that reads as no valid number): attempts, ASR, talk
+-- minutes, ACD and cost, the busiest first. destinations_daily's table in the Dagster UI (a day:
+-- $first = $last = the day), and the report's; both draw their chart from it.
 SELECT
-    d.country,
+    coalesce(d.country, '(no country)') AS country,
     sum(d.attempts) AS attempts,
     sum(d.answered) AS answered,
     round(sum(d.answered) / sum(d.attempts), 3) AS asr,
@@ -10,7 +11,7 @@ SELECT
     round(sum(d.talk_seconds) / nullif(sum(d.answered), 0), 1) AS acd_s,
     round(sum(d.cost), 4) AS cost
 FROM destinations_daily AS d
-WHERE d.day = $day
+WHERE d.day >= $first AND d.day <= $last
 GROUP BY d.country
 ORDER BY attempts DESC, d.country NULLS LAST
 LIMIT 10;
