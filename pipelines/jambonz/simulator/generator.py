@@ -148,6 +148,12 @@ APPLICATION_SIDS: tuple[str | None, ...] = (
     "a1b2c3d4-1111-4222-8333-944455556666",
 )
 _AREAS = np.array([415, 617, 508, 212, 888, 646], dtype=np.int64)
+# far ends abroad, their last four digits drawn (numbers libphonenumber holds valid): GB, DE,
+# MX, JM, FR, IN, and +882 (an international network: libphonenumber's non-geographic 001)
+_ABROAD = np.array(
+    [447400120000, 493012340000, 525512340000, 18765230000, 33140000000, 919812340000, 8823420000],
+    dtype=np.int64,
+)
 _FAIL_CODES = np.array([486, 480, 487, 503, 603, 404], dtype=np.int16)
 _FAIL_P = np.array([0.35, 0.2, 0.15, 0.1, 0.05, 0.15])
 # Relative attempts per UTC hour: quiet nights, a business-hours plateau, an evening tail.
@@ -329,6 +335,13 @@ def make_block(
     r_extra = rng.random(n)
     extra = np.where(r_extra < 1 / 1000, 1, np.where(r_extra < 2 / 1000, 2, 0)).astype(np.int8)
     ids = rng.bytes(64 * n)
+    # the far end abroad for a share of calls (destinations by country): drawn last, from a
+    # generator of their own, so every other value of a call is as it was
+    far = np.random.default_rng(rng.integers(2**62))
+    abroad = far.random(n) < 0.25
+    foreign = far.choice(_ABROAD, n) + far.integers(0, 10**4, n)
+    from_num = np.where(abroad & ~outbound, foreign, from_num)
+    to_num = np.where(abroad & outbound, foreign, to_num)
 
     attempted_ms = attempted_ns // MS
     answered_ms = attempted_ms + ring_ms
