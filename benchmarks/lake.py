@@ -38,6 +38,7 @@ from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import Simulator
 from pipelines.jambonz.streams import Scope, Window
+from pipelines.models import model_tables
 from pipelines.partitions import day_window
 from pipelines.sync import SyncResult, load_stream
 from warehouse.database import Warehouse
@@ -87,7 +88,12 @@ def run(days: int, calls: int) -> list[dict[str, float]]:
                 t_models = time.perf_counter()
                 for model in model_names():
                     wh.rebuild_model(
-                        model, day=day, tz="UTC", window_start=w.start, window_end=w.end
+                        model,
+                        day=day,
+                        tz="UTC",
+                        window_start=w.start,
+                        window_end=w.end,
+                        tables=model_tables(model, wh, Window(w.start, w.end), None),
                     )
                 t2 = time.perf_counter()
                 counts = wh.maintain(snapshot_retention=timedelta(0), file_grace=timedelta(0))

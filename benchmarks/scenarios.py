@@ -172,7 +172,8 @@ CREATE TABLE IF NOT EXISTS calls_naive (
     termination_reason VARCHAR, host VARCHAR, remote_host VARCHAR, trunk VARCHAR,
     sip_callid VARCHAR, sip_parent_callid VARCHAR, trace_id VARCHAR, recording_url VARCHAR
 )"""
-_NAIVE_COLS = [c for c in CALL_COLUMN_NAMES if c not in ("extra", "synced_at")]
+# the columns of the 21 keys every record carries
+_NAIVE_COLS = [c for c in CALL_COLUMN_NAMES[:22] if c not in ("extra", "synced_at")]
 
 
 def naive(
@@ -240,7 +241,7 @@ def build(db: str, rows: int, start: int = 0) -> dict[str, Any]:
         params = {"start": start, "stop": rows, "day": pages.DAY_START}
         con.execute(
             """
-            INSERT INTO calls
+            INSERT INTO calls BY NAME
             SELECT
                 'hist-' || i AS call_key, 'hist-' || i AS call_sid,
                 '173c3dbf-acbb-4e31-9668-a4f3445cb971' AS account_sid,

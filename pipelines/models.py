@@ -116,9 +116,7 @@ def rebuild_day(
     tz = settings.partitions_timezone
     window = day_window(day, tz)
     with warehouse.using(partition=day.isoformat()) as wh:  # the run's connection
-        tables = {}
-        if name == "destinations_daily":
-            tables["far_end_countries"] = far_end_countries(wh, window, settings)
+        tables = model_tables(name, wh, window, settings.numbers_default_region)
         rows = wh.rebuild_model(
             name, day=day, tz=tz, window_start=window.start, window_end=window.end, tables=tables
         )
@@ -146,13 +144,23 @@ def rebuild_day(
     return metadata, outcomes
 
 
-def far_end_countries(wh: Warehouse, window: Window, settings: Settings) -> pa.Table:
+def model_tables(
+    name: str, wh: Warehouse, window: Window, region: str | None
+) -> dict[str, pa.Table]:
+    """The Arrow tables model `name`'s query reads besides the warehouse's, for the day of
+    `window` (Warehouse.rebuild_model's `tables`); region: NUMBERS_DEFAULT_REGION."""
+    if name == "destinations_daily":
+        return {"far_end_countries": far_end_countries(wh, window, region)}
+    return {}
+
+
+def far_end_countries(wh: Warehouse, window: Window, region: str | None) -> pa.Table:
     """The day's far-end numbers (to of outbound calls, from of inbound ones) and their
     countries (pipelines/numbers.py), for destinations_daily's join."""
     rows = wh.query(
         "destinations_daily_numbers", {"window_start": window.start, "window_end": window.end}
     )
-    found = countries([n for (n,) in rows], settings.numbers_default_region)
+    found = countries([n for (n,) in rows], region)
     return pa.table(
         {
             "number": pa.array(list(found), pa.string()),

@@ -33,7 +33,7 @@ from warehouse.database import (
 )
 from warehouse.lake import Lake, LakeLockError, LakeUrlError, is_lake
 from warehouse.lake import parse as parse_lake
-from warehouse.sql_files import attach, model_names, sql
+from warehouse.sql_files import attach, migrations, model_names, sql
 
 # every table that holds data, in load order; schema_version belongs to the target's migrations
 TABLES: tuple[str, ...] = (
@@ -97,7 +97,17 @@ def migrate(source: Path, target: Path | Lake) -> list[Copied]:
             raise MigrateError(f"--to {name} already holds data: {busy}; nothing was copied")
         if source.is_file():
             con.execute(attach("attach_source", str(source)))
-        present = [t for t in TABLES if source.is_file() or (source / f"{t}.parquet").is_file()]
+            there = {name for (name,) in con.execute(sql("source_tables")).fetchall()}
+            present = [t for t in TABLES if t in there]
+        else:
+            present = [t for t in TABLES if (source / f"{t}.parquet").is_file()]
+        # a source from an older release lacks the newer tables (alerts) and columns (cost): its
+        # own columns are copied and compared, the newer ones are the target's to fill
+        columns = {}
+        for table in present:
+            relation, params = _source(source, table)
+            cur = con.execute(f"SELECT * FROM {relation} LIMIT 0", params)
+            columns[table] = ", ".join(f'"{d[0]}"' for d in cur.description or [])
         con.execute("BEGIN TRANSACTION")
         try:
             for table in present:
@@ -111,11 +121,14 @@ def migrate(source: Path, target: Path | Lake) -> list[Copied]:
         copied = []
         for table in present:
             relation, params = _source(source, table)
+            own = columns[table]
             diff = (
-                f"SELECT count(*) FROM (SELECT * FROM {relation} EXCEPT ALL SELECT * FROM {table})"
+                f"SELECT count(*) FROM (SELECT {own} FROM {relation} "
+                f"EXCEPT ALL SELECT {own} FROM {table})"
             )
             back = (
-                f"SELECT count(*) FROM (SELECT * FROM {table} EXCEPT ALL SELECT * FROM {relation})"
+                f"SELECT count(*) FROM (SELECT {own} FROM {table} "
+                f"EXCEPT ALL SELECT {own} FROM {relation})"
             )
             ((only_source,),) = con.execute(diff, params).fetchall()
             ((only_target,),) = con.execute(back, params).fetchall()
@@ -125,6 +138,10 @@ def migrate(source: Path, target: Path | Lake) -> list[Copied]:
                     f"{only_target} only in the target"
                 )
             copied.append(Copied(table, _rows(wh, table)))
+        if "cost" not in columns.get("calls", "cost"):
+            # calls of a release before 011: their costs were left in `extra`; move them as the
+            # migration does for a warehouse upgraded in place (its statements are idempotent)
+            con.execute(next(ddl for v, _, ddl in migrations() if v == 11))
     return copied
 
 

@@ -27,7 +27,6 @@ import pytest
 from pipelines.jambonz.streams import ALERTS
 from pipelines.models import far_end_countries
 from pipelines.partitions import day_window
-from pipelines.settings import load_settings
 from tests import oracle
 from tests.helpers import load_window, normalize_dicts
 from tests.integration.test_models import iso
@@ -202,10 +201,9 @@ def test_destinations_daily_equals_brute_force(wh: Warehouse, region: str | None
     n = normalize_dicts(records, synced_at=SYNCED, scope_sid="sp", window_start=WS, window_end=WE)
     load_window(wh, n.calls, n.raw, n.quarantine, window_start=WS, window_end=WE)
     tz = "America/New_York"
-    settings = load_settings({"NUMBERS_DEFAULT_REGION": region or ""})
     for day in DAYS:
         window = day_window(day, tz)
-        tables = {"far_end_countries": far_end_countries(wh, window, settings)}
+        tables = {"far_end_countries": far_end_countries(wh, window, region)}
         for _ in range(2):  # a rebuild changes nothing
             wh.rebuild_model(
                 "destinations_daily",

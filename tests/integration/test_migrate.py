@@ -4,6 +4,7 @@ target holding data refused; a source DuckDB cannot read named with what to do."
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -150,3 +151,42 @@ def test_upgrade_brings_a_warehouse_up_to_date_and_copies_nothing(
     assert done.returncode == 2
     assert "schema version 999" in done.stderr
     assert "Upgrade this worker" in done.stderr
+
+
+def test_a_file_of_the_previous_release_is_copied_and_its_costs_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source before migrations 010 and 011 (no alerts tables, costs in `extra`): its tables
+    and columns are copied and proven equal, then the costs are moved out of `extra` as an
+    upgrade in place moves them."""
+    import pyarrow as pa
+
+    import warehouse.database as database_module
+    from warehouse.sql_files import migrations
+
+    records = generate(seed=11)
+    n = normalize_dicts(records, synced_at=WE, scope_sid="sp", window_start=WS, window_end=WE)
+    rated = {r["call_key"]: r for r in n.calls.to_pylist() if r["cost"] is not None}
+    assert rated
+    old = []
+    for row in n.calls.to_pylist():
+        moved = {k: row.pop(k) for k in ("cost", "rate", "billed_seconds")}
+        kept = {k: v for k, v in moved.items() if v is not None}
+        row["extra"] = json.dumps(kept, sort_keys=True, separators=(",", ":")) if kept else None
+        old.append(row)
+    path = tmp_path / "previous.duckdb"
+    with monkeypatch.context() as m:
+        m.setattr(database_module, "migrations", lambda *, lake=False: migrations()[:-2])
+        with Warehouse(path) as wh:
+            wh.con.register("old", pa.Table.from_pylist(old))
+            wh.con.execute("INSERT INTO calls BY NAME SELECT * FROM old")
+    copied = migrate(path, tmp_path / "new.duckdb")
+    assert [c.table for c in copied if c.table.startswith("alerts")] == []
+    assert {c.table: c.rows for c in copied}["calls"] == len(old)
+    with Warehouse(tmp_path / "new.duckdb", read_only=True) as wh:
+        got = wh.con.execute(
+            "SELECT call_key, cost, rate, billed_seconds, extra FROM calls WHERE cost IS NOT NULL"
+        ).fetchall()
+    assert {k: (c, r, b, e) for k, c, r, b, e in got} == {
+        k: (r["cost"], r["rate"], r["billed_seconds"], r["extra"]) for k, r in rated.items()
+    }
