@@ -105,10 +105,17 @@ class Pipeline:
         """Whether anything was written (see `snapshot`)."""
         return self.snapshot() is not None
 
-    def run_day(self, day: date, *, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
+    def run_day(
+        self, day: date, *, raise_on_error: bool = False, assets: tuple[str, ...] = ()
+    ) -> dg.ExecuteInProcessResult:
+        """A run of `daily_sync` for `day`; of its `assets` only when given (a test of the
+        syncs, not the models, skips rebuilding them)."""
         job = self.defs.resolve_job_def("daily_sync")
         return job.execute_in_process(
-            partition_key=day.isoformat(), instance=self.instance, raise_on_error=raise_on_error
+            partition_key=day.isoformat(),
+            instance=self.instance,
+            raise_on_error=raise_on_error,
+            asset_selection=[dg.AssetKey(a) for a in assets] or None,
         )
 
     def run_range(

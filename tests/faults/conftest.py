@@ -53,6 +53,7 @@ FAST = {
 }
 
 MakePipeline = Callable[..., Pipeline]
+SYNCS = ("calls", "alerts")  # Pipeline.run_day's assets for a test of what lands, not the models
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""The fault campaign over the Alerts stream: its faults only (`Faults.stream = "Alerts"`), in both
-lanes; every test ends in the campaign's oracle, which holds the window's alerts to the
-simulator's own (tests/faults/conftest.py assert_alerts_exact).
+"""The fault campaign over the Alerts stream: its faults only (`Faults.stream = "Alerts"`); the
+kill in both lanes, the API's faults in the file's (tests/conftest.py each_lane); every test
+ends in the campaign's oracle, which holds the window's alerts to the simulator's own
+(tests/faults/conftest.py assert_alerts_exact).
 
 - a 429 storm on Alerts is waited out;
 - alerts landing while paging shift the total, and the same alert served on two pages (a repeated
@@ -31,7 +32,7 @@ from tests.faults.conftest import (
 from tests.faults.processes import Proc, cli_env, gate, materialize
 
 DAY = NOW.date() - timedelta(days=2)
-BURST = 1_200  # alerts injected into DAY: three pages of 500
+BURST = 1_100  # alerts injected into DAY: three pages of 500
 
 
 def _burst(sim: Simulator) -> None:
@@ -59,6 +60,7 @@ def _alerts_requests(sim: Simulator) -> list[dict[str, object]]:
     return [e for e in sim.request_log if str(e["path"]).endswith("/Alerts")]
 
 
+@pytest.mark.one_lane  # the API's side: the warehouse is only where they land
 def test_a_429_storm_on_alerts_is_waited_out(
     simulator: Simulator, make_pipeline: MakePipeline
 ) -> None:
@@ -75,6 +77,7 @@ def test_a_429_storm_on_alerts_is_waited_out(
     assert assert_alerts_exact(pipeline, DAY) > 0
 
 
+@pytest.mark.one_lane  # the API's side: the warehouse is only where they land
 @pytest.mark.parametrize("knob", ["landing_per_request", "repeat_previous_page"])
 def test_alerts_landing_or_repeated_while_paging_are_repaired(
     simulator: Simulator, make_pipeline: MakePipeline, knob: str
@@ -99,6 +102,7 @@ def test_alerts_landing_or_repeated_while_paging_are_repaired(
     assert assert_alerts_exact(pipeline, DAY) > BURST
 
 
+@pytest.mark.one_lane  # the API's side: the warehouse is only where they land
 def test_service_provider_alerts_are_loaded_with_no_account(
     simulator: Simulator, make_pipeline: MakePipeline
 ) -> None:

@@ -17,7 +17,7 @@ from pipelines.jambonz.simulator import Simulator
 from pipelines.partitions import day_window
 from tests.conftest import NOW
 from tests.e2e.conftest import Pipeline
-from tests.faults.conftest import MakePipeline, assert_window_exact, materialization
+from tests.faults.conftest import SYNCS, MakePipeline, assert_window_exact, materialization
 from tests.helpers import record_identity
 
 # about the API: the warehouse is only where the calls land (tests/conftest.py each_lane)
@@ -80,7 +80,7 @@ def test_a_window_of_more_than_100_000_calls_loads_every_call_once(
 ) -> None:
     with Simulator(seed=3, calls_per_day=104_000, now=NOW) as sim:
         pipeline = make_pipeline(sim)
-        result = pipeline.run_day(DAY)
+        result = pipeline.run_day(DAY, assets=SYNCS)  # the syncs at scale, not the models
         assert result.success
         meta = materialization(result)
         assert meta["pages"] > 200
