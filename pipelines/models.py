@@ -53,12 +53,9 @@ MODELS: dict[str, str] = {
 # the asset each model reads (the rest read `calls`)
 UPSTREAM: dict[str, str] = {"alerts_daily": "alerts"}
 CALL_MODELS = tuple(name for name in MODELS if name not in UPSTREAM)  # those of `calls`
-# Models whose metadata reads another model of the day, so a run (daily_sync, a range) steps them
-# after the others that are ready: alerts_daily's numbers set the calls refused at the call
-# limit beside trunk_kpis_daily's attempts (warehouse/sql/alerts_daily_summary.sql), which the
-# in-process executor would otherwise step before trunk_kpis_daily (ready steps go by priority,
-# then in name order), leaving the day's first materialization with 0 attempts.
-STEP_LAST = ("alerts_daily",)
+# models whose summary counts the day's calls itself (its $window_start, $window_end): reading
+# them from another model would depend on the order of the run's steps
+WINDOWED_SUMMARIES = ("alerts_daily",)
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
     "answer_rates_daily": (
@@ -128,7 +125,10 @@ def rebuild_day(
             wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
             for check, _ in MODEL_CHECKS.get(name, ())
         ]
-        numbers = wh.summary(f"{name}_summary", {"day": day}) if name in SUMMARIES else {}
+        params: dict[str, Any] = {"day": day}
+        if name in WINDOWED_SUMMARIES:
+            params |= {"window_start": window.start, "window_end": window.end}
+        numbers = wh.summary(f"{name}_summary", params) if name in SUMMARIES else {}
         chart = _chart(name, wh, day, tz)
         ((complete,),) = wh.query("calls_day_syncs_complete", {"day": day})
     metadata = {
@@ -198,7 +198,6 @@ def build_model_asset(
         ],
         name=name,
         partitions_def=partitions,
-        op_tags={"dagster/priority": "-1"} if name in STEP_LAST else None,
         backfill_policy=BACKFILL_POLICY,
         check_specs=specs,
         can_subset=True,

@@ -681,4 +681,3 @@ ALERTS = Stream(
     identity=_alert_identity,
     no_key="time: missing or unreadable, the alert has no identity",
 )
-STREAMS = {s.table: s for s in (RECENT_CALLS, ALERTS)}

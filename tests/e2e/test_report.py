@@ -443,8 +443,8 @@ def test_the_ten_busiest_countries_as_bars_and_a_table(
 def test_the_models_metadata_carries_the_report_sections_numbers(loaded: Loaded) -> None:
     """alerts_daily's and destinations_daily's metadata of each day (a person's view of the day
     in Dagster's UI) holds the figures the report shows: the refused calls beside the day's
-    attempts (so alerts_daily steps after trunk_kpis_daily), the alerts per type, the busiest
-    countries as a table and as the report's chart."""
+    attempts (counted from the day's calls, whatever order the steps ran in), the alerts per
+    type, the busiest countries as a table and as the report's chart."""
     alerts, calls = alerts_per_day(loaded), calls_per_day(loaded)
     for day in DAYS:
         meta = loaded.metadata["alerts_daily"][day]
