@@ -112,3 +112,8 @@ class Rules:
 
     def threshold(self, name: str) -> float:
         return self.thresholds.get(name, THRESHOLDS[name])
+
+
+def find(wh: Any, day: Any, rules: Rules) -> dict[str, Finding]:  # pragma: no cover - next commit
+    """Every check of CHECKS over `day`'s calls in `wh` (a warehouse.database.Warehouse)."""
+    raise NotImplementedError

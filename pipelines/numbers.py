@@ -82,6 +82,35 @@ def e164(number: str | None, default_region: str | None = None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def number_key(number: str | None, default_region: str | None = None) -> str | None:
+    """The fraud checks' key of `number`: its `e164`, else its digits with any `+` dropped (URI
+    user part and separators taken away as for `country`); None for words and empty strings."""
+    region = _region(default_region)
+    parsed = _read(number, region)
+    if parsed is not None:
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    dialled = _dialled(number)
+    return None if dialled is None else dialled.lstrip("+") or None
+
+
+# E.164 calling codes that belong to no country (ITU's "non-geographic" codes), all named `001`
+NON_GEOGRAPHIC = ("800", "808", "870", "878", "881", "882", "883", "888", "979")
+
+
+def fraud_country(number: str | None, default_region: str | None = None) -> str | None:
+    """`country`, or `001` for a number that reads as none but whose digits (any `+` dropped)
+    begin with a non-geographic calling code: the fraud checks count +882 and its kin as
+    satellite and premium ranges even where libphonenumber holds the number invalid."""
+    region = _region(default_region)
+    found = _country(number, region)
+    if found is not None:
+        return found
+    dialled = _dialled(number)
+    if dialled is not None and dialled.lstrip("+").startswith(NON_GEOGRAPHIC):
+        return "001"
+    return None
+
+
 def countries(
     numbers: Iterable[str | None], default_region: str | None = None
 ) -> dict[str, str | None]:
