@@ -58,7 +58,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.numbers import fraud_country, number_key
+from pipelines.numbers import fraud_country, key_and_country
 from pipelines.partitions import day_window
 from pipelines.settings import THRESHOLDS, Settings
 from warehouse.checks import CheckOutcome
@@ -216,13 +216,14 @@ Threshold = Callable[[str], float]
 
 def numbers_table(numbers: Iterable[str], region: str | None) -> pa.Table:
     """fraud_numbers(number, key, country): each distinct number read once (`number_key`,
-    `fraud_country`)."""
+    `fraud_country`, `key_and_country`)."""
     distinct = list(dict.fromkeys(numbers))
+    read = [key_and_country(n, region) for n in distinct]
     return pa.table(
         {
             "number": pa.array(distinct, pa.string()),
-            "key": pa.array([number_key(n, region) for n in distinct], pa.string()),
-            "country": pa.array([fraud_country(n, region) for n in distinct], pa.string()),
+            "key": pa.array([key for key, _ in read], pa.string()),
+            "country": pa.array([country for _, country in read], pa.string()),
         }
     )
 
