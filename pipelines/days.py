@@ -58,19 +58,38 @@ def check_evaluation(
         partition=day,
         blocking=blocking,
         severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
-        metadata={"violations": outcome.violations, "sample": json.dumps(outcome.sample)},
+        metadata=check_metadata(outcome, day),
     )
 
 
-def check_result(asset: str, outcome: CheckOutcome, *, warn: bool) -> dg.AssetCheckResult:
+def check_result(asset: str, outcome: CheckOutcome, day: str, *, warn: bool) -> dg.AssetCheckResult:
     """A check's result in a run of one day: its output, so the blocking ones gate the models."""
     return dg.AssetCheckResult(
         asset_key=dg.AssetKey(asset),
         check_name=outcome.name,
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
-        metadata={"violations": outcome.violations, "sample": json.dumps(outcome.sample)},
+        metadata=check_metadata(outcome, day),
     )
+
+
+def check_metadata(outcome: CheckOutcome, day: str) -> dict[str, Any]:
+    """What a check's result says: the local day (YYYY-MM-DD), violations, sample, and the
+    outcome's own (`table`: markdown a person reads; lists and objects as JSON, such as the
+    `flagged` groups pipelines/notify.py sends)."""
+    metadata: dict[str, Any] = {
+        "day": day,
+        "violations": outcome.violations,
+        "sample": json.dumps(outcome.sample),
+    }
+    for key, value in outcome.metadata.items():
+        if key == "table":
+            metadata[key] = dg.MetadataValue.md(value)
+        elif isinstance(value, list | dict):
+            metadata[key] = dg.MetadataValue.json(value)
+        else:
+            metadata[key] = value
+    return metadata
 
 
 def materialize_days(
@@ -110,7 +129,7 @@ def materialize_days(
             continue
         for outcome in outcomes:
             if len(keys) == 1:  # the run's own partition: a result Dagster gates downstream on
-                yield check_result(asset, outcome, warn=outcome.name in warn)
+                yield check_result(asset, outcome, key, warn=outcome.name in warn)
             else:
                 yield check_evaluation(
                     asset,

@@ -18,7 +18,7 @@ Shared definitions (README "Fraud and abuse checks" has the table of thresholds)
 - A short call: answered with duration < 6. `ring_s`: terminated_at - attempted_at in seconds, at
   millisecond precision.
 
-The checks (thresholds are settings FRAUD_<CHECK>_<NAME>, `THRESHOLDS`):
+The checks (thresholds are settings FRAUD_<CHECK>_<NAME>, settings.THRESHOLDS):
 1. wangiri_inbound, per calling number (key) of D's inbound calls whose caller's country is known
    and not home.
 2. irsf_destination, per account and destination country of D's outbound calls; rule
@@ -50,38 +50,25 @@ Flagged objects, by check (every figure a JSON number, shares in [0, 1], seconds
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
+
+import pyarrow as pa
+
+from pipelines.numbers import fraud_country, key_and_country
+from pipelines.partitions import day_window
+from pipelines.settings import THRESHOLDS, Settings
+from warehouse.checks import CheckOutcome
+from warehouse.database import Warehouse
 
 CHECKS = ("wangiri_inbound", "irsf_destination", "short_call_dialer", "acd_collapse")
 # the WARN checks whose findings are sent to NOTIFY_URLS (pipelines/notify.py)
 NOTIFIED_CHECKS = ("asr_drop", *CHECKS)
 HISTORY_DAYS = 30
 SHORT_CALL_S = 6
-
-# FRAUD_<CHECK>_<NAME>: default (an int where the threshold counts things)
-THRESHOLDS: dict[str, float] = {
-    "FRAUD_WANGIRI_INBOUND_MIN_ATTEMPTS": 20,
-    "FRAUD_WANGIRI_INBOUND_MIN_CALLED": 10,
-    "FRAUD_WANGIRI_INBOUND_MIN_UNANSWERED_SHARE": 0.90,
-    "FRAUD_WANGIRI_INBOUND_MAX_RING_S": 8,
-    "FRAUD_WANGIRI_INBOUND_MIN_SHORT_RING_SHARE": 0.80,
-    "FRAUD_WANGIRI_INBOUND_MIN_BURST": 10,
-    "FRAUD_IRSF_DESTINATION_HIGH_RISK_MIN_ATTEMPTS": 5,
-    "FRAUD_IRSF_DESTINATION_MIN_ACTIVE_DAYS": 7,
-    "FRAUD_IRSF_DESTINATION_MIN_ATTEMPTS": 10,
-    "FRAUD_IRSF_DESTINATION_MIN_ANSWERED_S": 600,
-    "FRAUD_IRSF_DESTINATION_MIN_CALLED": 3,
-    "FRAUD_SHORT_CALL_DIALER_MIN_ANSWERED": 100,
-    "FRAUD_SHORT_CALL_DIALER_MIN_SHORT_SHARE": 0.15,
-    "FRAUD_SHORT_CALL_DIALER_MAX_ACD_S": 60,
-    "FRAUD_SHORT_CALL_DIALER_MIN_CALLED": 50,
-    "FRAUD_ACD_COLLAPSE_MIN_ANSWERED": 50,
-    "FRAUD_ACD_COLLAPSE_MIN_BASELINE_DAYS": 5,
-    "FRAUD_ACD_COLLAPSE_MAX_ACD_RATIO": 0.5,
-    "FRAUD_ACD_COLLAPSE_MIN_SHORT_SHARE": 0.15,
-    "FRAUD_ACD_COLLAPSE_SHORT_SHARE_FACTOR": 2,
-}
 
 
 @dataclass(frozen=True)
@@ -113,7 +100,255 @@ class Rules:
     def threshold(self, name: str) -> float:
         return self.thresholds.get(name, THRESHOLDS[name])
 
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(
+            tz=settings.partitions_timezone,
+            region=settings.numbers_default_region,
+            home=settings.numbers_home_countries,
+            high_risk=settings.numbers_high_risk,
+            thresholds=dict(settings.fraud_thresholds),
+        )
 
-def find(wh: Any, day: Any, rules: Rules) -> dict[str, Finding]:  # pragma: no cover - next commit
-    """Every check of CHECKS over `day`'s calls in `wh` (a warehouse.database.Warehouse)."""
-    raise NotImplementedError
+
+# how many flagged groups a check's sample and table name (the JSON `flagged` holds them all)
+SHOWN = 20
+
+
+def outcome(finding: Finding) -> CheckOutcome:
+    """`finding` as a check's outcome: one violation a flagged group; its metadata the
+    `flagged` objects, `compared`, `skipped`, a `summary` line and the `table` a person reads."""
+    shown = finding.flagged[:SHOWN]
+    if finding.flagged:
+        summary = f"{len(finding.flagged)} of {finding.compared} groups flagged" + (
+            f"; {len(finding.flagged) - SHOWN} more in `flagged`"
+            if len(shown) < len(finding.flagged)
+            else ""
+        )
+    else:
+        summary = f"{finding.compared} groups compared, none flagged"
+    if finding.skipped:
+        summary += (
+            f"; {len(finding.skipped)} skipped for too little history: "
+            + ", ".join(finding.skipped[:SHOWN])
+            + (" ..." if len(finding.skipped) > SHOWN else "")
+        )
+    sample = [f"{f['group']}: {_figures(f)}" for f in shown] or [summary]
+    metadata: dict[str, Any] = {
+        "flagged": finding.flagged,
+        "compared": finding.compared,
+        "skipped": finding.skipped,
+        "summary": summary,
+    }
+    if shown:
+        columns = list(shown[0])
+        head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+        body = "".join("| " + " | ".join(_cell(f.get(c)) for c in columns) + " |\n" for f in shown)
+        metadata["table"] = head + body
+    return CheckOutcome(finding.check, len(finding.flagged), sample, metadata)
+
+
+def flagged_table(findings: Iterable[Finding]) -> pa.Table:
+    """fraud_flagged(check_name, group_key, figures): the rows of the model fraud_findings."""
+    rows = [(f.check, g["group"], json.dumps(g)) for f in findings for g in f.flagged]
+    return pa.table(
+        {
+            "check_name": pa.array([r[0] for r in rows], pa.string()),
+            "group_key": pa.array([r[1] for r in rows], pa.string()),
+            "figures": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _figures(flagged: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {_cell(v)}" for k, v in flagged.items() if k != "group")
+
+
+def find(wh: Warehouse, day: date, rules: Rules) -> dict[str, Finding]:
+    """Every check of CHECKS over `day`'s calls in `wh`, in the order of CHECKS."""
+    window = day_window(day, rules.tz)
+    params: dict[str, Any] = {
+        "tz": rules.tz,
+        "day": day,
+        "window_start": window.start,
+        "window_end": window.end,
+        "history_start": day_window(day - timedelta(days=HISTORY_DAYS), rules.tz).start,
+    }
+    numbers = [row["number"] for row in wh.rows("day_numbers", params, folder="fraud")]
+    tables = {"fraud_numbers": numbers_table(numbers, rules.region)}
+
+    def rows(name: str, **more: Any) -> list[dict[str, Any]]:
+        return wh.rows(name, params | more, folder="fraud", tables=tables)
+
+    t = rules.threshold
+    iso = day.isoformat()
+    history = _HistoryCountries(wh, params, rules.region)
+    return {
+        "wangiri_inbound": wangiri_inbound(
+            iso,
+            rows(
+                "wangiri_inbound",
+                home=sorted(rules.home),
+                max_ring_s=t("FRAUD_WANGIRI_INBOUND_MAX_RING_S"),
+            ),
+            t,
+        ),
+        "irsf_destination": irsf_destination(
+            iso, rows("irsf_destination"), rules.high_risk, history.reached, t
+        ),
+        "short_call_dialer": short_call_dialer(iso, rows("short_call_dialer"), t),
+        "acd_collapse": acd_collapse(
+            iso, rows("acd_collapse", min_answered=t("FRAUD_ACD_COLLAPSE_MIN_ANSWERED")), t
+        ),
+    }
+
+
+Threshold = Callable[[str], float]
+
+
+def numbers_table(numbers: Iterable[str], region: str | None) -> pa.Table:
+    """fraud_numbers(number, key, country): each distinct number read once (`number_key`,
+    `fraud_country`, `key_and_country`)."""
+    distinct = list(dict.fromkeys(numbers))
+    read = [key_and_country(n, region) for n in distinct]
+    return pa.table(
+        {
+            "number": pa.array(distinct, pa.string()),
+            "key": pa.array([key for key, _ in read], pa.string()),
+            "country": pa.array([country for _, country in read], pa.string()),
+        }
+    )
+
+
+def wangiri_inbound(day: str, rows: list[dict[str, Any]], t: Threshold) -> Finding:
+    def hit(r: dict[str, Any]) -> bool:
+        return bool(
+            r["attempts"] >= t("FRAUD_WANGIRI_INBOUND_MIN_ATTEMPTS")
+            and r["distinct_called"] >= t("FRAUD_WANGIRI_INBOUND_MIN_CALLED")
+            and r["unanswered_share"] >= t("FRAUD_WANGIRI_INBOUND_MIN_UNANSWERED_SHARE")
+            and r["short_ring_share"] >= t("FRAUD_WANGIRI_INBOUND_MIN_SHORT_RING_SHARE")
+            and r["busiest_bucket_attempts"] >= t("FRAUD_WANGIRI_INBOUND_MIN_BURST")
+        )
+
+    flagged = [{"group": r["number"], **_without(r, "unanswered")} for r in rows if hit(r)]
+    flagged.sort(key=lambda f: (-f["callbacks"], -f["attempts"], f["group"]))
+    return Finding("wangiri_inbound", day, flagged, compared=len(rows))
+
+
+def irsf_destination(
+    day: str,
+    rows: list[dict[str, Any]],
+    high_risk: frozenset[str],
+    reached: Callable[[str | None, set[str]], set[str]],
+    t: Threshold,
+) -> Finding:
+    """Rule `high_risk` (a) before `new_destination` (b); a group of an account with too little
+    history that (a) does not flag is skipped. `reached(account, countries)`: those of
+    `countries` the account called in H (asked only of (b)'s candidates)."""
+    min_days = t("FRAUD_IRSF_DESTINATION_MIN_ACTIVE_DAYS")
+    candidates: dict[str | None, set[str]] = {}
+    for r in rows:
+        if (
+            r["active_days"] >= min_days
+            and r["attempts"] >= t("FRAUD_IRSF_DESTINATION_MIN_ATTEMPTS")
+            and r["answered_seconds"] >= t("FRAUD_IRSF_DESTINATION_MIN_ANSWERED_S")
+            and r["distinct_called"] >= t("FRAUD_IRSF_DESTINATION_MIN_CALLED")
+        ):
+            candidates.setdefault(r["account_sid"], set()).add(r["country"])
+    old = {account: reached(account, wanted) for account, wanted in candidates.items()}
+    flagged, skipped, compared = [], [], 0
+    for r in rows:
+        group = f"{r['account_sid']}/{r['country']}"
+        if r["country"] in high_risk and r["attempts"] >= t(
+            "FRAUD_IRSF_DESTINATION_HIGH_RISK_MIN_ATTEMPTS"
+        ):
+            rule = "high_risk"
+        elif r["active_days"] < min_days:
+            skipped.append(group)
+            continue
+        elif r["country"] in candidates.get(r["account_sid"], ()) and r["country"] not in old.get(
+            r["account_sid"], ()
+        ):
+            rule = "new_destination"
+        else:
+            compared += 1
+            continue
+        compared += 1
+        flagged.append({"group": group, "rule": rule, **r})
+    flagged.sort(key=lambda f: (-f["attempts"], f["group"]))
+    return Finding("irsf_destination", day, flagged, compared, sorted(skipped))
+
+
+def short_call_dialer(day: str, rows: list[dict[str, Any]], t: Threshold) -> Finding:
+    def hit(r: dict[str, Any]) -> bool:
+        return bool(
+            r["answered"] >= t("FRAUD_SHORT_CALL_DIALER_MIN_ANSWERED")
+            and r["short_share"] >= t("FRAUD_SHORT_CALL_DIALER_MIN_SHORT_SHARE")
+            and r["acd_s"] < t("FRAUD_SHORT_CALL_DIALER_MAX_ACD_S")
+            and r["distinct_called"] >= t("FRAUD_SHORT_CALL_DIALER_MIN_CALLED")
+        )
+
+    flagged = [{"group": f"{r['account_sid']}/{r['number']}", **r} for r in rows if hit(r)]
+    flagged.sort(key=lambda f: (-f["answered"], f["group"]))
+    return Finding("short_call_dialer", day, flagged, compared=len(rows))
+
+
+def acd_collapse(day: str, rows: list[dict[str, Any]], t: Threshold) -> Finding:
+    flagged, skipped = [], []
+    for r in rows:
+        group = f"{r['trunk'] or '(no trunk)'}/{r['direction']}"
+        if r["baseline_days"] < t("FRAUD_ACD_COLLAPSE_MIN_BASELINE_DAYS"):
+            skipped.append(group)
+        elif (
+            r["answered"] >= t("FRAUD_ACD_COLLAPSE_MIN_ANSWERED")
+            and r["acd_s"] <= t("FRAUD_ACD_COLLAPSE_MAX_ACD_RATIO") * r["baseline_acd_s"]
+            and r["short_share"]
+            >= max(
+                t("FRAUD_ACD_COLLAPSE_MIN_SHORT_SHARE"),
+                t("FRAUD_ACD_COLLAPSE_SHORT_SHARE_FACTOR") * r["baseline_short_share"],
+            )
+        ):
+            flagged.append({"group": group, **r})
+    flagged.sort(key=lambda f: f["group"])
+    return Finding("acd_collapse", day, flagged, len(rows) - len(skipped), sorted(skipped))
+
+
+class _HistoryCountries:
+    """Which countries an account called in H, read from its H numbers newest first and only
+    until every country asked about is seen: a regular destination costs a few lookups, a new
+    one the account's distinct numbers of 30 days (each read once per run)."""
+
+    def __init__(self, wh: Warehouse, params: dict[str, Any], region: str | None) -> None:
+        self._wh, self._params, self._region = wh, params, region
+        self._country: dict[str, str | None] = {}
+
+    def reached(self, account_sid: str | None, wanted: set[str]) -> set[str]:
+        left, seen = set(wanted), set()
+        rows = self._wh.rows(
+            "irsf_destination_history",
+            self._params | {"account_sid": account_sid},
+            folder="fraud",
+        )
+        for row in rows:
+            number = row["number"]
+            if number not in self._country:
+                self._country[number] = fraud_country(number, self._region)
+            found = self._country[number]
+            if found in left:
+                left.discard(found)
+                seen.add(found)
+                if not left:
+                    break
+        return seen
+
+
+def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in keys}

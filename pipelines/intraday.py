@@ -5,8 +5,10 @@ jambonz writes a call when it ends, so today's window fills all day. Every `SYNC
 `calls_today`, which syncs today's window with the same upsert as a day of `calls` (calls that
 ended since the last tick arrive; nothing is doubled), records the sync in `calls_day_syncs` as
 provisional (the view `calls_days`), and rebuilds today's rows of every model of calls, whose
-`complete` column then says false. The daily schedule's run of the day, SYNC_SETTLE_MINUTES
-after it ended, makes it final.
+`complete` column then says false. The fraud checks (pipelines/fraud.py) run on today's calls
+as they stand, as checks of `calls_today` (WARN): a Wangiri burst at 14:00 is told by the 14:15
+tick (pipelines/notify.py), not at the night's run, which does not send it again. The daily
+schedule's run of the day, SYNC_SETTLE_MINUTES after it ended, makes it final.
 
 Why an asset of its own rather than today's partition of `calls`: a day's partition of `calls`
 is materialized only by a sync of the whole day, so the freshness check ("yesterday's partition
@@ -28,7 +30,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from pipelines.calls import BLOCKING, sync_day
-from pipelines.models import CALL_MODELS, rebuild_day
+from pipelines.days import check_result
+from pipelines.fraud import CHECKS
+from pipelines.models import CALL_MODELS, MODEL_CHECKS, rebuild_day
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.settings import Settings
 
@@ -60,6 +64,11 @@ def build_calls_today(settings: Settings) -> dg.AssetsDefinition:
         name="calls_today",
         group_name="jambonz",
         kinds={"duckdb", "python"},
+        # the fraud checks on today's calls, provisional (their daily run: fraud_findings')
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="calls_today", description=description, blocking=False)
+            for name, description in MODEL_CHECKS["fraud_findings"]
+        ],
         description=(
             "Today's calls so far, re-synced every SYNC_INTRADAY_MINUTES into `calls` (the same "
             "upsert) with today's model rows; provisional until the daily run after "
@@ -90,7 +99,11 @@ def build_calls_today(settings: Settings) -> dg.AssetsDefinition:
                 + "; ".join(f"{o.name}: {o.violations} violations {o.sample}" for o in failed),
                 metadata=metadata,
             )
-        models = {name: rebuild_day(name, settings, warehouse, day)[0] for name in CALL_MODELS}
+        models, fraud = {}, []
+        for name in CALL_MODELS:
+            models[name], found = rebuild_day(name, settings, warehouse, day)
+            if name == "fraud_findings":
+                fraud = found
         yield dg.MaterializeResult(
             metadata={
                 "day": day.isoformat(),
@@ -99,6 +112,9 @@ def build_calls_today(settings: Settings) -> dg.AssetsDefinition:
                 **{f"{name}_rows": m["dagster/row_count"] for name, m in models.items()},
             }
         )
+        for outcome in fraud:  # provisional: today's calls so far
+            outcome.metadata["provisional"] = True
+            yield check_result("calls_today", outcome, day.isoformat(), warn=outcome.name in CHECKS)
 
     return calls_today
 

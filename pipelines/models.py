@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from pipelines import fraud
 from pipelines.charts import asr_per_trunk, busiest_countries, calls_per_hour, markdown_image
 from pipelines.days import BACKFILL_POLICY, DayResult, materialize_days
 from pipelines.jambonz.streams import Window
@@ -49,6 +50,11 @@ MODELS: dict[str, str] = {
         "(libphonenumber; NULL when the number reads as none): attempts, answered, ASR, talk "
         "seconds, ACD, short calls and cost."
     ),
+    "fraud_findings": (
+        "Per day (partition time zone): the groups the fraud checks flagged (Wangiri callers, "
+        "IRSF destinations, short-call dialers, trunks whose ACD collapsed), with their figures; "
+        "the checks themselves (WARN) say what they compared and skipped."
+    ),
 }
 # the asset each model reads (the rest read `calls`)
 UPSTREAM: dict[str, str] = {"alerts_daily": "alerts"}
@@ -58,6 +64,31 @@ CALL_MODELS = tuple(name for name in MODELS if name not in UPSTREAM)  # those of
 WINDOWED_SUMMARIES = ("alerts_daily",)
 
 MODEL_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "fraud_findings": (
+        (
+            "wangiri_inbound",
+            "One-ring floods from abroad: a foreign calling number with >= 20 inbound attempts "
+            "to >= 10 numbers, >= 90% unanswered, >= 80% of those ringing <= 8 s, and >= 10 "
+            "attempts in one 5-minute bucket (WARN; FRAUD_WANGIRI_INBOUND_*).",
+        ),
+        (
+            "irsf_destination",
+            "Revenue share fraud: an account's outbound calls to a high-risk country (>= 5 "
+            "attempts), or to a country it never called in 30 days of history with >= 10 "
+            "attempts, >= 600 answered seconds and >= 3 numbers (WARN; FRAUD_IRSF_DESTINATION_*).",
+        ),
+        (
+            "short_call_dialer",
+            "Dialers: an account's calling number with >= 100 answered outbound calls, >= 15% "
+            "under 6 s, an ACD under 60 s, to >= 50 numbers (WARN; FRAUD_SHORT_CALL_DIALER_*).",
+        ),
+        (
+            "acd_collapse",
+            "A trunk and direction whose ACD fell to half its 30-day median or less with a "
+            "short-call share of max(15%, twice its median), on >= 50 answered calls (WARN; "
+            "FRAUD_ACD_COLLAPSE_*).",
+        ),
+    ),
     "answer_rates_daily": (
         ("answer_rate_bounds", "answer_rate lies in [0, 1]."),
         ("model_attempts_match", "The day's attempts equal the calls attempted in the day."),
@@ -77,7 +108,8 @@ SUMMARIES = ("trunk_kpis_daily", "calls_hourly", "alerts_daily", "destinations_d
 # the table a person reads in the UI, of the day (warehouse/reports/<name>.sql, $first = $last =
 # the day): the HTML report's, over its days
 TABLES = {"alerts_daily": "alerts_by_type", "destinations_daily": "destinations_busiest"}
-WARN_CHECKS = ("asr_drop",)  # anomalies: a person should look, nothing is wrong with the data
+# anomalies: a person should look, nothing is wrong with the data
+WARN_CHECKS = ("asr_drop", *fraud.CHECKS)
 
 
 def _chart(name: str, wh: Warehouse, day: date, tz: str) -> str | None:
@@ -113,7 +145,12 @@ def rebuild_day(
     tz = settings.partitions_timezone
     window = day_window(day, tz)
     with warehouse.using(partition=day.isoformat()) as wh:  # the run's connection
-        tables = model_tables(name, wh, window, settings.numbers_default_region)
+        if name == "fraud_findings":  # the checks run first: the model holds what they flagged
+            findings = fraud.find(wh, day, fraud.Rules.of(settings))
+            tables = {"fraud_flagged": fraud.flagged_table(findings.values())}
+            outcomes = [fraud.outcome(finding) for finding in findings.values()]
+        else:
+            tables = model_tables(name, wh, window, settings.numbers_default_region)
         rows = wh.rebuild_model(
             name, day=day, tz=tz, window_start=window.start, window_end=window.end, tables=tables
         )
@@ -121,10 +158,11 @@ def rebuild_day(
             columns, report = wh.report(TABLES[name], {"first": day, "last": day})
         else:  # the day's calls by trunk
             columns, report = wh.report("by_trunk", {"start": window.start, "end": window.end})
-        outcomes = [
-            wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
-            for check, _ in MODEL_CHECKS.get(name, ())
-        ]
+        if name != "fraud_findings":
+            outcomes = [
+                wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
+                for check, _ in MODEL_CHECKS.get(name, ())
+            ]
         params: dict[str, Any] = {"day": day}
         if name in WINDOWED_SUMMARIES:
             params |= {"window_start": window.start, "window_end": window.end}

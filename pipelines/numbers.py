@@ -85,12 +85,7 @@ def e164(number: str | None, default_region: str | None = None) -> str | None:
 def number_key(number: str | None, default_region: str | None = None) -> str | None:
     """The fraud checks' key of `number`: its `e164`, else its digits with any `+` dropped (URI
     user part and separators taken away as for `country`); None for words and empty strings."""
-    region = _region(default_region)
-    parsed = _read(number, region)
-    if parsed is not None:
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    dialled = _dialled(number)
-    return None if dialled is None else dialled.lstrip("+") or None
+    return key_and_country(number, default_region)[0]
 
 
 # E.164 calling codes that belong to no country (ITU's "non-geographic" codes), all named `001`
@@ -101,14 +96,23 @@ def fraud_country(number: str | None, default_region: str | None = None) -> str 
     """`country`, or `001` for a number that reads as none but whose digits (any `+` dropped)
     begin with a non-geographic calling code: the fraud checks count +882 and its kin as
     satellite and premium ranges even where libphonenumber holds the number invalid."""
+    return key_and_country(number, default_region)[1]
+
+
+def key_and_country(
+    number: str | None, default_region: str | None = None
+) -> tuple[str | None, str | None]:
+    """(`number_key`, `fraud_country`) of `number`, read once."""
     region = _region(default_region)
-    found = _country(number, region)
-    if found is not None:
-        return found
+    parsed = _read(number, region)
+    if parsed is not None:
+        key = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return key, phonenumbers.region_code_for_number(parsed)
     dialled = _dialled(number)
-    if dialled is not None and dialled.lstrip("+").startswith(NON_GEOGRAPHIC):
-        return "001"
-    return None
+    digits = None if dialled is None else dialled.lstrip("+") or None
+    if digits is not None and digits.startswith(NON_GEOGRAPHIC):
+        return digits, "001"
+    return digits, None
 
 
 def countries(

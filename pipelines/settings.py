@@ -25,6 +25,31 @@ from warehouse.lake import parse as parse_lake
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://api.jambonz.cloud"
 DEFAULT_WAREHOUSE_PATH = REPO_ROOT / "var" / "warehouse.duckdb"
+# The fraud checks' thresholds (pipelines/fraud.py), FRAUD_<CHECK>_<NAME>: default (an int where
+# the threshold counts things)
+THRESHOLDS: dict[str, float] = {
+    "FRAUD_WANGIRI_INBOUND_MIN_ATTEMPTS": 20,
+    "FRAUD_WANGIRI_INBOUND_MIN_CALLED": 10,
+    "FRAUD_WANGIRI_INBOUND_MIN_UNANSWERED_SHARE": 0.90,
+    "FRAUD_WANGIRI_INBOUND_MAX_RING_S": 8.0,
+    "FRAUD_WANGIRI_INBOUND_MIN_SHORT_RING_SHARE": 0.80,
+    "FRAUD_WANGIRI_INBOUND_MIN_BURST": 10,
+    "FRAUD_IRSF_DESTINATION_HIGH_RISK_MIN_ATTEMPTS": 5,
+    "FRAUD_IRSF_DESTINATION_MIN_ACTIVE_DAYS": 7,
+    "FRAUD_IRSF_DESTINATION_MIN_ATTEMPTS": 10,
+    "FRAUD_IRSF_DESTINATION_MIN_ANSWERED_S": 600,
+    "FRAUD_IRSF_DESTINATION_MIN_CALLED": 3,
+    "FRAUD_SHORT_CALL_DIALER_MIN_ANSWERED": 100,
+    "FRAUD_SHORT_CALL_DIALER_MIN_SHORT_SHARE": 0.15,
+    "FRAUD_SHORT_CALL_DIALER_MAX_ACD_S": 60.0,
+    "FRAUD_SHORT_CALL_DIALER_MIN_CALLED": 50,
+    "FRAUD_ACD_COLLAPSE_MIN_ANSWERED": 50,
+    "FRAUD_ACD_COLLAPSE_MIN_BASELINE_DAYS": 5,
+    "FRAUD_ACD_COLLAPSE_MAX_ACD_RATIO": 0.5,
+    "FRAUD_ACD_COLLAPSE_MIN_SHORT_SHARE": 0.15,
+    "FRAUD_ACD_COLLAPSE_SHORT_SHARE_FACTOR": 2.0,
+}
+
 # jambonz keeps at most about 30 days: older partitions would only ever read `total: 0`.
 DEFAULT_HISTORY_DAYS = 30
 
@@ -66,6 +91,12 @@ class Settings:
     # NUMBERS_DEFAULT_REGION: the ISO region whose national numbers (digits without `+`) the
     # far ends are read as first (pipelines/numbers.py); None: digits are read as E.164
     numbers_default_region: str | None = None
+    # NUMBERS_HOME_COUNTRIES (default: the default region; neither: no country is home) and
+    # NUMBERS_HIGH_RISK (default 001): ISO codes, for the fraud checks (pipelines/fraud.py)
+    numbers_home_countries: frozenset[str] = frozenset()
+    numbers_high_risk: frozenset[str] = frozenset({"001"})
+    # FRAUD_<CHECK>_<NAME>: the fraud checks' thresholds (THRESHOLDS above)
+    fraud_thresholds: tuple[tuple[str, float], ...] = tuple(THRESHOLDS.items())
 
     @property
     def warehouse_target(self) -> Path | Lake:
@@ -146,6 +177,12 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
             raise SettingsError(
                 f"NUMBERS_DEFAULT_REGION={region!r}: {exc}", "NUMBERS_DEFAULT_REGION"
             ) from None
+    home = _countries(env, "NUMBERS_HOME_COUNTRIES", frozenset({region} if region else ()))
+    high_risk = _countries(env, "NUMBERS_HIGH_RISK", frozenset({"001"}))
+    thresholds = tuple(
+        (name, _number(env, name, default, 0.0 if isinstance(default, float) else 0, _top(name)))
+        for name, default in THRESHOLDS.items()
+    )
     return Settings(
         base_url=(env.get("JAMBONZ_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
         account_sid=env.get("JAMBONZ_ACCOUNT_SID", "").strip() or None,
@@ -167,7 +204,36 @@ def load_settings(env: dict[str, str] | None = None, *, today: date | None = Non
         intraday_minutes=_number(env, "SYNC_INTRADAY_MINUTES", 15, 0, 12 * 60),
         chunk_records=_number(env, "SYNC_CHUNK_RECORDS", CHUNK_RECORDS, 500, 1_000_000),
         numbers_default_region=region,
+        numbers_home_countries=home,
+        numbers_high_risk=high_risk,
+        fraud_thresholds=thresholds,
     )
+
+
+def _top(name: str) -> float:
+    """The largest value a fraud threshold takes: 1 for a share or a ratio, else a million."""
+    return 1.0 if name.endswith(("_SHARE", "_RATIO")) else 1_000_000
+
+
+def _countries(env: dict[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
+    """`name` as comma- or space-separated ISO 3166-1 alpha-2 codes (or 001); unset: default."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    codes = set()
+    for code in re.split(r"[,\s]+", raw):
+        if not code:
+            continue
+        if code == "001":
+            codes.add(code)
+            continue
+        try:
+            codes.add(check_region(code))
+        except ValueError as exc:
+            raise SettingsError(
+                f"{name}={raw!r}: {exc} (or 001, the non-geographic codes)", name
+            ) from None
+    return frozenset(codes)
 
 
 def settings_and_problems(env: dict[str, str] | None = None) -> tuple[Settings, list[str]]:

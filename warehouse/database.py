@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -67,6 +68,11 @@ def _lost_init_race(exc: duckdb.Error) -> bool:
     return "Failed to initialize DuckLake" in said and (
         "already exists" in said or "duplicate key" in said
     )
+
+
+def _named(text: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters `text` names ($name): DuckDB refuses a value bound to none."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", text)}
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -416,15 +422,17 @@ class Warehouse:
     ) -> CheckOutcome:
         """Run the data check warehouse/checks/{name}.sql over [start, end).
 
-        Its one row is (violations, sample). Only the parameters the check names are bound
-        (DuckDB refuses others).
+        Its one row is (violations, sample), and for a check that names what it found group by
+        group a third column `flagged` (a list of structs: CheckOutcome.metadata["flagged"]).
+        Only the parameters the check names are bound (DuckDB refuses others).
         """
         text = sql(name, "checks")
         given: dict[str, object] = {"start": start, "end": end, "day": day, "tz": tz}
-        params = {k: v for k, v in given.items() if f"${k}" in text}
+        params = _named(text, given)
         # fetchall: DuckDB 2 refuses new work on a connection with an unfinished result.
-        ((violations, sample),) = self.con.execute(text, params).fetchall()
-        return CheckOutcome(name, int(violations or 0), [str(s) for s in (sample or [])])
+        ((violations, sample, *flagged),) = self.con.execute(text, params).fetchall()
+        metadata = {"flagged": list(flagged[0] or [])} if flagged else {}
+        return CheckOutcome(name, int(violations or 0), [str(s) for s in (sample or [])], metadata)
 
     def report(self, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of the read-only query warehouse/reports/{name}.sql."""
@@ -438,6 +446,29 @@ class Warehouse:
         columns = [d[0] for d in cur.description or []]
         ((*values,),) = cur.fetchall()
         return dict(zip(columns, values, strict=True))
+
+    def rows(
+        self,
+        name: str,
+        params: dict[str, Any],
+        *,
+        folder: str = "sql",
+        tables: dict[str, pa.Table] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of warehouse/{folder}/{name}.sql as {column: value}; only the parameters the
+        file names are bound, and `tables` (Arrow) are registered by name for the query only."""
+        text = sql(name, folder)
+        bound = _named(text, params)
+        con = self.con
+        for table_name, table in (tables or {}).items():
+            con.register(table_name, table)
+        try:
+            cur = con.execute(text, bound)
+            columns = [d[0] for d in cur.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            for table_name in tables or {}:
+                con.unregister(table_name)
 
     def query(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run warehouse/sql/{name}.sql with bound params; works on a read-only warehouse."""
@@ -534,7 +565,8 @@ class Warehouse:
                     params["complete"] = done is None or done[0] is None or bool(done[0])
                     delete = f'DELETE FROM "{name}" WHERE day = $day'  # noqa: S608
                     con.execute(delete, {"day": day})
-                    row = con.execute(f'INSERT INTO "{name}" BY NAME {select}', params).fetchone()
+                    insert = f'INSERT INTO "{name}" BY NAME {select}'
+                    row = con.execute(insert, _named(select, params)).fetchone()
                     con.execute("COMMIT")
                     break
                 except duckdb.TransactionException as exc:

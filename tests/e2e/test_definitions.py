@@ -27,6 +27,7 @@ def test_definitions_load_with_nothing_set(clean_env: None) -> None:
         "calls_hourly",
         "alerts_daily",
         "destinations_daily",
+        "fraud_findings",
     }
     assert keys == {"calls", "alerts", "calls_today", *models}
     calls = defs.resolve_assets_def("calls")
@@ -39,6 +40,10 @@ def test_definitions_load_with_nothing_set(clean_env: None) -> None:
     assert {"calls_complete", "call_key_unique", "answer_rate_bounds", "asr_drop"} <= check_names
     (drop,) = list(defs.resolve_assets_def("trunk_kpis_daily").check_specs)
     assert (drop.name, drop.blocking) == ("asr_drop", False)
+    fraud = {(s.name, s.blocking) for s in defs.resolve_assets_def("fraud_findings").check_specs}
+    today = {(s.name, s.blocking) for s in defs.resolve_assets_def("calls_today").check_specs}
+    checks = ("wangiri_inbound", "irsf_destination", "short_call_dialer", "acd_collapse")
+    assert fraud == today == {(name, False) for name in checks}  # WARN, on both
     dg.Definitions.validate_loadable(defs)
 
 

@@ -23,6 +23,7 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from pipelines.definitions import build_definitions
 from pipelines.intraday import JOB, SENSOR, tick
+from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.models import CALL_MODELS
 from pipelines.settings import load_settings
@@ -108,6 +109,98 @@ def test_calls_that_end_during_the_day_appear_on_the_next_tick(pipeline: Pipelin
     # today's partition of `calls` is not materialized by the intra-day sync: it stays missing
     # until the daily run after the settle delay (what the freshness check asks about)
     assert D.isoformat() not in pipeline.instance.get_materialized_partitions(dg.AssetKey("calls"))
+
+
+CALLER = "+2348031234567"  # Nigeria: foreign with no home country set
+
+
+def wangiri_burst(first: datetime, n: int = 25) -> list[dict[str, Any]]:
+    """`n` one-ring calls from CALLER to `n` numbers, 10 s apart (within two 5-minute buckets),
+    unanswered after 3 s of ringing: the pattern wangiri_inbound exists for."""
+    records = []
+    for k in range(n):
+        start = first + timedelta(seconds=10 * k)
+        records.append(
+            {
+                "attempted_at": start.isoformat().replace("+00:00", "Z"),
+                "account_sid": simmod.ACCOUNT_SID,
+                "answered": False,
+                "answered_at": "1970-01-01T00:00:00.000Z",
+                "application_sid": None,
+                "call_sid": f"wangiri-{k:03d}",
+                "direction": "inbound",
+                "duration": 0,
+                "from": CALLER,
+                "host": "10.0.0.1",
+                "recording_url": None,
+                "remote_host": "3.4.5.6",
+                "service_provider_sid": None,
+                "sip_callid": f"wangiri-{k}@10.0.0.2",
+                "sip_parent_callid": None,
+                "sip_status": 487,
+                "terminated_at": (start + timedelta(seconds=3)).isoformat().replace("+00:00", "Z"),
+                "termination_reason": "caller hungup",
+                "to": f"1617555{k:04d}",
+                "trace_id": "0" * 32,
+                "trunk": "voxbone",
+            }
+        )
+    return records
+
+
+def _checks(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, dg.AssetCheckEvaluation]:
+    return {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == dg.AssetKey(asset)
+    }
+
+
+def test_a_wangiri_burst_is_flagged_by_the_next_tick_and_again_by_the_nights_run(
+    pipeline: Pipeline,
+) -> None:
+    """The fraud checks run on today's calls after each intra-day sync (as checks of
+    calls_today, provisional), and on the day's final run (fraud_findings): the same group
+    both times, so a notification sent in the afternoon is not sent again at night."""
+    sim = pipeline.sim
+    sim.set_clock(at(9))
+    pipeline.run_today(D)  # the morning so far: no burst
+    assert (
+        not _checks(pipeline.run_today(D), "calls_today")["wangiri_inbound"]
+        .metadata["flagged"]
+        .value
+    )
+    sim.add_records(wangiri_burst(at(9, 2)))
+    sim.set_clock(at(9, 15))
+    checks = _checks(pipeline.run_today(D), "calls_today")
+    wangiri = checks["wangiri_inbound"]
+    meta = {k: getattr(v, "value", v) for k, v in wangiri.metadata.items()}
+    assert not wangiri.passed
+    assert wangiri.severity == dg.AssetCheckSeverity.WARN
+    assert (meta["day"], meta["provisional"]) == (D.isoformat(), True)
+    (flagged,) = meta["flagged"]
+    assert (flagged["group"], flagged["country"], flagged["attempts"]) == (CALLER, "NG", 25)
+    assert (flagged["distinct_called"], flagged["unanswered_share"]) == (25, 1.0)
+    assert {c: checks[c].passed for c in checks} == {
+        "wangiri_inbound": False,
+        "irsf_destination": checks["irsf_destination"].passed,
+        "short_call_dialer": True,
+        "acd_collapse": True,
+    }
+
+    sim.set_clock(at(2, day=D + timedelta(days=1)))  # the night's run of the settled day
+    night = pipeline.run_day(D)
+    assert night.success
+    final = _checks(night, "fraud_findings")["wangiri_inbound"]
+    assert not final.passed
+    assert [f["group"] for f in final.metadata["flagged"].value] == [CALLER]
+    with pipeline.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT group_key, figures ->> 'country', complete FROM fraud_findings "
+            "WHERE day = $day AND check_name = 'wangiri_inbound'",
+            {"day": D},
+        ).fetchall()
+    assert rows == [(CALLER, "NG", True)]
 
 
 def test_a_long_call_appears_once_it_ends_in_the_day_it_was_attempted(pipeline: Pipeline) -> None:

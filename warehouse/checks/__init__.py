@@ -7,7 +7,8 @@ means the check passed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,9 @@ class CheckOutcome:
     name: str
     violations: int
     sample: list[str]
+    # more for the check's result, JSON-able: a WARN check's `flagged` groups (their `group`
+    # key and figures), what it compared and skipped (pipelines/notify.py sends the flagged)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

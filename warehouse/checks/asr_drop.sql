@@ -5,7 +5,7 @@
 --   a pooled two-proportion z-test gives z <= -3.
 -- A day with few calls is never flagged, however low its ASR. The sample names every flagged
 -- group with both ASRs and both attempt counts; when nothing is flagged it says why (too little
--- history, or how many groups were compared).
+-- history, or how many groups were compared); `flagged` lists them as objects (pipelines/notify.py).
 WITH today AS (
     SELECT account_sid, direction, trunk, attempts, answered
     FROM trunk_kpis_daily
@@ -22,6 +22,9 @@ history AS (
 compared AS (
     SELECT
         concat_ws('/', t.account_sid, t.direction, coalesce(t.trunk, '(no trunk)')) AS grp,
+        t.account_sid,
+        t.direction,
+        t.trunk,
         t.attempts,
         h.attempts AS before_attempts,
         t.answered / t.attempts AS asr,
@@ -68,4 +71,21 @@ SELECT
         ELSE [
             printf('%d groups compared with their 7 days before: none dropped', (SELECT count(*) FROM compared))
         ]
-    END AS sample;
+    END AS sample,
+    (
+        SELECT list(
+            {
+                'group': grp,
+                'account_sid': account_sid,
+                'direction': direction,
+                'trunk': trunk,
+                'asr': asr,
+                'attempts': attempts,
+                'before_asr': before_asr,
+                'before_attempts': before_attempts,
+                'z': z
+            }
+            ORDER BY z
+        )
+        FROM flagged
+    ) AS flagged;
