@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipelines.fraud import CHECKS, THRESHOLDS, Finding, Rules, find
+from pipelines.settings import load_settings
 from tests import fraud_oracle as oracle
 from tests.conftest import database_name, new_lake
 from tests.fraud_oracle import Call
@@ -100,37 +101,42 @@ def sat_invalid(i: int) -> str:
     return f"+8821334{i:04d}"  # +882 13: invalid for libphonenumber; 001 for the checks
 
 
-for _i in range(6_000):
-    for _n in (cust(_i), us(_i)):
-        # E.164; without `+` (+1... with or without a region: 11 digits are no US national
-        # number); in a sip: and a tel: URI
-        _dashed = f"tel:{_n[:2]}-{_n[2:5]}-{_n[5:8]}-{_n[8:]}"
-        _alike(_n, _n, "US", _n[1:], f"sip:{_n}@pbx.example.com", _dashed)
-    # the national forms: US numbers under NUMBERS_DEFAULT_REGION=US; with no region, read with
-    # a `+` put in front: +212 555 xxxx is no valid number (the key is the digits), and
-    # +64 6555 xxxx a valid one in New Zealand
-    NUMBERS[us(_i)[2:]] = ((us(_i)[2:], None), (us(_i), "US"))
-    NUMBERS[cust(_i)[2:]] = (("+" + cust(_i)[2:], "NZ"), (cust(_i), "US"))
-for _i in range(300):
-    _n = gb(_i)
-    _alike(_n, _n, "GB", _n[1:], f"+44 7400 1{_i:05d}", f"sip:{_n}@gw.example.net;user=phone")
-    for _n, _c in ((de(_i), "DE"), (fr(_i), "FR"), (mx(_i), "MX"), (br(_i), "BR")):
-        _alike(_n, _n, _c, _n[1:], f"sip:{_n}@carrier.example.net")
-    _alike(jm(_i), jm(_i), "JM", f"sip:{jm(_i)}@carrier.example.net")
-    _alike(sat(_i), sat(_i), "001", f"sip:{sat(_i)}@carrier.example.net")
-    _n = sat_invalid(_i)  # no E.164 form: the key is the digits, `+` dropped
-    _alike(_n, _n[1:], "001", _n[1:], f"8821334 {_i:04d}")
-for _i in range(10):
-    for _n in (f"+800123456{_i:02d}", f"+8703012345{_i:02d}", f"+8816123456{_i:02d}"):
-        _alike(_n, _n, "001")  # freephone, Inmarsat, global mobile satellite
-    _alike(f"+979123{_i:06d}", f"+979123{_i:06d}", "001")  # international premium rate
-_alike("+447700900123", "447700900123", None)  # Ofcom's drama range: invalid, no country
-NUMBERS["anonymous"] = ((None, None), (None, None))
+@functools.cache
+def write_down() -> None:
+    """Fill NUMBERS and FORMS (once, on first use: not at every worker's collection)."""
+    for i in range(6_000):
+        for n in (cust(i), us(i)):
+            # E.164; without `+` (+1... with or without a region: 11 digits are no US national
+            # number); in a sip: and a tel: URI
+            dashed = f"tel:{n[:2]}-{n[2:5]}-{n[5:8]}-{n[8:]}"
+            _alike(n, n, "US", n[1:], f"sip:{n}@pbx.example.com", dashed)
+        # the national forms: US numbers under NUMBERS_DEFAULT_REGION=US; with no region, read
+        # with a `+` put in front: +212 555 xxxx is no valid number (the key is the digits),
+        # and +64 6555 xxxx a valid one in New Zealand
+        NUMBERS[us(i)[2:]] = ((us(i)[2:], None), (us(i), "US"))
+        NUMBERS[cust(i)[2:]] = (("+" + cust(i)[2:], "NZ"), (cust(i), "US"))
+    for i in range(300):
+        n = gb(i)
+        _alike(n, n, "GB", n[1:], f"+44 7400 1{i:05d}", f"sip:{n}@gw.example.net;user=phone")
+        for n, c in ((de(i), "DE"), (fr(i), "FR"), (mx(i), "MX"), (br(i), "BR")):
+            _alike(n, n, c, n[1:], f"sip:{n}@carrier.example.net")
+        _alike(jm(i), jm(i), "JM", f"sip:{jm(i)}@carrier.example.net")
+        _alike(sat(i), sat(i), "001", f"sip:{sat(i)}@carrier.example.net")
+        n = sat_invalid(i)  # no E.164 form: the key is the digits, `+` dropped
+        _alike(n, n[1:], "001", n[1:], f"8821334 {i:04d}")
+    for i in range(10):
+        for n in (f"+800123456{i:02d}", f"+8703012345{i:02d}", f"+8816123456{i:02d}"):
+            _alike(n, n, "001")  # freephone, Inmarsat, global mobile satellite
+        _alike(f"+979123{i:06d}", f"+979123{i:06d}", "001")  # international premium rate
+    _alike("+447700900123", "447700900123", None)  # Ofcom's drama range: invalid, no country
+    NUMBERS["anonymous"] = ((None, None), (None, None))
 
 
 def reader(region: str | None) -> oracle.Read:
     column = 0 if region is None else 1
     assert region in (None, "US")
+
+    write_down()
 
     def read(number: str | None) -> Reading:
         return (None, None) if number is None else NUMBERS[number][column]
@@ -390,8 +396,12 @@ def irsf(w: World) -> None:
     """Outbound calls by country (carrier-i), accounts with and without history."""
     rng = w.rng
 
-    def active(account: str, offsets: list[int], *, to: str | None = None) -> None:
-        for off in offsets:  # a call in and a call out, late at night (local)
+    def active(
+        account: str, offsets: list[int], *, to: str | None = None, inbound_only: int = 0
+    ) -> None:
+        """A call in and a call out on each day, late at night (local); on the first
+        `inbound_only` days, only the call in."""
+        for n, off in enumerate(offsets):
             w.add(
                 w.at(-off, 22 * 3600 + rng.randrange(3600)),
                 account=account,
@@ -401,6 +411,8 @@ def irsf(w: World) -> None:
                 trunk="carrier-i",
                 duration=60,
             )
+            if n < inbound_only:
+                continue
             w.add(
                 w.at(-off, 23 * 3600 + rng.randrange(3000)),
                 account=account,
@@ -524,6 +536,18 @@ def irsf(w: World) -> None:
     active("acct-six", [2, 4, 6, 8, 10, 12, 31])
     today("acct-six", [de(20 + k % 3) for k in range(11)], durations(rng, 11, 700, 0))
     w.labels["6 days of history"] = "acct-six/DE"
+    # acct-in: 7 days of H, on 4 of them only calls in ("any direction"); a new country (MX)
+    active("acct-in", [1, 2, 3, 4, 5, 6, 7], inbound_only=4)
+    today("acct-in", [mx(30 + k % 3) for k in range(11)], durations(rng, 9, 650, 1) + [None] * 2)
+    w.labels["7 days, 4 only in"] = "acct-in/MX"
+    # acct-tried: its one call to DE in H went unanswered: an attempt, so DE is no new country
+    active("acct-tried", list(range(1, 11)))
+    w.add(w.at(-10, 9 * 3600), account="acct-tried", direction="outbound", from_=us(2001),
+          to=de(40), trunk="carrier-i", ring_ms=20_000)  # fmt: skip
+    today(
+        "acct-tried", [de(40 + k % 3) for k in range(12)], durations(rng, 10, 800, 0) + [None] * 2
+    )
+    w.labels["tried in H"] = "acct-tried/DE"
 
 
 def dialer(w: World) -> None:
@@ -605,9 +629,15 @@ def acd(w: World) -> None:
     rng = w.rng
 
     def day(
-        trunk: str | None, direction: str, offset: int, n: int, acd_s: float, short: int
+        trunk: str | None,
+        direction: str,
+        offset: int,
+        n: int,
+        acd_s: float,
+        short: int,
+        sixes: int = 0,  # calls of exactly 6 s: not short
     ) -> None:
-        secs = durations(rng, n, round(n * acd_s), short) + [None] * 4
+        secs = durations(rng, n, round(n * acd_s), short, sixes) + [None] * 2
         for k, (at, s) in enumerate(zip(w.spread(offset, len(secs)), secs, strict=True)):
             ours, theirs = us(100), cust(5000 + k % 20)
             w.add(
@@ -627,53 +657,54 @@ def acd(w: World) -> None:
         offsets: list[int],
         acds: list[float],
         shorts: list[int],
-        n: int = 60,
+        n: int = 50,
     ) -> None:
         for off, a, s in zip(offsets, acds, shorts, strict=True):
             day(trunk, direction, -off, n, a, s)
 
-    # flagged: 7 days of 60 answered (D-30 and the 25-hour 2026-11-01 among them): ACD median
-    # 100, share 0.1; 5 days of 20 answered (ACD 10, share 0.9) that must not count; D-31 (ACD
-    # 20) outside H. D: ACD 40, share 0.25
-    history(
-        "acd-a", "outbound", [1, 2, 3, 5, 8, 19, 30], [100, 100, 110, 90, 100, 120, 80], [6] * 7
-    )
+    # flagged: 7 days of exactly 50 answered (D-30 and the 25-hour 2026-11-01 among them): ACD
+    # median 100 (mean 105.7), share median 0.1 (mean 0.157); 5 days of 20 answered (ACD 10,
+    # share 0.9) that must not count; D-31 (ACD 20) outside H. D: ACD 40, share 0.25
+    acds = [100, 100, 110, 90, 100, 160, 80]
+    history("acd-a", "outbound", [1, 2, 3, 5, 8, 19, 30], acds, [5, 5, 5, 5, 5, 5, 25])
     history("acd-a", "outbound", [4, 6, 7, 9, 10], [10] * 5, [18] * 5, n=20)
     history("acd-a", "outbound", [31], [20], [30])
-    day("acd-a", "outbound", 0, 60, 40, 15)
+    day("acd-a", "outbound", 0, 60, 40, 15, sixes=3)
     w.labels["collapse"] = "acd-a/outbound"
-    # flagged at every threshold: 6 days, medians (96 + 104) / 2 = 100 and (0.1 + 0.1) / 2;
-    # D: exactly 50 answered, ACD 50 (0.5 x), share 0.2 (2 x)
-    history(
-        "acd-b", "inbound", [1, 2, 4, 7, 11, 16], [80, 90, 96, 104, 110, 120], [3, 6, 6, 6, 6, 12]
-    )
+    # flagged at every threshold: 6 days, medians (96 + 104) / 2 = 100 (mean 105) and
+    # (0.1 + 0.1) / 2 (mean 0.107); D: exactly 50 answered, ACD 50 (0.5 x), share 0.2 (2 x)
+    acds = [80, 90, 96, 104, 110, 150]
+    history("acd-b", "inbound", [1, 2, 4, 7, 11, 16], acds, [2, 5, 5, 5, 5, 10])
     day("acd-b", "inbound", 0, 50, 50, 10)
     w.labels["collapse at the thresholds"] = "acd-b/inbound"
-    # near-misses: the issue's ACD at 0.6 x its baseline (share 0.4)
-    history("acd-c", "outbound", [1, 2, 3, 4, 5, 6, 7], [100] * 7, [6] * 7)
+    # near-misses, each with exactly 5 days of baseline: the issue's ACD at 0.6 x its baseline
+    # (share 0.4)
+    history("acd-c", "outbound", [1, 2, 3, 4, 5], [100] * 5, [5] * 5)
     day("acd-c", "outbound", 0, 60, 60, 24)
     w.labels["0.6 x"] = "acd-c/outbound"
-    # a share of 0.149 (10 of 67): twice the baseline's 0.05, under 0.15; ACD 30 of 100
-    history("acd-d", "outbound", [1, 2, 3, 4, 5, 6, 7], [100] * 7, [3] * 7)
-    day("acd-d", "outbound", 0, 67, 30, 10)
+    # a share of 0.149 (10 of 67, and 5 calls of 6 s): over twice the baseline's 0.04, under
+    # 0.15; ACD 30 of 100
+    history("acd-d", "outbound", [1, 2, 3, 4, 5], [100] * 5, [2] * 5)
+    day("acd-d", "outbound", 0, 67, 30, 10, sixes=5)
     w.labels["share 0.149"] = "acd-d/outbound"
     # 49 answered on D
-    history("acd-e", "inbound", [1, 2, 3, 4, 5, 6, 7], [100] * 7, [6] * 7)
+    history("acd-e", "inbound", [1, 2, 3, 4, 5], [100] * 5, [5] * 5)
     day("acd-e", "inbound", 0, 49, 20, 20)
     w.labels["49 answered"] = "acd-e/inbound"
-    # too little history: 4 days of 60 answered, 3 of 49; D collapses
-    history("acd-f", "outbound", [1, 2, 3, 4], [100] * 4, [6] * 4)
+    # too little history: 4 days of 50 answered, 3 of 49; D collapses
+    history("acd-f", "outbound", [1, 2, 3, 4], [100] * 4, [5] * 4)
     history("acd-f", "outbound", [5, 6, 7], [100] * 3, [4] * 3, n=49)
     day("acd-f", "outbound", 0, 60, 20, 30)
     w.labels["4 days"] = "acd-f/outbound"
-    # flagged: calls without a trunk
-    history(None, "outbound", [1, 2, 3, 4, 5, 6, 7], [120] * 7, [3] * 7)
+    # flagged: calls without a trunk (baseline share 0.04: the floor 0.15 applies)
+    history(None, "outbound", [1, 2, 3, 4, 5], [120] * 5, [2] * 5)
     day(None, "outbound", 0, 60, 30, 12)
     w.labels["no trunk"] = "(no trunk)/outbound"
 
 
 @functools.cache
 def world(tz: str) -> World:
+    write_down()
     w = World(tz, random.Random(28))
     for scenario in (wangiri, irsf, dialer, acd):
         scenario(w)
@@ -824,7 +855,12 @@ def assert_same(got: Finding, want: dict[str, Any], check: str) -> None:
             assert instant.utcoffset() == timedelta(0), f["busiest_bucket_start"]
             assert instant == oracle.EPOCH + timedelta(seconds=300 * f["busiest_bucket"]), f
             f["busiest_bucket_start"] = instant
-    # each group as computed, in the contract's order (groups tied on its figures in any order)
+    # each group with the contract's fields, as computed, in the contract's order (groups tied
+    # on its figures in any order)
+    fields = {f["group"]: set(f) for f in want["flagged"]}
+    for f in flagged:
+        have, need = set(f), fields.get(f["group"], set())
+        assert have == need, (f["group"], "extra", have - need, "missing", need - have)
     assert sorted(flagged, key=group) == approx(sorted(want["flagged"], key=group))
     order = [tuple(f[k] for k in want["order"]) for f in flagged]
     assert order == sorted(order, reverse=want["descending"]), (want["order"], order)
@@ -847,7 +883,8 @@ def names(found: dict[str, Any]) -> list[str]:
 FLAGGED = {
     "wangiri_inbound": ["W2", "W4", "W1", "W3"],  # W4's number: called by acct-both (+882)
     "irsf_destination": [
-        "both rules", "new FR", "new JM, D-31", "high risk", "young, high risk",
+        "both rules", "new FR", "7 days, 4 only in", "new JM, D-31", "high risk",
+        "young, high risk",
     ],
     "short_call_dialer": ["dialer", "dialer at the thresholds"],
     "acd_collapse": ["no trunk", "collapse", "collapse at the thresholds"],
@@ -860,6 +897,7 @@ NEAR_MISSES: list[tuple[str, str, dict[str, float] | None]] = [
     ("wangiri_inbound", "9 numbers", {"FRAUD_WANGIRI_INBOUND_MIN_CALLED": 9}),
     ("wangiri_inbound", "across midnight", {"FRAUD_WANGIRI_INBOUND_MIN_ATTEMPTS": 13}),
     ("irsf_destination", "regular GB", None),
+    ("irsf_destination", "tried in H", None),
     (
         "irsf_destination",
         "one 5-minute call",
@@ -897,6 +935,28 @@ def test_the_thresholds_are_the_issues() -> None:
     assert (rules.tz, rules.region, rules.home, rules.high_risk) == ("UTC", None, set(), {"001"})
     assert {name: rules.threshold(name) for name in oracle.DEFAULTS} == oracle.DEFAULTS
     assert Rules(thresholds={}).threshold("FRAUD_WANGIRI_INBOUND_MIN_BURST") == 10
+
+
+@pytest.mark.parametrize(
+    ("env", "region", "home"),
+    [
+        ({}, None, set()),  # neither set: every country is foreign
+        ({"NUMBERS_DEFAULT_REGION": "US"}, "US", {"US"}),  # home defaults to the region
+        ({"NUMBERS_DEFAULT_REGION": "US", "NUMBERS_HOME_COUNTRIES": "us, ca"}, "US", {"US", "CA"}),
+        ({"NUMBERS_HOME_COUNTRIES": "GB"}, None, {"GB"}),
+    ],
+)
+def test_the_rules_come_from_the_settings(
+    env: dict[str, str], region: str | None, home: set[str]
+) -> None:
+    """`home`: NUMBERS_HOME_COUNTRIES, default NUMBERS_DEFAULT_REGION, neither set: none;
+    `high_risk`: NUMBERS_HIGH_RISK, default 001; a threshold: its FRAUD_<CHECK>_<NAME>."""
+    env = {**env, "PARTITIONS_TIMEZONE": NY, "FRAUD_WANGIRI_INBOUND_MIN_BURST": "9"}
+    rules = Rules.of(load_settings(env))
+    assert (rules.tz, rules.region, rules.home, rules.high_risk) == (NY, region, home, {"001"})
+    assert rules.threshold("FRAUD_WANGIRI_INBOUND_MIN_BURST") == 9
+    assert rules.threshold("FRAUD_WANGIRI_INBOUND_MIN_ATTEMPTS") == 20
+    assert Rules.of(load_settings({"NUMBERS_HIGH_RISK": "001, cu"})).high_risk == {"001", "CU"}
 
 
 @pytest.mark.parametrize("tz", ZONES)
