@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -38,6 +39,7 @@ INTERVAL_S = 15
 # Slack shows about 40,000 characters of text; an alert is read at a glance.
 TEXT_LIMIT = 500
 ERROR_LIMIT = 3000
+_WRAPPED = "DagsterExecutionStepExecutionError"
 
 
 class AlertNotDelivered(dg.DagsterError):
@@ -54,8 +56,22 @@ class AlertRejected(RuntimeError):
 
 def failure_cause(context: dg.RunFailureSensorContext) -> str:
     """The first failed step's error message (without its exception class), else the run's."""
-    for event in context.get_step_failure_events():
+    return cause_of(context.get_step_failure_events(), context.failure_event.message)
+
+
+def run_cause(instance: dg.DagsterInstance, run_id: str, run_message: str | None) -> str:
+    """`failure_cause` for a failed run read from the instance, `run_message` its failure's."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    steps = [r.event_log_entry.dagster_event for r in records]
+    return cause_of([e for e in steps if e is not None], run_message)
+
+
+def cause_of(step_failures: Sequence[dg.DagsterEvent], run_message: str | None) -> str:
+    for event in step_failures:
         error = event.step_failure_data.error
+        # an exception other than dg.Failure comes wrapped ("Error occurred while executing op")
+        while error is not None and error.cls_name == _WRAPPED and error.cause is not None:
+            error = error.cause
         if error is None or not error.message.strip():
             continue
         message = error.message.strip()
@@ -63,7 +79,7 @@ def failure_cause(context: dg.RunFailureSensorContext) -> str:
         if sep and prefix.rsplit(".", 1)[-1] == error.cls_name:
             message = rest.strip()
         return message
-    return context.failure_event.message or "the run failed (no message)"
+    return run_message or "the run failed (no message)"
 
 
 def _clip(text: str, limit: int) -> str:
