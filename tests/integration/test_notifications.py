@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import build_definitions
-from pipelines.notify import DAGSTER_WEBSERVER_URL, NOTIFY_SENSOR, build_notify_sensor
+from pipelines.notify import (
+    DAGSTER_WEBSERVER_URL,
+    KEEP_DAYS,
+    NOTIFY_SENSOR,
+    build_notify_sensor,
+)
 from pipelines.outbox import NOTIFY_URLS
 from pipelines.settings import load_settings
 from tests.e2e.conftest import clean_env
@@ -32,8 +38,9 @@ __all__ = ["clean_env"]  # the fixture, for test_the_notify_sensor_is_on_by_defa
 
 SECRET = "s3cr3t-token-Zx41-DISTINCTIVE"
 UI = "http://dagster.example:3000"
-DAY = "2026-11-24"
-TODAY = "2026-11-25"
+# the sensor forgets days more than KEEP_DAYS back by the real clock: the days are relative to it
+TODAY = datetime.now(UTC).date().isoformat()
+DAY = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
 
 Post = tuple[int, str, dict[str, Any]]  # the status answered, the path, the JSON body
 
@@ -179,7 +186,7 @@ def wangiri(number: str, attempts: int = 42) -> dict[str, Any]:
         "unanswered_share": 0.95,
         "short_ring_share": 0.9166666666666666,
         "busiest_bucket": 5920000,
-        "busiest_bucket_start": "2026-11-24T10:40:00Z",
+        "busiest_bucket_start": f"{DAY}T10:40:00Z",
         "busiest_bucket_attempts": 14,
         "callbacks": 2,
     }
@@ -282,7 +289,7 @@ def test_each_finding_is_sent_once_per_check_day_and_group_with_its_figures(
     assert lines[0].startswith(f"wangiri_inbound on {DAY}: 2 new groups flagged, by fraud_findings")
     assert lines[1] == (
         "- +447400123456: attempts 42, busiest_bucket 5920000, busiest_bucket_attempts 14, "
-        "busiest_bucket_start 2026-11-24T10:40:00Z, callbacks 2, country GB, distinct_called 30, "
+        f"busiest_bucket_start {DAY}T10:40:00Z, callbacks 2, country GB, distinct_called 30, "
         "number +447400123456, short_ring_share 0.917, unanswered_share 0.95"
     )
     assert lines[2].startswith("- +447400999888: attempts 25, busiest_bucket 5920000,")
@@ -393,7 +400,7 @@ def test_a_target_down_or_answering_503_or_429_gets_it_later_and_a_404_drops_it(
     assert not failed.success
     reason = sensor.tick()
     assert "2 new message(s) for 1 target(s); 0 sent, 0 dropped, 2 waiting" in reason
-    assert "target 1 (JSON): acd_collapse 2026-11-24 not delivered (unreachable" in reason
+    assert f"target 1 (JSON): acd_collapse {DAY} not delivered (unreachable" in reason
     assert len(json.loads(sensor.cursor or "")["outboxes"]) == 1
 
     # Up again, answering 503 then 429: each tick tries the first message once; then both go,
@@ -425,14 +432,14 @@ def test_a_target_down_or_answering_503_or_429_gets_it_later_and_a_404_drops_it(
     [(status, _, _)] = receiver.received()
     assert status == 404
     log = logged(caplog, capfd)
-    assert "target 1 (JSON): short_call_dialer 2026-11-24 answered 404, dropped" in log
+    assert f"target 1 (JSON): short_call_dialer {DAY} answered 404, dropped" in log
     assert "check entry 1 of NOTIFY_URLS" in log
     sensor.tick()
     assert receiver.received() == []
     no_secret_anywhere(tmp_path, instance, sensor, log + logged(caplog, capfd))
 
 
-def test_unset_or_unusable_urls_say_so_without_the_url(
+def test_unset_or_unusable_urls_and_days_long_past_send_nothing_saying_why(
     tmp_path: Path,
     instance: dg.DagsterInstance,
     receiver: Receiver,
@@ -443,6 +450,7 @@ def test_unset_or_unusable_urls_say_so_without_the_url(
     caplog.set_level(logging.DEBUG)
     sensor = Sensor(instance)
     monkeypatch.delenv(NOTIFY_URLS, raising=False)
+    monkeypatch.delenv(DAGSTER_WEBSERVER_URL, raising=False)
     assert sensor.tick().startswith("NOTIFY_URLS is not set: no finding or failed run is sent")
     monkeypatch.setenv(NOTIFY_URLS, f"bogus://{SECRET} , nope://h/{SECRET}")
     reason = sensor.tick()
@@ -452,18 +460,24 @@ def test_unset_or_unusable_urls_say_so_without_the_url(
     # one usable, one not: the usable one gets the messages, the other is named by its position
     monkeypatch.setenv(NOTIFY_URLS, f"{receiver.url} bogus://{SECRET}")
     sensor.tick()  # its first tick with somewhere to send
-    run(
-        instance,
-        checks_asset("trunk_kpis_daily", "asr_drop"),
-        asr_drop=[{"group": "AC-1/outbound/twilio"}],
-    )
+    trunk_kpis_daily = checks_asset("trunk_kpis_daily", "asr_drop")
+    run(instance, trunk_kpis_daily, asr_drop=[{"group": "AC-1/outbound/twilio"}])
     reason = sensor.tick()
     assert "1 sent" in reason
     assert "NOTIFY_URLS: entry 2 of 2 is not a URL apprise can use" in reason
     [(_, _, body)] = receiver.received()
     assert body["title"] == f"asr_drop flagged 1 group on {DAY}"
     assert "Check:" not in body["message"]  # no DAGSTER_WEBSERVER_URL, no link
-    no_secret_anywhere(tmp_path, instance, sensor, logged(caplog, capfd))
+    # a day older than the groups remembered (a backfill) is not sent: it could not be deduped
+    long_ago = (datetime.now(UTC).date() - timedelta(days=KEEP_DAYS + 1)).isoformat()
+    flagged = json.dumps({"asr_drop": [{"group": "AC-1/outbound/twilio"}]})
+    _materialize(instance, trunk_kpis_daily, Flags(day=long_ago, flagged=flagged))
+    assert sensor.tick().startswith("0 new message(s)")
+    assert receiver.received() == []
+    log = logged(caplog, capfd)
+    assert f"asr_drop {long_ago} (run " in log
+    assert f"not sent, the day is older than the {KEEP_DAYS} days" in log
+    no_secret_anywhere(tmp_path, instance, sensor, log)
 
 
 def test_the_notify_sensor_is_on_by_default(clean_env: None) -> None:
