@@ -76,6 +76,9 @@ class Receiver:
         self.port = self.server.server_port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def close(self) -> None:  # contextlib.closing's
+        self.stop()
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()
