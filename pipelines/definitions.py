@@ -18,7 +18,7 @@ from pipelines.freshness import build_freshness
 from pipelines.intraday import build_intraday
 from pipelines.maintenance import build_lake_maintenance
 from pipelines.models import MODELS, UPSTREAM, build_model_asset
-from pipelines.notify import build_alert_sensor
+from pipelines.notify import build_alert_sensor, build_notify_sensor
 from pipelines.partitions import daily_partitions
 from pipelines.resources import JambonzResource, WarehouseResource
 from pipelines.schedules import build_schedule
@@ -60,6 +60,7 @@ def build_definitions(settings: Settings, problems: Sequence[str] = ()) -> dg.De
             ),
             dead_runs_sensor,
             build_alert_sensor(),
+            build_notify_sensor(),
             freshness_sensor,
             *([intraday_sensor] if intraday_sensor else []),
         ],

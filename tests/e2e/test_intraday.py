@@ -8,10 +8,12 @@ a real warehouse, in both lanes.
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import threading
 import time as clock
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickStatus
 
 from pipelines.definitions import build_definitions
-from pipelines.intraday import JOB, SENSOR, tick
+from pipelines.intraday import JOB, SENSOR, local_day, tick
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.simulator import Simulator
 from pipelines.models import CALL_MODELS
@@ -31,6 +33,7 @@ from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake
 from tests.e2e.conftest import BIN, Pipeline, cli_env, running_daemon
 from tests.e2e.test_dagster_sync import _keys
 from tests.helpers import record_identity
+from tests.integration.test_notifications import Receiver
 from warehouse.database import Warehouse
 
 D = NOW.date()
@@ -395,6 +398,13 @@ def _skipped_ticks(instance: dg.DagsterInstance) -> list[tuple[float, str]]:
     return [(t.timestamp, str(t.skip_reason)) for t in ticks if t.status == TickStatus.SKIPPED]
 
 
+def midday_zone(now: datetime) -> str:
+    """An IANA zone (Etc/GMT-N is UTC+N) whose local time at `now` is between 11:00 and 13:00:
+    today's calls of the last minutes are in one local day whenever the test runs."""
+    offset = 12 - now.hour
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
 @pytest.mark.process
 @pytest.mark.timeout(420)
 def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syncs(
@@ -402,9 +412,21 @@ def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syn
 ) -> None:
     """The real CLI and daemon: `dagster sensor start`, then the daemon's first tick syncs today
     (by the machine's clock, which the simulator follows here). The simulator holds that sync's
-    requests until the next tick, a minute later, has been skipped and said why."""
-    with Simulator(seed=7, calls_per_day=2000) as sim:
-        env, home = cli_env(sim, tmp_path, SYNC_INTRADAY_MINUTES="1")
+    requests until the next tick, a minute later, has been skipped and said why. The day holds
+    a Wangiri burst: the daemon's `notify` sensor (on by default) posts its finding to
+    NOTIFY_URLS within a minute of the sync that found it, which only the daemon's own ticks,
+    in a process of their own beside the run's, can show."""
+    now = datetime.now(UTC)
+    zone = midday_zone(now)
+    with Simulator(seed=7, calls_per_day=2000) as sim, closing(Receiver()) as receiver:
+        sim.add_records(wangiri_burst(now - timedelta(minutes=5)))
+        env, home = cli_env(
+            sim,
+            tmp_path,
+            SYNC_INTRADAY_MINUTES="1",
+            PARTITIONS_TIMEZONE=zone,
+            NOTIFY_URLS=receiver.url,
+        )
         start = subprocess.run(
             [str(BIN / "dagster"), "sensor", "start", SENSOR, *MODULE],
             env=env,
@@ -429,11 +451,15 @@ def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syn
             finally:
                 sim.release()
             run = _wait_for_run(instance, dg.DagsterRunStatus.SUCCESS, timeout_s=180)
+            ended = instance.get_run_record_by_id(run.run_id)
+            assert ended is not None
+            assert ended.end_time is not None
+            told = _wangiri_post(receiver, ended.end_time + 60)
             ((skipped_at, reason), *_) = [
                 (t, r) for t, r in _skipped_ticks(instance) if held.run_id[:8] in r
             ]
             records = instance.get_run_records(dg.RunsFilter(job_name=JOB))
-        today = datetime.now(UTC).date()  # PARTITIONS_TIMEZONE is UTC
+        today = local_day(now, zone)
         with Warehouse(load_settings(env).warehouse_target, read_only=True) as wh:
             keys = [k for (k,) in wh.con.execute("SELECT call_key FROM calls").fetchall()]
             status = wh.con.execute("SELECT day, complete FROM calls_days").fetchall()
@@ -441,11 +467,29 @@ def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syn
     assert "still running" in reason
     assert run.tags["jambonz/sync"] == "intraday"
     assert run.tags["dagster/sensor_name"] == SENSOR
-    assert run.tags["jambonz/day"] in (today.isoformat(), (today - timedelta(days=1)).isoformat())
+    assert run.tags["jambonz/day"] == today.isoformat()
     assert run.tags["jambonz/day"] in reason
     # the skipped tick launched nothing: up to it, the held run is the job's only run
     before = [r.dagster_run.run_id for r in records if r.create_timestamp.timestamp() < skipped_at]
     assert before == [held.run_id]
     assert keys
     assert len(keys) == len(set(keys))  # nothing doubled
-    assert status == [(date.fromisoformat(run.tags["jambonz/day"]), False)]
+    assert status == [(today, False)]
+    assert (
+        told["title"] == f"wangiri_inbound flagged 1 group on {today} (provisional: today so far)"
+    )
+    assert f"- {CALLER}: attempts 25," in told["message"]
+    assert "calls_today" in told["message"]
+
+
+def _wangiri_post(receiver: Receiver, by: float) -> dict[str, Any]:
+    """The first message about wangiri_inbound the receiver gets before the wall-clock instant
+    `by` (other messages, such as irsf_destination's, are passed over); fails after it."""
+    while (left := by - clock.time()) > 0:
+        try:
+            _, _, body = receiver.posts.get(timeout=left)
+        except queue.Empty:
+            break
+        if body["title"].startswith("wangiri_inbound"):
+            return body
+    raise AssertionError("no wangiri_inbound message within 60 s of the run that found it")
