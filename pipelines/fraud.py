@@ -282,7 +282,7 @@ def irsf_destination(
             compared += 1
             continue
         compared += 1
-        flagged.append({"group": group, "rule": rule, **r})
+        flagged.append({"group": group, "rule": rule, **_without(r, "active_days")})
     flagged.sort(key=lambda f: (-f["attempts"], f["group"]))
     return Finding("irsf_destination", day, flagged, compared, sorted(skipped))
 

@@ -55,7 +55,7 @@ SELECT
     o.country,
     count(*) AS attempts,
     count(*) FILTER (WHERE o.answered) AS answered,
-    coalesce(sum(o.duration) FILTER (WHERE o.answered), 0) AS answered_seconds,
+    CAST(coalesce(sum(o.duration) FILTER (WHERE o.answered), 0) AS DOUBLE) AS answered_seconds,
     CAST(sum(CAST(o.cost AS DECIMAL(38, 12))) AS DOUBLE) AS cost,
     count(DISTINCT o.called) AS distinct_called,
     coalesce(any_value(t.top_prefixes), []) AS top_prefixes,
