@@ -34,11 +34,12 @@ from pathlib import Path
 import duckdb
 
 from benchmarks.postgres import start as start_postgres
+from pipelines.fraud import Rules
 from pipelines.jambonz import simulator as simmod
 from pipelines.jambonz.pager import JambonzClient
 from pipelines.jambonz.simulator import Simulator
 from pipelines.jambonz.streams import Scope, Window
-from pipelines.models import model_tables
+from pipelines.models import model_inputs
 from pipelines.partitions import day_window
 from pipelines.sync import SyncResult, load_stream
 from warehouse.database import Warehouse
@@ -93,7 +94,7 @@ def run(days: int, calls: int) -> list[dict[str, float]]:
                         tz="UTC",
                         window_start=w.start,
                         window_end=w.end,
-                        tables=model_tables(model, wh, Window(w.start, w.end), None),
+                        tables=model_inputs(model, wh, day, Rules(tz="UTC"))[0],
                     )
                 t2 = time.perf_counter()
                 counts = wh.maintain(snapshot_retention=timedelta(0), file_grace=timedelta(0))

@@ -21,6 +21,7 @@ from pipelines.numbers import countries
 from pipelines.partitions import day_window, partitioned_check
 from pipelines.resources import WarehouseResource
 from pipelines.settings import Settings
+from warehouse.checks import CheckOutcome
 from warehouse.database import Warehouse
 
 MODELS: dict[str, str] = {
@@ -145,12 +146,7 @@ def rebuild_day(
     tz = settings.partitions_timezone
     window = day_window(day, tz)
     with warehouse.using(partition=day.isoformat()) as wh:  # the run's connection
-        if name == "fraud_findings":  # the checks run first: the model holds what they flagged
-            findings = fraud.find(wh, day, fraud.Rules.of(settings))
-            tables = {"fraud_flagged": fraud.flagged_table(findings.values())}
-            outcomes = [fraud.outcome(finding) for finding in findings.values()]
-        else:
-            tables = model_tables(name, wh, window, settings.numbers_default_region)
+        tables, outcomes = model_inputs(name, wh, day, fraud.Rules.of(settings))
         rows = wh.rebuild_model(
             name, day=day, tz=tz, window_start=window.start, window_end=window.end, tables=tables
         )
@@ -158,11 +154,11 @@ def rebuild_day(
             columns, report = wh.report(TABLES[name], {"first": day, "last": day})
         else:  # the day's calls by trunk
             columns, report = wh.report("by_trunk", {"start": window.start, "end": window.end})
-        if name != "fraud_findings":
-            outcomes = [
-                wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
-                for check, _ in MODEL_CHECKS.get(name, ())
-            ]
+        outcomes += [
+            wh.check(check, start=window.start, end=window.end, day=day, tz=tz)
+            for check, _ in MODEL_CHECKS.get(name, ())
+            if check not in fraud.CHECKS  # model_inputs ran those: SQL files of their own
+        ]
         params: dict[str, Any] = {"day": day}
         if name in WINDOWED_SUMMARIES:
             params |= {"window_start": window.start, "window_end": window.end}
@@ -182,14 +178,22 @@ def rebuild_day(
     return metadata, outcomes
 
 
-def model_tables(
-    name: str, wh: Warehouse, window: Window, region: str | None
-) -> dict[str, pa.Table]:
-    """The Arrow tables model `name`'s query reads besides the warehouse's, for the day of
-    `window` (Warehouse.rebuild_model's `tables`); region: NUMBERS_DEFAULT_REGION."""
+def model_inputs(
+    name: str, wh: Warehouse, day: date, rules: fraud.Rules
+) -> tuple[dict[str, pa.Table], list[CheckOutcome]]:
+    """What model `name`'s query reads of `day` besides the warehouse (Arrow tables for
+    Warehouse.rebuild_model's `tables`), and the outcomes of the checks run to make them: the
+    fraud checks run first and fraud_findings holds what they flagged. `rules`: the day's zone,
+    NUMBERS_* and FRAUD_* (fraud.Rules.of(settings))."""
     if name == "destinations_daily":
-        return {"far_end_countries": far_end_countries(wh, window, region)}
-    return {}
+        window = day_window(day, rules.tz)
+        return {"far_end_countries": far_end_countries(wh, window, rules.region)}, []
+    if name == "fraud_findings":
+        findings = fraud.find(wh, day, rules).values()
+        return {"fraud_flagged": fraud.flagged_table(findings)}, [
+            fraud.outcome(f) for f in findings
+        ]
+    return {}, []
 
 
 def far_end_countries(wh: Warehouse, window: Window, region: str | None) -> pa.Table:

@@ -33,7 +33,7 @@ from tests.conftest import NOW, database_name, each_lane, lake_env, new_lake
 from tests.e2e.conftest import BIN, Pipeline, cli_env, running_daemon
 from tests.e2e.test_dagster_sync import _keys
 from tests.helpers import record_identity
-from tests.integration.test_notifications import Receiver
+from tests.integration.test_notifications import SECRET, Receiver
 from warehouse.database import Warehouse
 
 D = NOW.date()
@@ -480,6 +480,10 @@ def test_the_daemon_runs_the_sensor_once_turned_on_and_skips_a_tick_while_it_syn
     )
     assert f"- {CALLER}: attempts 25," in told["message"]
     assert "calls_today" in told["message"]
+    # the URL's secret: in no log line of the daemon, no file of the instance, not the warehouse
+    files = [tmp_path / "daemon.log", tmp_path / "warehouse.duckdb"]
+    files += [f for f in home.rglob("*") if f.is_file()]
+    assert [f for f in files if SECRET.encode() in f.read_bytes()] == []
 
 
 def _wangiri_post(receiver: Receiver, by: float) -> dict[str, Any]:

@@ -63,7 +63,11 @@ def test_a_day_lands_in_the_lake_as_in_the_file(
     assert len(keys) == len(set(keys)) == len(truth)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks
-    assert all(e.passed for e in checks.values()), checks
+    # the data checks pass; the WARN ones judge the traffic (the simulator's +882 calls are
+    # irsf_destination's high risk every day)
+    errors = [e for e in checks.values() if e.severity == dg.AssetCheckSeverity.ERROR]
+    assert errors
+    assert all(e.passed for e in errors), checks
     (mat,) = result.asset_materializations_for_node("calls")
     assert mat.metadata["inserted"].value == len(truth)
     # the same partition again: nothing changes, nothing is doubled
@@ -140,7 +144,8 @@ def test_a_day_lands_in_a_lake_on_s3(
     parquet = [k for k in _objects(s3_bucket) if k.endswith(".parquet")]
     assert parquet
     assert all(k.startswith("jw/main/") for k in parquet), parquet
-    assert all(e.passed for e in result.get_asset_check_evaluations())
+    evaluations = result.get_asset_check_evaluations()
+    assert all(e.passed for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR)
     again = pipeline.run_day(DAY)  # nothing changes, nothing doubles
     (mat,) = again.asset_materializations_for_node("calls")
     assert (mat.metadata["inserted"].value, mat.metadata["updated"].value) == (0, 0)
