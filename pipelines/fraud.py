@@ -68,7 +68,6 @@ CHECKS = ("wangiri_inbound", "irsf_destination", "short_call_dialer", "acd_colla
 # the WARN checks whose findings are sent to NOTIFY_URLS (pipelines/notify.py)
 NOTIFIED_CHECKS = ("asr_drop", *CHECKS)
 HISTORY_DAYS = 30
-SHORT_CALL_S = 6
 
 
 @dataclass(frozen=True)
