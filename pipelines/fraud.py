@@ -180,6 +180,7 @@ def find(wh: Warehouse, day: date, rules: Rules) -> dict[str, Finding]:
         "window_start": window.start,
         "window_end": window.end,
         "history_start": day_window(day - timedelta(days=HISTORY_DAYS), rules.tz).start,
+        "history_days": HISTORY_DAYS,
     }
     numbers = [row["number"] for row in wh.rows("day_numbers", params, folder="fraud")]
     tables = {"fraud_numbers": numbers_table(numbers, rules.region)}

@@ -3,7 +3,7 @@
 -- median short-call share over those days with at least $min_answered answered calls
 -- (baseline_days of them; the median of an even count is the mean of the middle two).
 -- pipelines/fraud.py holds each group to the thresholds.
--- Parameters: $tz, $day, $window_end, $history_start, $min_answered.
+-- Parameters: $tz, $day, $window_end, $history_start, $history_days (30: H), $min_answered.
 WITH per_day AS (
     SELECT
         CAST(timezone($tz, c.attempted_at) AS DATE) AS day,
@@ -17,7 +17,7 @@ WITH per_day AS (
     FROM calls AS c
     WHERE c.attempted_at >= $history_start
       AND c.attempted_at < $window_end
-      AND CAST(timezone($tz, c.attempted_at) AS DATE) BETWEEN $day - 30 AND $day
+      AND CAST(timezone($tz, c.attempted_at) AS DATE) BETWEEN $day - $history_days AND $day
     GROUP BY ALL
 ),
 

@@ -8,7 +8,7 @@
 --   direction).
 -- Reads the registered table fraud_numbers(number, key, country).
 -- Parameters: $tz, $day, $window_start, $window_end, $history_start (the UTC start of the local
--- day 30 days before).
+-- day $history_days (30) days before), $history_days.
 WITH outbound AS (
     SELECT
         c.account_sid,
@@ -44,7 +44,7 @@ active AS (
     FROM calls AS c
     WHERE c.attempted_at >= $history_start
       AND c.attempted_at < $window_start
-      AND CAST(timezone($tz, c.attempted_at) AS DATE) >= $day - 30
+      AND CAST(timezone($tz, c.attempted_at) AS DATE) >= $day - $history_days
       AND CAST(timezone($tz, c.attempted_at) AS DATE) < $day
       AND c.account_sid IN (SELECT account_sid FROM outbound)
     GROUP BY ALL
