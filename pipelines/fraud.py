@@ -9,7 +9,7 @@ person should look (and is told: pipelines/notify.py).
 Shared definitions (README "Fraud and abuse checks" has the table of thresholds):
 - `D`'s calls: attempted in the local day (PARTITIONS_TIMEZONE), as every model. History `H`: the
   30 local days before `D`, read from `calls` as it stands.
-- A number's key (`numbers.number_key`): its E.164 form where `numbers.e164` reads it, else its
+- A number's key (`numbers.key_and_country`): its E.164 form where `numbers.e164` reads it, else its
   digits with any `+` dropped; None for words and empty strings. Its country
   (`numbers.fraud_country`): `numbers.country`, or `001` when that is None and the digits begin
   with a non-geographic calling code (+800, +808, +870, +878, +881, +882, +883, +888, +979).
@@ -215,8 +215,8 @@ Threshold = Callable[[str], float]
 
 
 def numbers_table(numbers: Iterable[str], region: str | None) -> pa.Table:
-    """fraud_numbers(number, key, country): each distinct number read once (`number_key`,
-    `fraud_country`, `key_and_country`)."""
+    """fraud_numbers(number, key, country): each distinct number read once
+    (`numbers.key_and_country`)."""
     distinct = list(dict.fromkeys(numbers))
     read = [key_and_country(n, region) for n in distinct]
     return pa.table(

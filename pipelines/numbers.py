@@ -82,12 +82,6 @@ def e164(number: str | None, default_region: str | None = None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def number_key(number: str | None, default_region: str | None = None) -> str | None:
-    """The fraud checks' key of `number`: its `e164`, else its digits with any `+` dropped (URI
-    user part and separators taken away as for `country`); None for words and empty strings."""
-    return key_and_country(number, default_region)[0]
-
-
 # E.164 calling codes that belong to no country (ITU's "non-geographic" codes), all named `001`
 NON_GEOGRAPHIC = ("800", "808", "870", "878", "881", "882", "883", "888", "979")
 
@@ -102,7 +96,9 @@ def fraud_country(number: str | None, default_region: str | None = None) -> str 
 def key_and_country(
     number: str | None, default_region: str | None = None
 ) -> tuple[str | None, str | None]:
-    """(`number_key`, `fraud_country`) of `number`, read once."""
+    """The fraud checks' key of `number` and its `fraud_country`, read once. The key: its `e164`,
+    else its digits with any `+` dropped (URI user part and separators taken away as for
+    `country`); None for words and empty strings."""
     region = _region(default_region)
     parsed = _read(number, region)
     if parsed is not None:
